@@ -1,1 +1,27 @@
+//! VirtualWire pure logic, shared by the host tools and the `vwire.ko` kernel module.
+//!
+//! Every file here is `no_std`, allocation-free and panic-free on reachable paths so that the kernel module can
+//! compile it in with `#[path = "..."] mod x;`.  Cross-file references go through `super::`, so the kernel module
+//! must declare all of these files as siblings under one parent module (see Documentation/vwire-design.md).
+//!
+//! * [`errno`]   - errno values the kernel returns for each typed error.
+//! * [`id`]      - connector ids (`<N>`): range, decimal syntax, VXLAN VNI mapping.
+//! * [`addr`]    - endpoint address syntax (`a.b.c.d[:port]`, `[v6[%scope]][:port]`) and validation.
+//! * [`cmd`]     - the /proc/vw command parser (create, relay, repoint, destroy).
+//! * [`header`]  - the 8-byte wire header (Fig. 5.3) codec.
+//! * [`mtu`]     - per-frame overhead and endpoint MTU arithmetic (§5.1.2).
+//! * [`counters`]- per-endpoint and manager-wide counters, drop reasons.
+//! * [`table`]   - the endpoint/relay table and the co-located collapse decision (§5.2.3).
+//! * [`status`]  - `cat /proc/vw/<N>` and listing renderers into caller buffers.
 #![no_std]
+#![forbid(unsafe_code)]
+
+pub mod addr;
+pub mod cmd;
+pub mod counters;
+pub mod errno;
+pub mod header;
+pub mod id;
+pub mod mtu;
+pub mod status;
+pub mod table;
