@@ -1,0 +1,186 @@
+//! virtio feature negotiation for the Blanket drivers.
+//!
+//! A Blanket Dom0 is a Xen PV domain: its "physical" frame numbers are not the provider's. §4.2.2 says the only
+//! change virtio drivers need there is a correct PFN-to-MFN translation of every address handed to the device. We
+//! get it by always going through the kernel's DMA API (swiotlb-xen translates), and we refuse devices that would
+//! make that impossible: a modern device (VERSION_1) is required, and when the device offers ACCESS_PLATFORM
+//! we must accept it (virtio 1.2 §6.1: a driver that does not accept it may be refused).
+
+/// Feature bits (virtio 1.2 §5.1.3, §5.2.3, §6).
+pub mod bit {
+    /// net: device handles packets with partial checksum.
+    pub const NET_CSUM: u32 = 0;
+    /// net: driver handles packets with partial checksum.
+    pub const NET_GUEST_CSUM: u32 = 1;
+    /// net: device reports its MTU.
+    pub const NET_MTU: u32 = 3;
+    /// net: device has a MAC address.
+    pub const NET_MAC: u32 = 5;
+    /// net: driver can receive TSOv4.
+    pub const NET_GUEST_TSO4: u32 = 7;
+    /// net: device can receive TSOv4.
+    pub const NET_HOST_TSO4: u32 = 11;
+    /// net: driver can merge receive buffers.
+    pub const NET_MRG_RXBUF: u32 = 15;
+    /// net: configuration status field is available.
+    pub const NET_STATUS: u32 = 16;
+    /// net: control virtqueue.
+    pub const NET_CTRL_VQ: u32 = 17;
+    /// net: multiqueue with automatic receive steering.
+    pub const NET_MQ: u32 = 22;
+    /// blk: maximum segment size is in config.
+    pub const BLK_SIZE_MAX: u32 = 1;
+    /// blk: maximum number of segments is in config.
+    pub const BLK_SEG_MAX: u32 = 2;
+    /// blk: device is read-only.
+    pub const BLK_RO: u32 = 5;
+    /// blk: block size is in config.
+    pub const BLK_BLK_SIZE: u32 = 6;
+    /// blk: cache flush command.
+    pub const BLK_FLUSH: u32 = 9;
+    /// blk: multiqueue.
+    pub const BLK_MQ: u32 = 12;
+    /// blk: discard command.
+    pub const BLK_DISCARD: u32 = 13;
+    /// Ring: indirect descriptors.
+    pub const RING_INDIRECT_DESC: u32 = 28;
+    /// Ring: used/avail event index.
+    pub const RING_EVENT_IDX: u32 = 29;
+    /// Device complies with virtio 1.x.
+    pub const VERSION_1: u32 = 32;
+    /// Device needs the platform's DMA translation (IOMMU / Xen grant or swiotlb-xen).
+    pub const ACCESS_PLATFORM: u32 = 33;
+}
+
+/// A set of feature bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Features(pub u64);
+
+impl Features {
+    /// The set holding exactly `bits`.
+    pub const fn of(bits: &[u32]) -> Self {
+        let mut v = 0u64;
+        let mut i = 0;
+        while i < bits.len() {
+            if bits[i] < 64 {
+                v |= 1u64 << bits[i];
+            }
+            i += 1;
+        }
+        Self(v)
+    }
+
+    /// Whether `bit` is in the set (bits beyond 63 never are).
+    pub const fn has(self, bit: u32) -> bool {
+        bit < 64 && self.0 & (1u64 << bit) != 0
+    }
+
+    /// The bits of both sets.
+    pub const fn and(self, o: Self) -> Self {
+        Self(self.0 & o.0)
+    }
+}
+
+/// Which Blanket driver negotiates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// virtio-net (device id 1).
+    Net,
+    /// virtio-blk (device id 2).
+    Blk,
+}
+
+/// Why a device cannot be driven.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NegotiationError {
+    /// The device is legacy-only (no VERSION_1): its queue addresses are guest-physical PFNs, which a PV Dom0
+    /// cannot give correctly.
+    Legacy,
+}
+
+impl NegotiationError {
+    /// The errno a probe returns.
+    pub const fn errno(self) -> i32 {
+        match self {
+            Self::Legacy => 19, // ENODEV
+        }
+    }
+
+    /// One line for the kernel log, telling the operator what to do.
+    pub const fn message(self) -> &'static str {
+        match self {
+            Self::Legacy => "device offers no VIRTIO_F_VERSION_1; configure the provider VM with modern virtio (e.g. QEMU disable-legacy=on or the default for virtio-*-pci-non-transitional)",
+        }
+    }
+}
+
+/// Features the Blanket driver of `kind` can use.
+pub const fn supported(kind: DeviceKind) -> Features {
+    use bit::*;
+    match kind {
+        DeviceKind::Net => Features::of(&[
+            NET_CSUM, NET_GUEST_CSUM, NET_MTU, NET_MAC, NET_GUEST_TSO4, NET_HOST_TSO4, NET_MRG_RXBUF, NET_STATUS,
+            NET_CTRL_VQ, NET_MQ, RING_EVENT_IDX, VERSION_1, ACCESS_PLATFORM,
+        ]),
+        DeviceKind::Blk => Features::of(&[
+            BLK_SIZE_MAX, BLK_SEG_MAX, BLK_RO, BLK_BLK_SIZE, BLK_FLUSH, BLK_MQ, BLK_DISCARD, RING_EVENT_IDX,
+            VERSION_1, ACCESS_PLATFORM,
+        ]),
+    }
+}
+
+/// The features to accept from a device offering `offered`, or why it cannot be driven.
+///
+/// Unknown offered bits are ignored (never accepted). Multiqueue for net also needs the control queue, so MQ
+/// without CTRL_VQ is dropped; MTU is only accepted together with VERSION_1 (always true once negotiated).
+pub fn negotiate(kind: DeviceKind, offered: Features) -> Result<Features, NegotiationError> {
+    if !offered.has(bit::VERSION_1) {
+        return Err(NegotiationError::Legacy);
+    }
+    let mut acc = offered.and(supported(kind));
+    if kind == DeviceKind::Net && acc.has(bit::NET_MQ) && !acc.has(bit::NET_CTRL_VQ) {
+        acc.0 &= !(1u64 << bit::NET_MQ);
+    }
+    Ok(acc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_device_is_refused() {
+        assert_eq!(negotiate(DeviceKind::Blk, Features::of(&[bit::BLK_FLUSH])), Err(NegotiationError::Legacy));
+    }
+
+    #[test]
+    fn access_platform_is_accepted_when_offered() {
+        let off = Features::of(&[bit::VERSION_1, bit::ACCESS_PLATFORM, bit::BLK_FLUSH]);
+        let acc = negotiate(DeviceKind::Blk, off).unwrap();
+        assert!(acc.has(bit::ACCESS_PLATFORM));
+        assert!(acc.has(bit::BLK_FLUSH));
+    }
+
+    #[test]
+    fn unknown_bits_are_never_accepted() {
+        let off = Features(u64::MAX);
+        for kind in [DeviceKind::Net, DeviceKind::Blk] {
+            let acc = negotiate(kind, off).unwrap();
+            assert_eq!(acc.0 & !supported(kind).0, 0);
+        }
+    }
+
+    #[test]
+    fn net_mq_needs_ctrl_vq() {
+        let off = Features::of(&[bit::VERSION_1, bit::NET_MQ]);
+        assert!(!negotiate(DeviceKind::Net, off).unwrap().has(bit::NET_MQ));
+        let off = Features::of(&[bit::VERSION_1, bit::NET_MQ, bit::NET_CTRL_VQ]);
+        assert!(negotiate(DeviceKind::Net, off).unwrap().has(bit::NET_MQ));
+    }
+
+    #[test]
+    fn bits_above_63_are_not_in_any_set() {
+        assert!(!Features(u64::MAX).has(64));
+        assert_eq!(Features::of(&[70]), Features(0));
+    }
+}

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Cooperative swap (dissertation §6.1.2, §6.2.4): the block device that keeps swap pages in remote page
+//! repositories with a local write-through copy.
+//!
+//! This version carries the repository protocol, the page map, placement and the map export format (coopswap/proto,
+//! shared with the repository server and the host tests) and their KUnit suite; the block device itself is not
+//! written yet (issue 4), so loading the module creates no device.
+
+use kernel::prelude::*;
+
+/// The protocol and page-map logic, compiled from coopswap/proto (one implementation with the host tests).
+#[allow(dead_code, unreachable_pub)]
+mod core_logic {
+    #[path = "../proto/src/crc32c.rs"]
+    pub mod crc32c;
+    #[path = "../proto/src/mapfile.rs"]
+    pub mod mapfile;
+    #[path = "../proto/src/pagemap.rs"]
+    pub mod pagemap;
+    #[path = "../proto/src/placement.rs"]
+    pub mod placement;
+    #[path = "../proto/src/wire.rs"]
+    pub mod wire;
+}
+
+module! {
+    type: CoopSwap,
+    name: "coopswap",
+    authors: ["Overcast developers"],
+    description: "Overcast cooperative swap (protocol and page-map logic with tests; no block device yet)",
+    license: "GPL",
+}
+
+struct CoopSwap;
+
+impl kernel::Module for CoopSwap {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        pr_info!("coopswap: loaded; this version creates no device yet\n");
+        Ok(CoopSwap)
+    }
+}
+
+#[kunit_tests(overcast_coopswap_proto)]
+mod tests {
+    use super::core_logic::{crc32c, wire};
+
+    #[test]
+    fn crc32c_check_value() {
+        // The standard check value of CRC-32C over "123456789".
+        assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
+    }
+
+    #[test]
+    fn garbage_and_truncated_requests_are_errors() {
+        let garbage = [0xA5u8; 64];
+        assert!(wire::decode_request(&garbage).is_err());
+        assert!(wire::decode_request(&[]).is_err());
+        assert!(wire::decode_reply(&garbage[..3]).is_err());
+    }
+}

@@ -1,0 +1,52 @@
+#!/bin/sh
+# Every Overcast module loads, passes its KUnit suites, does its job at the /proc and /sys surface, refuses bad
+# input with the right errno and without changing state, and unloads cleanly — also while busy.
+. /overcast/tests/lib.sh
+M=/overcast/modules
+
+# --- load all three; print their KUnit results for the runner ---------------------------------------------------
+for m in blanket coopswap vwire; do
+  check "insmod-$m" insmod $M/$m.ko
+done
+print_ktap overcast_
+check lsmod-all sh -c 'lsmod | grep -q "^vwire" && lsmod | grep -q "^coopswap" && lsmod | grep -q "^blanket"'
+
+# --- vwire: the /proc/vw control plane (Fig. 5.9) -----------------------------------------------------------------
+check vw-dir test -d /proc/vw
+check vw-create sh -c 'echo "7 10.99.0.1:4789 10.99.0.2:4789" > /proc/vw/create'
+check vw-file-appears test -f /proc/vw/7
+check vw-status-shows-remote sh -c 'grep -q "10.99.0.2:4789" /proc/vw/7'
+check vw-list sh -c 'grep -q "^7 " /proc/vw/list'
+check_fails vw-create-duplicate "exists" sh -c 'echo "7 10.99.0.1:4789 10.99.0.3:4789" > /proc/vw/create'
+check_fails vw-create-fieldcount "invalid" sh -c 'echo "8 10.99.0.1" > /proc/vw/create'
+check_fails vw-create-badaddr "invalid" sh -c 'echo "8 10.99.0.1:4789 300.1.2.3:4789" > /proc/vw/create'
+check_fails vw-create-binary "invalid" sh -c 'printf "\377\376\001\000" > /proc/vw/create'
+check_fails vw-create-oversized "too long" sh -c 'head -c 5000 /dev/zero | tr "\0" "1" > /proc/vw/create'
+check vw-bad-input-changed-nothing sh -c '[ "$(wc -l < /proc/vw/list)" = 1 ] && ! test -e /proc/vw/8'
+check vw-repoint sh -c 'echo "10.99.0.5:4790" > /proc/vw/7 && grep -q "10.99.0.5:4790" /proc/vw/7'
+check_fails vw-repoint-bad "invalid" sh -c 'echo "nonsense" > /proc/vw/7'
+check vw-repoint-bad-kept-remote sh -c 'grep -q "10.99.0.5:4790" /proc/vw/7'
+check_fails vw-destroy-unknown "no such" sh -c 'echo 99 > /proc/vw/destroy'
+check vw-destroy sh -c 'echo 7 > /proc/vw/destroy && ! test -e /proc/vw/7'
+check vw-manager-collapse sh -c 'echo "collapse off" > /proc/vw/manager && grep -q "collapse: off" /proc/vw/manager'
+check_fails vw-manager-bad "invalid" sh -c 'echo "frobnicate" > /proc/vw/manager'
+# Writes racing from many processes: exactly one create of each id succeeds.
+for i in 1 2 3 4 5 6 7 8; do (echo "42 10.99.0.1:5000 10.99.0.2:5000" > /proc/vw/create 2>/dev/null && echo ok >> /tmp/race.ok) & done
+wait
+check vw-racing-creates-one-wins sh -c '[ "$(wc -l < /tmp/race.ok)" = 1 ] && [ "$(grep -c "^42 " /proc/vw/list)" = 1 ]'
+
+# --- unload while busy: an fd open on a /proc file and a live endpoint --------------------------------------------
+echo "9 10.99.0.1:4800 10.99.0.2:4800" > /proc/vw/create
+exec 3</proc/vw/9
+for m in vwire coopswap blanket; do
+  check "rmmod-$m" rmmod $m
+done
+check vw-dir-gone sh -c '! test -e /proc/vw'
+check_fails vw-stale-fd-read "error" sh -c 'cat <&3'
+exec 3<&-
+# And load again: nothing was left behind.
+check reinsmod-vwire insmod $M/vwire.ko
+check vw-reload-empty sh -c '[ ! -s /proc/vw/list ]'
+check rermmod-vwire rmmod vwire
+check_no_oops
+exit $OVC_FAILS
