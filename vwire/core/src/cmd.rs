@@ -387,15 +387,16 @@ mod tests {
     fn errno_and_messages() {
         assert_eq!(ParseError::TooLong { len: 300 }.errno(), errno::E2BIG);
         assert_eq!(ParseError::FamilyMismatch.errno(), errno::EINVAL);
-        extern crate std;
-        use std::string::ToString;
+        use core::fmt::Write;
+        let mut buf = [0u8; 128];
+        let mut w = super::super::status::BufWriter::new(&mut buf);
+        write!(w, "{}", ParseError::Addr { field: Field::Remote, err: AddrError::Multicast }).unwrap();
+        assert_eq!(w.as_bytes(), b"remote address: multicast address");
+        let mut w = super::super::status::BufWriter::new(&mut buf);
+        write!(w, "{}", ParseError::FieldCount { got: 2, usage: CREATE_USAGE }).unwrap();
         assert_eq!(
-            ParseError::Addr { field: Field::Remote, err: AddrError::Multicast }.to_string(),
-            "remote address: multicast address"
-        );
-        assert_eq!(
-            ParseError::FieldCount { got: 2, usage: CREATE_USAGE }.to_string(),
-            "wrong number of fields (2); usage: <N> <AdrA> <AdrB> | relay <N> <AdrIn> <AdrOut>"
+            w.as_bytes(),
+            b"wrong number of fields (2); usage: <N> <AdrA> <AdrB> | relay <N> <AdrIn> <AdrOut>"
         );
     }
 }

@@ -216,13 +216,11 @@ mod tests {
         t
     }
 
-    fn render(t: &Table<[Slot; 8]>, id: u32) -> Result<std::string::String, RenderError> {
-        let mut buf = [0u8; 2048];
-        let n = render_status(&mut buf, t, cid(id))?;
-        Ok(std::string::String::from_utf8(buf[..n].to_vec()).unwrap())
+    /// Renders into `buf` and returns the text.
+    fn render<'b>(buf: &'b mut [u8], t: &Table<[Slot; 8]>, id: u32) -> Result<&'b str, RenderError> {
+        let n = render_status(buf, t, cid(id))?;
+        Ok(core::str::from_utf8(&buf[..n]).unwrap())
     }
-
-    extern crate std;
 
     #[test]
     fn single_endpoint_exact_text() {
@@ -238,16 +236,18 @@ mod tests {
                     rx_frames: 1\nrx_bytes: 60\ntx_frames: 2\ntx_bytes: 1500\ndrops: 1\n\
                     drop_runt: 0\ndrop_too_big: 1\ndrop_no_route: 0\ndrop_no_memory: 0\ndrop_tx_error: 0\n\
                     drop_peer_down: 0\ndrop_iface_down: 0\n";
-        assert_eq!(render(&t, 7).unwrap(), want);
+        assert_eq!(render(&mut [0u8; 2048], &t, 7).unwrap(), want);
     }
 
     #[test]
     fn collapsed_pair_sorted_blocks() {
         // Created in reverse local-address order; printed in address order.
         let t = table_with(&[b"5 [2001:db8::1]:2 [2001:db8::1]:1", b"5 [2001:db8::1]:1 [2001:db8::1]:2"]);
-        let text = render(&t, 5).unwrap();
-        let blocks: std::vec::Vec<&str> = text.split("\n\n").collect();
-        assert_eq!(blocks.len(), 2);
+        let mut buf = [0u8; 2048];
+        let text = render(&mut buf, &t, 5).unwrap();
+        assert_eq!(text.split("\n\n").count(), 2);
+        let mut it = text.split("\n\n");
+        let blocks = [it.next().unwrap(), it.next().unwrap()];
         assert!(blocks[0].contains("local: [2001:db8::1]:1\n"));
         assert!(blocks[0].contains("mode: collapsed\npeer: [2001:db8::1]:2\n"));
         assert!(blocks[1].contains("local: [2001:db8::1]:2\n"));
@@ -259,7 +259,8 @@ mod tests {
     #[test]
     fn relay_and_big_id() {
         let t = table_with(&[b"relay 4294967295 10.0.0.1:6000 10.0.0.3"]);
-        let text = render(&t, 4_294_967_295).unwrap();
+        let mut buf = [0u8; 2048];
+        let text = render(&mut buf, &t, 4_294_967_295).unwrap();
         assert!(text.contains("kind: relay\n"));
         assert!(text.contains("mode: relay\npeer: -\nvxlan_vni: -\npath_mtu: -\nmtu: -\n"));
     }
@@ -267,7 +268,7 @@ mod tests {
     #[test]
     fn not_found_and_too_small() {
         let t = table_with(&[b"7 10.0.0.1 10.0.0.2"]);
-        assert_eq!(render(&t, 8), Err(RenderError::NotFound));
+        assert_eq!(render(&mut [0u8; 2048], &t, 8), Err(RenderError::NotFound));
         let mut small = [0u8; 40];
         assert_eq!(render_status(&mut small, &t, cid(7)), Err(RenderError::BufferTooSmall));
     }
