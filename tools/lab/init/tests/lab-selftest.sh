@@ -1,0 +1,36 @@
+#!/bin/sh
+# Built-in scenario: checks the lab itself (the rootfs tools, the network plan, the Xen toolstack and a PV
+# guest in nested). Runs with any overlay, or none.
+check() { # name command...
+    n=$1; shift
+    if out=$("$@" 2>&1); then
+        echo "OVERCAST-CHECK PASS $n"
+    else
+        echo "OVERCAST-CHECK FAIL $n $(echo "$out" | tail -n 1)"
+    fi
+}
+echo "topology=$OVERCAST_TOPOLOGY host=$OVERCAST_HOST xen=$OVERCAST_XEN kernel=$(uname -r)"
+for t in ip bridge tc iperf3 fio stress-ng nbd-client nbd-server mkswap swapon insmod; do
+    check "tool-$t" sh -c "command -v $t"
+done
+check iperf3-runs iperf3 --version
+check proc-mounted test -e /proc/self/stat
+check debugfs-mounted test -d /sys/kernel/debug/tracing -o -d /sys/kernel/debug/block
+if [ "$OVERCAST_TOPOLOGY" = pair ]; then
+    peer=10.99.0.$((2 - OVERCAST_HOST))
+    check "ping-peer" sh -c "i=0; while ! ping -c 1 -W 1 $peer >/dev/null; do i=\$((i+1)); [ \$i -gt 30 ] && exit 1; done"
+fi
+if [ "$OVERCAST_XEN" = dom0 ]; then
+    check xen-toolstack test "$OVERCAST_XEN_TOOLSTACK" = up
+    check xl-list xl list
+    if [ -f /overcast/guest/bzImage ]; then
+        if overcast-guest-boot --timeout 180; then
+            echo "OVERCAST-CHECK PASS pv-guest-boots"
+        else
+            echo "OVERCAST-CHECK FAIL pv-guest-boots see the guest console above"
+        fi
+    else
+        echo "OVERCAST-CHECK SKIP pv-guest-boots no /overcast/guest/bzImage in the overlay"
+    fi
+fi
+exit 0

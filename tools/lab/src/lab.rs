@@ -1,0 +1,377 @@
+//! `overcast-lab run`: from the options to the host specs, the run, the verdicts, the summary and the JSON.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::console::{judge, summary_lines, CheckStatus, KtapExpectation, Verdict};
+use crate::qemu::{Accel, HostKind, HostSpec, Net, Topology};
+use crate::rootfs;
+use crate::runner::{run_host, HostResult, HostRun};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub topology: Topology,
+    pub pair_kind: HostKind,
+    pub kernel: PathBuf,
+    pub xen: PathBuf,
+    pub overlays: Vec<PathBuf>,
+    pub scenario: String,
+    pub timeout: u64,
+    pub memory: Option<u32>,
+    pub smp: Option<u32>,
+    pub dom0_mem: Option<u32>,
+    pub append: Vec<String>,
+    pub xen_append: Vec<String>,
+    pub accel: Accel,
+    pub kvm_hang_secs: u64,
+    pub expect: Vec<KtapExpectation>,
+    pub json: Option<PathBuf>,
+    pub log_dir: PathBuf,
+    pub quiet: bool,
+    pub cache: PathBuf,
+}
+
+/// The default Xen image: $OVERCAST_CACHE/xen/xen.elf (what scripts/setup installs).
+pub fn default_xen() -> PathBuf {
+    let base = std::env::var_os("OVERCAST_CACHE").map_or_else(|| PathBuf::from("/var/cache/overcast"), PathBuf::from);
+    base.join("xen/xen.elf")
+}
+
+/// Logs go to $OVERCAST_LAB_LOGS, else target/lab-logs of the workspace this binary was built from.
+pub fn default_log_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("OVERCAST_LAB_LOGS") {
+        return PathBuf::from(d);
+    }
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(t).join("lab-logs");
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/lab-logs")
+}
+
+/// The QEMU instances of a topology (pure: `ports` are the two UDP ports of a pair's link).
+pub fn host_specs(o: &RunOptions, initrd: &Path, ports: (u16, u16)) -> Vec<HostSpec> {
+    let kinds: Vec<HostKind> = match o.topology {
+        Topology::Vm => vec![HostKind::Vm],
+        Topology::Nested => vec![HostKind::Nested],
+        Topology::Pair => vec![o.pair_kind, o.pair_kind],
+    };
+    let n = kinds.len();
+    kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, kind)| {
+            let memory = o.memory.unwrap_or(if kind == HostKind::Nested { 2048 } else { 1024 });
+            let smp = o.smp.unwrap_or(if n > 1 { 1 } else { 2 });
+            let (net, ip, gw) = if n > 1 {
+                let (local_port, remote_port) = if i == 0 { ports } else { (ports.1, ports.0) };
+                (Net::Dgram { local_port, remote_port }, format!("10.99.0.{}/24", i + 1), None)
+            } else {
+                (Net::User, "10.0.2.15/24".to_string(), Some("10.0.2.2"))
+            };
+            let mut kernel_args = vec![
+                format!("overcast.scenario={}", o.scenario),
+                format!("overcast.topology={}", topology_name(o.topology)),
+                format!("overcast.host={i}"),
+                format!("overcast.ip={ip}"),
+            ];
+            if let Some(gw) = gw {
+                kernel_args.push(format!("overcast.gw={gw}"));
+            }
+            kernel_args.extend(o.append.iter().cloned());
+            HostSpec {
+                kind,
+                accel: o.accel,
+                kernel: o.kernel.clone(),
+                xen: Some(o.xen.clone()),
+                initrd: initrd.to_path_buf(),
+                memory_mib: memory,
+                smp,
+                kernel_args,
+                dom0_mem_mib: o.dom0_mem.unwrap_or(memory / 2),
+                xen_args: o.xen_append.clone(),
+                net,
+                mac: format!("52:54:00:99:00:{:02x}", i + 1),
+            }
+        })
+        .collect()
+}
+
+pub fn topology_name(t: Topology) -> &'static str {
+    match t {
+        Topology::Vm => "vm",
+        Topology::Nested => "nested",
+        Topology::Pair => "pair",
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostReport {
+    pub host: u8,
+    pub kind: HostKind,
+    pub accel: Accel,
+    pub log: PathBuf,
+    pub passed: bool,
+    pub boot_to_begin_secs: Option<f64>,
+    pub boot_to_end_secs: Option<f64>,
+    pub notes: Vec<String>,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub passed: u32,
+    pub failed: u32,
+    pub skipped: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub topology: Topology,
+    pub passed: bool,
+    /// Items: each KUnit case, each OVERCAST-CHECK, and one "scenario" item per host (END seen, rc=0).
+    pub totals: Totals,
+    pub hosts: Vec<HostReport>,
+}
+
+/// Adds up one host's items; the host's own "scenario" item fails on anything not covered by a case or check.
+pub fn totals(v: &Verdict) -> Totals {
+    let mut t = Totals { passed: v.kunit.pass, failed: v.kunit.fail + v.kunit.missing, skipped: v.kunit.skip };
+    for c in &v.checks {
+        match c.status {
+            CheckStatus::Pass => t.passed += 1,
+            CheckStatus::Fail => t.failed += 1,
+            CheckStatus::Skip => t.skipped += 1,
+        }
+    }
+    if v.end_rc == Some(0) && (v.passed || t.failed > 0) {
+        t.passed += 1;
+    } else {
+        t.failed += 1;
+    }
+    t
+}
+
+fn free_udp_port() -> Result<u16> {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").context("binding a UDP port on 127.0.0.1")?;
+    Ok(s.local_addr()?.port())
+}
+
+fn check_inputs(o: &RunOptions) -> Result<()> {
+    if !o.kernel.is_file() {
+        bail!("kernel {} not found (build it with `make kernel`; `make -s kernel-path` prints its path)", o.kernel.display());
+    }
+    let nested = o.topology == Topology::Nested || (o.topology == Topology::Pair && o.pair_kind == HostKind::Nested);
+    if nested && !o.xen.is_file() {
+        bail!("Xen image {} not found (scripts/setup installs it; or pass --xen)", o.xen.display());
+    }
+    if o.scenario.is_empty() || o.scenario.contains(['/', ' ', ',']) {
+        bail!("bad scenario name {:?}", o.scenario);
+    }
+    let builtin = o.scenario == "lab-selftest";
+    let found = o.overlays.iter().any(|d| d.join(format!("overcast/tests/{}.sh", o.scenario)).is_file());
+    if !builtin && !found {
+        bail!(
+            "scenario {} not found: no overcast/tests/{}.sh in the overlays ({})",
+            o.scenario,
+            o.scenario,
+            o.overlays.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The whole `run` command. Returns the report; the caller maps `passed` to the exit status.
+pub fn run(o: &RunOptions) -> Result<Report> {
+    check_inputs(o)?;
+    let rootfs = rootfs::ensure_rootfs(&o.cache, true)?;
+    let overlay = rootfs::overlay_cpio(&o.overlays)?;
+    std::fs::create_dir_all(&o.log_dir).with_context(|| format!("creating {}", o.log_dir.display()))?;
+    let stem = format!("{}-{}", topology_name(o.topology), o.scenario);
+    let initrd = o.log_dir.join(format!(".{stem}.{}.initrd", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&initrd).with_context(|| format!("creating {}", initrd.display()))?;
+        let base = std::fs::read(&rootfs).with_context(|| format!("reading {}", rootfs.display()))?;
+        f.write_all(&base)?;
+        f.write_all(&overlay)?;
+    }
+    let ports = if o.topology == Topology::Pair { (free_udp_port()?, free_udp_port()?) } else { (0, 0) };
+    let specs = host_specs(o, &initrd, ports);
+    let n = specs.len();
+    let runs: Vec<HostRun> = specs
+        .into_iter()
+        .enumerate()
+        .map(|(i, spec)| HostRun {
+            index: i as u8,
+            spec,
+            scenario: o.scenario.clone(),
+            timeout: Duration::from_secs(o.timeout),
+            log_path: o.log_dir.join(if n > 1 { format!("{stem}-h{i}.log") } else { format!("{stem}.log") }),
+            live_prefix: (!o.quiet).then(|| if n > 1 { format!("[h{i}] ") } else { String::new() }),
+            kvm_hang: Duration::from_secs(o.kvm_hang_secs),
+            poweroff_grace: Duration::from_secs(10),
+        })
+        .collect();
+    let results: Vec<Result<HostResult>> = std::thread::scope(|s| {
+        let handles: Vec<_> = runs.iter().map(|r| s.spawn(move || run_host(r))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("runner thread panicked")))).collect()
+    });
+    let _ = std::fs::remove_file(&initrd);
+    let mut hosts = Vec::new();
+    for (r, run) in results.into_iter().zip(runs.iter()) {
+        let r = r?;
+        let verdict = judge(&o.scenario, &r.lines, &r.facts, &o.expect);
+        hosts.push(HostReport {
+            host: r.index,
+            kind: run.spec.kind,
+            accel: r.accel,
+            log: run.log_path.clone(),
+            passed: verdict.passed,
+            boot_to_begin_secs: r.boot_to_begin,
+            boot_to_end_secs: r.boot_to_end,
+            notes: r.notes.clone(),
+            verdict,
+        });
+        print_host(&hosts[hosts.len() - 1], &r, n > 1);
+    }
+    let mut t = Totals::default();
+    for h in &hosts {
+        let x = totals(&h.verdict);
+        t.passed += x.passed;
+        t.failed += x.failed;
+        t.skipped += x.skipped;
+    }
+    let report = Report {
+        scenario: o.scenario.clone(),
+        topology: o.topology,
+        passed: hosts.iter().all(|h| h.passed),
+        totals: t,
+        hosts,
+    };
+    println!(
+        "overcast-lab: RESULT {} {} {}: {} passed, {} failed, {} skipped",
+        topology_name(o.topology),
+        o.scenario,
+        if report.passed { "PASS" } else { "FAIL" },
+        t.passed,
+        t.failed,
+        t.skipped
+    );
+    if let Some(j) = &o.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(j, text + "\n").with_context(|| format!("writing {}", j.display()))?;
+    }
+    Ok(report)
+}
+
+fn print_host(h: &HostReport, r: &HostResult, multi: bool) {
+    let p = if multi { format!("[h{}] ", h.host) } else { String::new() };
+    println!("{p}---- overcast-lab summary ({} on {:?}, log {}) ----", h.verdict.scenario, h.accel, h.log.display());
+    for n in &h.notes {
+        println!("{p}note: {n}");
+    }
+    for l in summary_lines(&h.verdict) {
+        println!("{p}{l}");
+    }
+    if let (Some(b), Some(e)) = (h.boot_to_begin_secs, h.boot_to_end_secs) {
+        println!("{p}time: boot to OVERCAST-BEGIN {b:.1} s, boot to OVERCAST-END {e:.1} s");
+    }
+    let k = h.verdict.kunit;
+    println!("{p}kunit: {} pass, {} fail, {} skip, {} missing", k.pass, k.fail, k.skip, k.missing);
+    if h.passed {
+        println!("{p}host {}: PASS", h.host);
+    } else {
+        for why in &h.verdict.reasons {
+            println!("{p}FAIL reason: {why}");
+        }
+        println!("{p}---- last 40 console lines ----");
+        let from = r.lines.len().saturating_sub(40);
+        for l in &r.lines[from..] {
+            println!("{p}| {l}");
+        }
+        println!("{p}host {}: FAIL", h.host);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::{judge, RunFacts};
+
+    fn opts(t: Topology) -> RunOptions {
+        RunOptions {
+            topology: t,
+            pair_kind: HostKind::Vm,
+            kernel: "/k".into(),
+            xen: "/x".into(),
+            overlays: vec![],
+            scenario: "smoke".into(),
+            timeout: 60,
+            memory: None,
+            smp: None,
+            dom0_mem: None,
+            append: vec!["quiet".into()],
+            xen_append: vec![],
+            accel: Accel::Tcg,
+            kvm_hang_secs: 20,
+            expect: vec![],
+            json: None,
+            log_dir: "/tmp".into(),
+            quiet: true,
+            cache: "/tmp".into(),
+        }
+    }
+
+    #[test]
+    fn pair_hosts_are_cross_linked_with_one_vcpu() {
+        let s = host_specs(&opts(Topology::Pair), Path::new("/i"), (5000, 5001));
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].net, Net::Dgram { local_port: 5000, remote_port: 5001 });
+        assert_eq!(s[1].net, Net::Dgram { local_port: 5001, remote_port: 5000 });
+        assert!(s.iter().all(|h| h.smp == 1 && h.memory_mib == 1024));
+        assert!(s[0].kernel_args.contains(&"overcast.ip=10.99.0.1/24".to_string()));
+        assert!(s[1].kernel_args.contains(&"overcast.host=1".to_string()));
+        assert!(s[1].kernel_args.contains(&"overcast.ip=10.99.0.2/24".to_string()));
+        assert_ne!(s[0].mac, s[1].mac);
+        assert_eq!(s[0].kernel_args.last().map(String::as_str), Some("quiet"));
+    }
+
+    #[test]
+    fn nested_defaults() {
+        let s = host_specs(&opts(Topology::Nested), Path::new("/i"), (0, 0));
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].kind, s[0].memory_mib, s[0].dom0_mem_mib, s[0].smp), (HostKind::Nested, 2048, 1024, 2));
+        assert_eq!(s[0].net, Net::User);
+        assert!(s[0].kernel_args.contains(&"overcast.topology=nested".to_string()));
+    }
+
+    #[test]
+    fn totals_count_a_crash_as_a_failure() {
+        let lines: Vec<String> = "OVERCAST-BEGIN smoke\nOVERCAST-CHECK PASS a\n".lines().map(str::to_string).collect();
+        let v = judge("smoke", &lines, &RunFacts { timed_out: Some(5), early_exit: None }, &[]);
+        assert_eq!(totals(&v), Totals { passed: 1, failed: 1, skipped: 0 });
+        let lines: Vec<String> =
+            "OVERCAST-BEGIN smoke\nOVERCAST-CHECK FAIL a x\nOVERCAST-END smoke rc=0\n".lines().map(str::to_string).collect();
+        let v = judge("smoke", &lines, &RunFacts::default(), &[]);
+        assert_eq!(totals(&v), Totals { passed: 1, failed: 1, skipped: 0 });
+        let lines: Vec<String> = "OVERCAST-BEGIN smoke\nOVERCAST-END smoke rc=0\n".lines().map(str::to_string).collect();
+        let v = judge("smoke", &lines, &RunFacts::default(), &["s".parse().unwrap()]);
+        assert_eq!(totals(&v), Totals { passed: 0, failed: 1, skipped: 0 }, "an unmet expectation fails the scenario item");
+    }
+
+    #[test]
+    fn missing_scenario_is_named() {
+        let mut o = opts(Topology::Vm);
+        o.kernel = std::env::current_exe().unwrap();
+        let e = check_inputs(&o).unwrap_err().to_string();
+        assert!(e.contains("scenario smoke not found"), "{e}");
+        o.scenario = "lab-selftest".into();
+        assert!(check_inputs(&o).is_ok());
+        o.kernel = "/nonexistent/bzImage".into();
+        assert!(check_inputs(&o).unwrap_err().to_string().contains("make kernel"));
+    }
+}

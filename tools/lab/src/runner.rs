@@ -1,0 +1,212 @@
+//! Runs QEMU for one lab host: tees the serial console to a log file (and, unless quiet, to our stdout),
+//! watches for the markers, enforces the timeout, and for `--accel kvm` falls back to TCG when the guest
+//! does not reach `OVERCAST-BEGIN` quickly (KVM on some hosts hangs right after the BIOS).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::console::{parse_marker, Marker, RunFacts};
+use crate::qemu::{build_args, Accel, HostSpec};
+
+pub const QEMU: &str = "qemu-system-x86_64";
+
+pub struct HostRun {
+    pub index: u8,
+    pub spec: HostSpec,
+    pub scenario: String,
+    pub timeout: Duration,
+    pub log_path: PathBuf,
+    /// Echo the console live, each line prefixed with this (None = quiet).
+    pub live_prefix: Option<String>,
+    /// With KVM: how long to wait for OVERCAST-BEGIN before falling back to TCG.
+    pub kvm_hang: Duration,
+    /// After OVERCAST-END, how long QEMU may take to power off before it is killed.
+    pub poweroff_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HostResult {
+    pub index: u8,
+    pub lines: Vec<String>,
+    pub facts: RunFacts,
+    pub accel: Accel,
+    pub argv: Vec<String>,
+    pub boot_to_begin: Option<f64>,
+    pub boot_to_end: Option<f64>,
+    pub notes: Vec<String>,
+}
+
+enum Msg {
+    Out(String),
+    Err(String),
+    Eof,
+}
+
+fn spawn_reader<R: std::io::Read + Send + 'static>(r: R, tx: mpsc::Sender<Msg>, is_err: bool) {
+    std::thread::spawn(move || {
+        let mut br = BufReader::new(r);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match br.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let s = String::from_utf8_lossy(&buf).replace('\r', "");
+                    let s = s.trim_end_matches('\n').to_string();
+                    let m = if is_err { Msg::Err(s) } else { Msg::Out(s) };
+                    if tx.send(m).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        if !is_err {
+            let _ = tx.send(Msg::Eof);
+        }
+    });
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+enum Attempt {
+    Done(HostResult),
+    /// KVM did not get to the scenario: retry under TCG.
+    Fallback(String),
+}
+
+fn attempt(run: &HostRun, spec: &HostSpec, log: &mut File) -> Result<Attempt> {
+    let argv = build_args(spec)?;
+    writeln!(log, "### {QEMU} {}", argv.join(" "))?;
+    let mut child = Command::new(QEMU)
+        .args(&argv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {QEMU} (install QEMU 10: scripts/setup)"))?;
+    let (tx, rx) = mpsc::channel();
+    if let Some(o) = child.stdout.take() {
+        spawn_reader(o, tx.clone(), false);
+    }
+    if let Some(e) = child.stderr.take() {
+        spawn_reader(e, tx, true);
+    }
+    let start = Instant::now();
+    let deadline = start + run.timeout;
+    let kvm_deadline = (spec.accel == Accel::Kvm).then(|| start + run.kvm_hang);
+    let mut lines = Vec::new();
+    let mut facts = RunFacts::default();
+    let (mut begin, mut end) = (None, None);
+    let mut stop_at: Option<Instant> = None;
+    let mut notes = Vec::new();
+    loop {
+        let now = Instant::now();
+        let mut limit = stop_at.unwrap_or(deadline).min(deadline);
+        if begin.is_none() {
+            if let Some(k) = kvm_deadline {
+                limit = limit.min(k);
+            }
+        }
+        if now >= limit {
+            if end.is_some() {
+                notes.push(format!("QEMU did not power off within {} s of OVERCAST-END; killed", run.poweroff_grace.as_secs()));
+            } else if begin.is_none() && kvm_deadline.is_some_and(|k| now >= k) {
+                kill(&mut child);
+                return Ok(Attempt::Fallback(format!(
+                    "KVM: no OVERCAST-BEGIN within {} s, falling back to TCG",
+                    run.kvm_hang.as_secs()
+                )));
+            } else {
+                facts.timed_out = Some(run.timeout.as_secs());
+            }
+            kill(&mut child);
+            break;
+        }
+        match rx.recv_timeout(limit - now) {
+            Ok(Msg::Out(l)) => {
+                writeln!(log, "{l}")?;
+                if let Some(p) = &run.live_prefix {
+                    println!("{p}{l}");
+                }
+                match parse_marker(&l) {
+                    Some(Marker::Begin { scenario }) if scenario == run.scenario => {
+                        begin = Some(start.elapsed().as_secs_f64())
+                    }
+                    Some(Marker::End { scenario, .. }) if scenario == run.scenario => {
+                        end = Some(start.elapsed().as_secs_f64());
+                        stop_at = Some(Instant::now() + run.poweroff_grace);
+                    }
+                    _ => {}
+                }
+                // Xen halts rather than powering the machine off when Dom0 powers off.
+                if end.is_some() && l.contains("Hardware Dom0 halted") {
+                    stop_at = Some(Instant::now() + Duration::from_millis(200));
+                }
+                lines.push(l);
+            }
+            Ok(Msg::Err(l)) => {
+                writeln!(log, "qemu-stderr: {l}")?;
+                if let Some(p) = &run.live_prefix {
+                    eprintln!("{p}qemu: {l}");
+                }
+                lines.push(format!("qemu-stderr: {l}"));
+            }
+            Ok(Msg::Eof) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait()?;
+                if end.is_none() {
+                    if spec.accel == Accel::Kvm && begin.is_none() {
+                        return Ok(Attempt::Fallback(format!("KVM: QEMU ended ({status}) before the scenario, falling back to TCG")));
+                    }
+                    facts.early_exit = Some(status.to_string());
+                }
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+    }
+    log.flush()?;
+    Ok(Attempt::Done(HostResult {
+        index: run.index,
+        lines,
+        facts,
+        accel: spec.accel,
+        argv,
+        boot_to_begin: begin,
+        boot_to_end: end,
+        notes,
+    }))
+}
+
+/// Runs one host to completion (END marker and power-off, timeout, or crash).
+pub fn run_host(run: &HostRun) -> Result<HostResult> {
+    if let Some(dir) = run.log_path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut log = File::create(&run.log_path).with_context(|| format!("creating {}", run.log_path.display()))?;
+    let mut spec = run.spec.clone();
+    let mut notes = Vec::new();
+    loop {
+        match attempt(run, &spec, &mut log)? {
+            Attempt::Done(mut r) => {
+                notes.append(&mut r.notes);
+                r.notes = notes;
+                return Ok(r);
+            }
+            Attempt::Fallback(why) => {
+                writeln!(log, "### {why}")?;
+                eprintln!("overcast-lab: host {}: {why}", run.index);
+                notes.push(why);
+                spec.accel = Accel::Tcg;
+            }
+        }
+    }
+}
