@@ -136,7 +136,12 @@ fn parse_header(b: &[u8; HEADER_LEN]) -> Result<MapHeader, MapError> {
     let (hl, rl, cl, ps) = (r.u16(), r.u16(), r.u16(), r.u32());
     let repo_count = r.u16();
     let reserved = r.u16();
-    let h = MapHeader { repo_count, device_pages: r.u64(), record_count: r.u64(), seed: r.u64() };
+    let h = MapHeader {
+        repo_count,
+        device_pages: r.u64(),
+        record_count: r.u64(),
+        seed: r.u64(),
+    };
     if usize::from(hl) != HEADER_LEN
         || usize::from(rl) != REPO_ENTRY_LEN
         || usize::from(cl) != RECORD_LEN
@@ -196,7 +201,11 @@ fn parse_repo(b: &[u8; REPO_ENTRY_LEN], expect_index: u16) -> Result<RepoEntry, 
     let e = RepoEntry {
         index,
         flags,
-        addr: RepoAddr { family, ip: r.arr(), port },
+        addr: RepoAddr {
+            family,
+            ip: r.arr(),
+            port,
+        },
         cap: Capability(r.arr()),
         client_id: r.u64(),
         repo_id: r.u64(),
@@ -243,7 +252,14 @@ fn parse_record(b: &[u8; RECORD_LEN]) -> PageRecord {
     let repo = rd.u16();
     let flags = PageFlags(rd.u16());
     let crc = rd.u32();
-    PageRecord { page, local, repo, flags, crc, seq: 0 }
+    PageRecord {
+        page,
+        local,
+        repo,
+        flags,
+        crc,
+        seq: 0,
+    }
 }
 
 /// Streaming exporter. Call [`MapExporter::new`], then [`MapExporter::repo`] `repo_count` times, then
@@ -263,7 +279,13 @@ impl MapExporter {
     pub fn new(header: &MapHeader, out: &mut [u8; HEADER_LEN]) -> Result<Self, MapError> {
         check_header(header)?;
         write_header(header, out);
-        Ok(MapExporter { header: *header, crc: crc32c_append(0, out), repos: 0, records: 0, last: None })
+        Ok(MapExporter {
+            header: *header,
+            crc: crc32c_append(0, out),
+            repos: 0,
+            records: 0,
+            last: None,
+        })
     }
 
     /// Export the next repository entry (its `index` must be the number of entries exported so far).
@@ -364,7 +386,12 @@ impl MapImporter {
             buf: [0; REPO_ENTRY_LEN],
             have: 0,
             crc: 0,
-            header: MapHeader { device_pages: 0, repo_count: 0, record_count: 0, seed: 0 },
+            header: MapHeader {
+                device_pages: 0,
+                repo_count: 0,
+                record_count: 0,
+                seed: 0,
+            },
             repos: 0,
             records: 0,
             last: None,
@@ -393,7 +420,11 @@ impl MapImporter {
     }
 
     /// Feed the next chunk of the stream.
-    pub fn feed<S: MapSink>(&mut self, mut data: &[u8], sink: &mut S) -> Result<(), ImportError<S::Error>> {
+    pub fn feed<S: MapSink>(
+        &mut self,
+        mut data: &[u8],
+        sink: &mut S,
+    ) -> Result<(), ImportError<S::Error>> {
         while !data.is_empty() {
             match self.stage {
                 Stage::Failed(e) => return Err(ImportError::Map(e)),
@@ -521,7 +552,11 @@ mod tests {
         let repos = std::vec![RepoEntry {
             index: 0,
             flags: RepoFlags(RepoFlags::UP),
-            addr: RepoAddr { family: 4, ip: [10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], port: 7400 },
+            addr: RepoAddr {
+                family: 4,
+                ip: [10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                port: 7400
+            },
             cap: Capability([5; 16]),
             client_id: 3,
             repo_id: 77,
@@ -531,16 +566,38 @@ mod tests {
                 page: 1,
                 local: 1,
                 repo: 0,
-                flags: PageFlags(PageFlags::WRITTEN | PageFlags::REMOTE_VALID | PageFlags::LOCAL_VALID),
+                flags: PageFlags(
+                    PageFlags::WRITTEN | PageFlags::REMOTE_VALID | PageFlags::LOCAL_VALID
+                ),
                 crc: 9,
                 seq: 0
             },
-            PageRecord { page: 8, local: 8, repo: NO_REPO, flags: PageFlags(PageFlags::WRITTEN | PageFlags::LOCAL_VALID), crc: 1, seq: 0 },
+            PageRecord {
+                page: 8,
+                local: 8,
+                repo: NO_REPO,
+                flags: PageFlags(PageFlags::WRITTEN | PageFlags::LOCAL_VALID),
+                crc: 1,
+                seq: 0
+            },
         ];
-        (MapHeader { device_pages: 16, repo_count: 1, record_count: 2, seed: 42 }, repos, records)
+        (
+            MapHeader {
+                device_pages: 16,
+                repo_count: 1,
+                record_count: 2,
+                seed: 42,
+            },
+            repos,
+            records,
+        )
     }
 
-    fn export(h: &MapHeader, repos: &[RepoEntry], records: &[PageRecord]) -> Result<Vec<u8>, MapError> {
+    fn export(
+        h: &MapHeader,
+        repos: &[RepoEntry],
+        records: &[PageRecord],
+    ) -> Result<Vec<u8>, MapError> {
         let mut out = Vec::new();
         let mut hb = [0u8; HEADER_LEN];
         let mut ex = MapExporter::new(h, &mut hb)?;
@@ -565,7 +622,10 @@ mod tests {
     fn roundtrip_byte_by_byte() {
         let (h, repos, records) = sample();
         let bytes = export(&h, &repos, &records).unwrap();
-        assert_eq!(bytes.len(), HEADER_LEN + REPO_ENTRY_LEN + 2 * RECORD_LEN + TRAILER_LEN);
+        assert_eq!(
+            bytes.len(),
+            HEADER_LEN + REPO_ENTRY_LEN + 2 * RECORD_LEN + TRAILER_LEN
+        );
         assert_eq!(&bytes[..8], b"CSWPMAP\0");
         let mut imp = MapImporter::new();
         let mut sink = Collect::default();
@@ -577,7 +637,10 @@ mod tests {
         assert_eq!(sink.repos, repos);
         assert_eq!(sink.records, records);
         // anything after the trailer is refused
-        assert_eq!(imp.feed(&[0], &mut sink), Err(ImportError::Map(MapError::TrailingData)));
+        assert_eq!(
+            imp.feed(&[0], &mut sink),
+            Err(ImportError::Map(MapError::TrailingData))
+        );
     }
 
     #[test]
@@ -585,13 +648,17 @@ mod tests {
         let (h, repos, records) = sample();
         let bytes = export(&h, &repos, &records).unwrap();
         let mut imp = MapImporter::new();
-        imp.feed(&bytes[..bytes.len() - 1], &mut Collect::default()).unwrap();
+        imp.feed(&bytes[..bytes.len() - 1], &mut Collect::default())
+            .unwrap();
         assert_eq!(imp.finish(), Err(MapError::Truncated));
         // flip the crc field of the first record (passes record checks, fails the checksum)
         let mut bad = bytes.clone();
         bad[HEADER_LEN + REPO_ENTRY_LEN + 20] ^= 0x40;
         let mut imp = MapImporter::new();
-        assert_eq!(imp.feed(&bad, &mut Collect::default()), Err(ImportError::Map(MapError::BadChecksum)));
+        assert_eq!(
+            imp.feed(&bad, &mut Collect::default()),
+            Err(ImportError::Map(MapError::BadChecksum))
+        );
         assert_eq!(imp.finish(), Err(MapError::BadChecksum));
     }
 
@@ -607,7 +674,10 @@ mod tests {
         records[0].repo = 1;
         assert_eq!(export(&h, &repos, &records), Err(MapError::BadRecord(1)));
         let (h, repos, records) = sample();
-        assert_eq!(export(&h, &repos, &records[..1]), Err(MapError::CountMismatch));
+        assert_eq!(
+            export(&h, &repos, &records[..1]),
+            Err(MapError::CountMismatch)
+        );
         let (mut h, repos, records) = sample();
         h.device_pages = 8;
         assert_eq!(export(&h, &repos, &records), Err(MapError::BadRecord(8)));

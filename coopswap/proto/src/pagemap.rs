@@ -37,8 +37,11 @@ impl PageFlags {
     /// as an I/O error, never as zeroes.
     pub const WRITTEN: u16 = 1 << 4;
     /// All defined bits.
-    pub const ALL: u16 =
-        Self::REMOTE_VALID | Self::LOCAL_VALID | Self::REMOTE_INFLIGHT | Self::LOCAL_INFLIGHT | Self::WRITTEN;
+    pub const ALL: u16 = Self::REMOTE_VALID
+        | Self::LOCAL_VALID
+        | Self::REMOTE_INFLIGHT
+        | Self::LOCAL_INFLIGHT
+        | Self::WRITTEN;
     /// Bits that may appear in an exported map (no I/O in flight).
     pub const SETTLED: u16 = Self::REMOTE_VALID | Self::LOCAL_VALID | Self::WRITTEN;
 
@@ -130,7 +133,14 @@ pub enum ReadPlan {
 impl PageRecord {
     /// A record for a page that was never written.
     pub const fn new(page: u64) -> Self {
-        PageRecord { page, local: NO_LOCAL, repo: NO_REPO, flags: PageFlags(0), crc: 0, seq: 0 }
+        PageRecord {
+            page,
+            local: NO_LOCAL,
+            repo: NO_REPO,
+            flags: PageFlags(0),
+            crc: 0,
+            seq: 0,
+        }
     }
 
     /// Whether the record describes no content (fresh or discarded) and can be removed from the map.
@@ -140,7 +150,8 @@ impl PageRecord {
 
     /// Whether some I/O for this page is in flight.
     pub fn in_flight(&self) -> bool {
-        self.flags.any(PageFlags::REMOTE_INFLIGHT | PageFlags::LOCAL_INFLIGHT)
+        self.flags
+            .any(PageFlags::REMOTE_INFLIGHT | PageFlags::LOCAL_INFLIGHT)
     }
 
     /// Start a write of new content with checksum `crc`, placed on `repo` (from [`super::placement::place`]; `None`
@@ -149,7 +160,11 @@ impl PageRecord {
     pub fn begin_write(&mut self, crc: u32, repo: Option<u16>, slot: Option<u64>) -> WritePlan {
         self.seq = self.seq.wrapping_add(1);
         let new_repo = repo.unwrap_or(NO_REPO);
-        let drop_stale = if self.repo != NO_REPO && self.repo != new_repo { Some(self.repo) } else { None };
+        let drop_stale = if self.repo != NO_REPO && self.repo != new_repo {
+            Some(self.repo)
+        } else {
+            None
+        };
         self.repo = new_repo;
         self.local = slot.unwrap_or(NO_LOCAL);
         self.crc = crc;
@@ -160,7 +175,12 @@ impl PageRecord {
         if slot.is_some() {
             self.flags.set(PageFlags::LOCAL_INFLIGHT);
         }
-        WritePlan { seq: self.seq, store_to: repo, local_to: slot, drop_stale }
+        WritePlan {
+            seq: self.seq,
+            store_to: repo,
+            local_to: slot,
+            drop_stale,
+        }
     }
 
     /// The STORE of write `seq` finished. Returns false if the completion is stale (a newer write or a discard
@@ -194,11 +214,21 @@ impl PageRecord {
         if self.is_unmapped() {
             return ReadPlan::Unmapped;
         }
-        let fallback = if self.flags.has(PageFlags::LOCAL_VALID) { Some(self.local) } else { None };
+        let fallback = if self.flags.has(PageFlags::LOCAL_VALID) {
+            Some(self.local)
+        } else {
+            None
+        };
         let remote_ok = self.flags.has(PageFlags::REMOTE_VALID)
-            && repos.get(usize::from(self.repo)).is_some_and(|r| r.can_read());
+            && repos
+                .get(usize::from(self.repo))
+                .is_some_and(|r| r.can_read());
         if remote_ok {
-            return ReadPlan::Remote { repo: self.repo, crc: self.crc, fallback };
+            return ReadPlan::Remote {
+                repo: self.repo,
+                crc: self.crc,
+                fallback,
+            };
         }
         if let Some(slot) = fallback {
             return ReadPlan::Local { slot };
@@ -226,7 +256,11 @@ impl PageRecord {
     /// Discard (trim) of this page. Returns the repository that should get a DROP. The record is unmapped afterwards;
     /// completions of earlier writes become stale.
     pub fn discard(&mut self) -> Option<u16> {
-        let repo = if self.repo != NO_REPO { Some(self.repo) } else { None };
+        let repo = if self.repo != NO_REPO {
+            Some(self.repo)
+        } else {
+            None
+        };
         let seq = self.seq.wrapping_add(1);
         *self = PageRecord::new(self.page);
         self.seq = seq;
@@ -238,10 +272,13 @@ impl PageRecord {
     pub fn repo_gone(&mut self, repo: u16) -> bool {
         if self.repo == repo {
             self.repo = NO_REPO;
-            self.flags.clear(PageFlags::REMOTE_VALID | PageFlags::REMOTE_INFLIGHT);
+            self.flags
+                .clear(PageFlags::REMOTE_VALID | PageFlags::REMOTE_INFLIGHT);
         }
         self.is_unmapped()
-            || self.flags.any(PageFlags::LOCAL_VALID | PageFlags::LOCAL_INFLIGHT | PageFlags::REMOTE_VALID)
+            || self
+                .flags
+                .any(PageFlags::LOCAL_VALID | PageFlags::LOCAL_INFLIGHT | PageFlags::REMOTE_VALID)
     }
 
     /// Whether the page has to be moved off its repository (it is draining or dead): the caller reads the page (from
@@ -249,7 +286,9 @@ impl PageRecord {
     pub fn needs_move(&self, repos: &[RepoInfo]) -> bool {
         self.repo != NO_REPO
             && self.flags.has(PageFlags::REMOTE_VALID)
-            && repos.get(usize::from(self.repo)).is_none_or(|r| !r.can_store())
+            && repos
+                .get(usize::from(self.repo))
+                .is_none_or(|r| !r.can_store())
     }
 }
 
@@ -259,7 +298,10 @@ mod tests {
     use super::*;
 
     fn repos() -> [RepoInfo; 2] {
-        [RepoInfo::new(10, RepoFlags::UP), RepoInfo::new(11, RepoFlags::UP)]
+        [
+            RepoInfo::new(10, RepoFlags::UP),
+            RepoInfo::new(11, RepoFlags::UP),
+        ]
     }
 
     #[test]
@@ -268,12 +310,27 @@ mod tests {
         let mut rec = PageRecord::new(5);
         assert_eq!(rec.read_plan(&r), ReadPlan::Unmapped);
         let w = rec.begin_write(0xabc, Some(1), Some(5));
-        assert_eq!(w, WritePlan { seq: 1, store_to: Some(1), local_to: Some(5), drop_stale: None });
+        assert_eq!(
+            w,
+            WritePlan {
+                seq: 1,
+                store_to: Some(1),
+                local_to: Some(5),
+                drop_stale: None
+            }
+        );
         assert_eq!(rec.read_plan(&r), ReadPlan::Wait);
         assert!(rec.complete_local(w.seq, true));
         assert_eq!(rec.read_plan(&r), ReadPlan::Local { slot: 5 });
         assert!(rec.complete_remote(w.seq, StoreOutcome::Stored));
-        assert_eq!(rec.read_plan(&r), ReadPlan::Remote { repo: 1, crc: 0xabc, fallback: Some(5) });
+        assert_eq!(
+            rec.read_plan(&r),
+            ReadPlan::Remote {
+                repo: 1,
+                crc: 0xabc,
+                fallback: Some(5)
+            }
+        );
         assert!(rec.verify_fetched(1, 0xabc));
         assert!(!rec.verify_fetched(1, 0xabd));
         assert!(!rec.verify_fetched(0, 0xabc));
@@ -291,7 +348,14 @@ mod tests {
         assert!(!rec.complete_local(w1.seq, true));
         assert_eq!(rec.read_plan(&r), ReadPlan::Wait);
         assert!(rec.complete_remote(w2.seq, StoreOutcome::Stored));
-        assert_eq!(rec.read_plan(&r), ReadPlan::Remote { repo: 1, crc: 2, fallback: None });
+        assert_eq!(
+            rec.read_plan(&r),
+            ReadPlan::Remote {
+                repo: 1,
+                crc: 2,
+                fallback: None
+            }
+        );
         // double completion is ignored
         assert!(!rec.complete_remote(w2.seq, StoreOutcome::Stored));
     }
@@ -305,7 +369,11 @@ mod tests {
         rec.complete_remote(w.seq, StoreOutcome::Full);
         assert_eq!(rec.read_plan(&r), ReadPlan::Local { slot: 3 });
         let w = rec.begin_write(8, Some(1), Some(3));
-        assert_eq!(w.drop_stale, Some(0), "older copy may still sit on repository 0");
+        assert_eq!(
+            w.drop_stale,
+            Some(0),
+            "older copy may still sit on repository 0"
+        );
         rec.complete_local(w.seq, true);
         rec.complete_remote(w.seq, StoreOutcome::Stored);
         r[1].flags = RepoFlags(RepoFlags::UP | RepoFlags::DEAD);

@@ -42,11 +42,15 @@ pub struct RepoInfo {
 impl RepoInfo {
     /// A repository with flags `flags`.
     pub const fn new(id: u64, flags: u16) -> Self {
-        RepoInfo { id, flags: RepoFlags(flags) }
+        RepoInfo {
+            id,
+            flags: RepoFlags(flags),
+        }
     }
     /// May receive new pages.
     pub fn can_store(&self) -> bool {
-        self.flags.0 & (RepoFlags::UP | RepoFlags::FULL | RepoFlags::DRAINING | RepoFlags::DEAD) == RepoFlags::UP
+        self.flags.0 & (RepoFlags::UP | RepoFlags::FULL | RepoFlags::DRAINING | RepoFlags::DEAD)
+            == RepoFlags::UP
     }
     /// May serve reads.
     pub fn can_read(&self) -> bool {
@@ -73,7 +77,10 @@ pub fn score(seed: u64, page: u64, repo_id: u64) -> u64 {
 pub fn place(seed: u64, page: u64, repos: &[RepoInfo], avoid: u64) -> Option<u16> {
     let mut best: Option<(u64, u16)> = None;
     for (i, r) in repos.iter().enumerate().take(MAX_REPOS) {
-        let avoided = u32::try_from(i).ok().and_then(|s| 1u64.checked_shl(s)).is_some_and(|bit| avoid & bit != 0);
+        let avoided = u32::try_from(i)
+            .ok()
+            .and_then(|s| 1u64.checked_shl(s))
+            .is_some_and(|bit| avoid & bit != 0);
         if avoided || !r.can_store() {
             continue;
         }
@@ -126,8 +133,17 @@ mod tests {
 
     #[test]
     fn adding_a_repository_only_moves_pages_to_it() {
-        let three = [RepoInfo::new(1, RepoFlags::UP), RepoInfo::new(2, RepoFlags::UP), RepoInfo::new(3, RepoFlags::UP)];
-        let four = [three[0], three[1], three[2], RepoInfo::new(99, RepoFlags::UP)];
+        let three = [
+            RepoInfo::new(1, RepoFlags::UP),
+            RepoInfo::new(2, RepoFlags::UP),
+            RepoInfo::new(3, RepoFlags::UP),
+        ];
+        let four = [
+            three[0],
+            three[1],
+            three[2],
+            RepoInfo::new(99, RepoFlags::UP),
+        ];
         let mut moved = 0;
         for page in 0..10_000u64 {
             let a = place(3, page, &three, 0).unwrap();

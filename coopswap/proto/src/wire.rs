@@ -212,7 +212,11 @@ pub enum RequestBody<'a> {
 impl<'a> RequestBody<'a> {
     /// A STORE body with its checksum computed.
     pub fn store(page: u64, data: &'a Page) -> Self {
-        RequestBody::Store { page, crc: crc32c(data), data }
+        RequestBody::Store {
+            page,
+            crc: crc32c(data),
+            data,
+        }
     }
 }
 
@@ -348,7 +352,9 @@ fn payload(buf: &[u8], header_len: usize, len: u32) -> Result<(Option<&Page>, us
     let len = len as usize; // ≤ PAGE_SIZE, checked by callers
     let total = header_len.saturating_add(len);
     if buf.len() < total {
-        return Err(WireError::Incomplete { needed: total.saturating_sub(buf.len()) });
+        return Err(WireError::Incomplete {
+            needed: total.saturating_sub(buf.len()),
+        });
     }
     if len == 0 {
         return Ok((None, total));
@@ -389,7 +395,9 @@ impl RequestHeader {
     pub fn write(&self, out: &mut [u8]) -> Result<usize, WireError> {
         let dst = out
             .get_mut(..REQUEST_HEADER_LEN)
-            .ok_or(WireError::BufferTooSmall { needed: REQUEST_HEADER_LEN })?;
+            .ok_or(WireError::BufferTooSmall {
+                needed: REQUEST_HEADER_LEN,
+            })?;
         let mut w = Wr(dst);
         w.arr(REQUEST_MAGIC);
         w.u8(VERSION);
@@ -409,7 +417,9 @@ impl RequestHeader {
     pub fn parse(buf: &[u8]) -> Result<Self, WireError> {
         check_magic(buf, &REQUEST_MAGIC)?;
         let Some(h) = buf.get(..REQUEST_HEADER_LEN) else {
-            return Err(WireError::Incomplete { needed: REQUEST_HEADER_LEN.saturating_sub(buf.len()) });
+            return Err(WireError::Incomplete {
+                needed: REQUEST_HEADER_LEN.saturating_sub(buf.len()),
+            });
         };
         let mut r = Rd(h);
         let _magic: [u8; 4] = r.arr();
@@ -435,16 +445,33 @@ impl RequestHeader {
         if len as usize > PAGE_SIZE {
             return Err(WireError::Oversized(len));
         }
-        Ok(RequestHeader { op, flags, tag, cap, page, count, len, csum })
+        Ok(RequestHeader {
+            op,
+            flags,
+            tag,
+            cap,
+            page,
+            count,
+            len,
+            csum,
+        })
     }
 }
 
 impl Request<'_> {
     /// The header this request is sent with.
     pub fn header(&self) -> RequestHeader {
-        let mut h = RequestHeader { tag: self.tag, cap: self.cap, ..RequestHeader::default() };
+        let mut h = RequestHeader {
+            tag: self.tag,
+            cap: self.cap,
+            ..RequestHeader::default()
+        };
         match self.body {
-            RequestBody::Hello { client_id, min_version, max_version } => {
+            RequestBody::Hello {
+                client_id,
+                min_version,
+                max_version,
+            } => {
                 h.op = op::HELLO;
                 h.page = client_id;
                 h.count = u32::from(min_version) | (u32::from(max_version) << 16);
@@ -480,7 +507,9 @@ impl Request<'_> {
     /// Encode the whole frame into `out`; returns its length.
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, WireError> {
         let n = self.encoded_len();
-        let dst = out.get_mut(..n).ok_or(WireError::BufferTooSmall { needed: n })?;
+        let dst = out
+            .get_mut(..n)
+            .ok_or(WireError::BufferTooSmall { needed: n })?;
         self.header().write(dst)?;
         if let RequestBody::Store { data, .. } = self.body {
             if let Some(p) = dst.get_mut(REQUEST_HEADER_LEN..) {
@@ -496,7 +525,13 @@ impl Request<'_> {
 /// Decode one request from the front of `buf`; returns it and the number of bytes it used.
 pub fn decode_request(buf: &[u8]) -> Result<(Request<'_>, usize), WireError> {
     let h = RequestHeader::parse(buf)?;
-    let body_len_ok = |want: u32| if h.len == want { Ok(()) } else { Err(WireError::BadLength(h.len)) };
+    let body_len_ok = |want: u32| {
+        if h.len == want {
+            Ok(())
+        } else {
+            Err(WireError::BadLength(h.len))
+        }
+    };
     // Check the fields of the header before waiting for a payload.
     match h.op {
         op::STORE => {
@@ -521,25 +556,43 @@ pub fn decode_request(buf: &[u8]) -> Result<(Request<'_>, usize), WireError> {
             if min_version == 0 || min_version > max_version {
                 return Err(WireError::BadField);
             }
-            RequestBody::Hello { client_id: h.page, min_version, max_version }
+            RequestBody::Hello {
+                client_id: h.page,
+                min_version,
+                max_version,
+            }
         }
         (op::STORE, Some(data)) => {
             if crc32c(data) != h.csum {
                 return Err(WireError::BadChecksum);
             }
-            RequestBody::Store { page: h.page, crc: h.csum, data }
+            RequestBody::Store {
+                page: h.page,
+                crc: h.csum,
+                data,
+            }
         }
         (op::FETCH, None) if h.count == 0 => RequestBody::Fetch { page: h.page },
         (op::DROP, None) => {
             if h.count == 0 || h.page.checked_add(u64::from(h.count)).is_none() {
                 return Err(WireError::BadRange);
             }
-            RequestBody::Drop { first: h.page, count: h.count }
+            RequestBody::Drop {
+                first: h.page,
+                count: h.count,
+            }
         }
         (op::PING, None) if h.count == 0 && h.page == 0 => RequestBody::Ping,
         _ => return Err(WireError::BadField),
     };
-    Ok((Request { tag: h.tag, cap: h.cap, body }, used))
+    Ok((
+        Request {
+            tag: h.tag,
+            cap: h.cap,
+            body,
+        },
+        used,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -569,7 +622,9 @@ impl ReplyHeader {
     pub fn write(&self, out: &mut [u8]) -> Result<usize, WireError> {
         let dst = out
             .get_mut(..REPLY_HEADER_LEN)
-            .ok_or(WireError::BufferTooSmall { needed: REPLY_HEADER_LEN })?;
+            .ok_or(WireError::BufferTooSmall {
+                needed: REPLY_HEADER_LEN,
+            })?;
         let mut w = Wr(dst);
         w.arr(REPLY_MAGIC);
         w.u8(VERSION);
@@ -588,7 +643,9 @@ impl ReplyHeader {
     pub fn parse(buf: &[u8]) -> Result<Self, WireError> {
         check_magic(buf, &REPLY_MAGIC)?;
         let Some(h) = buf.get(..REPLY_HEADER_LEN) else {
-            return Err(WireError::Incomplete { needed: REPLY_HEADER_LEN.saturating_sub(buf.len()) });
+            return Err(WireError::Incomplete {
+                needed: REPLY_HEADER_LEN.saturating_sub(buf.len()),
+            });
         };
         let mut r = Rd(h);
         let _magic: [u8; 4] = r.arr();
@@ -613,14 +670,25 @@ impl ReplyHeader {
         if len as usize > PAGE_SIZE {
             return Err(WireError::Oversized(len));
         }
-        Ok(ReplyHeader { status, flags, tag, value, code, len, csum })
+        Ok(ReplyHeader {
+            status,
+            flags,
+            tag,
+            value,
+            code,
+            len,
+            csum,
+        })
     }
 }
 
 impl Reply<'_> {
     /// The header this reply is sent with.
     pub fn header(&self) -> ReplyHeader {
-        let mut h = ReplyHeader { tag: self.tag, ..ReplyHeader::default() };
+        let mut h = ReplyHeader {
+            tag: self.tag,
+            ..ReplyHeader::default()
+        };
         match self.body {
             ReplyBody::Welcome { version, max_pages } => {
                 h.status = status::WELCOME;
@@ -659,7 +727,9 @@ impl Reply<'_> {
     /// Encode the whole frame into `out`; returns its length.
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, WireError> {
         let n = self.encoded_len();
-        let dst = out.get_mut(..n).ok_or(WireError::BufferTooSmall { needed: n })?;
+        let dst = out
+            .get_mut(..n)
+            .ok_or(WireError::BufferTooSmall { needed: n })?;
         self.header().write(dst)?;
         if let ReplyBody::Data { data, .. } = self.body {
             if let Some(p) = dst.get_mut(REPLY_HEADER_LEN..) {
@@ -678,10 +748,19 @@ pub fn decode_reply(buf: &[u8]) -> Result<(Reply<'_>, usize), WireError> {
     match h.status {
         status::DATA => {
             if h.len as usize != PAGE_SIZE || h.code != 0 {
-                return Err(if h.code != 0 { WireError::BadField } else { WireError::BadLength(h.len) });
+                return Err(if h.code != 0 {
+                    WireError::BadField
+                } else {
+                    WireError::BadLength(h.len)
+                });
             }
         }
-        status::OK | status::NOT_FOUND | status::FULL | status::DENIED | status::ERROR | status::WELCOME => {
+        status::OK
+        | status::NOT_FOUND
+        | status::FULL
+        | status::DENIED
+        | status::ERROR
+        | status::WELCOME => {
             if h.len != 0 {
                 return Err(WireError::BadLength(h.len));
             }
@@ -697,7 +776,11 @@ pub fn decode_reply(buf: &[u8]) -> Result<(Reply<'_>, usize), WireError> {
             if crc32c(data) != h.csum {
                 return Err(WireError::BadChecksum);
             }
-            ReplyBody::Data { page: h.value, crc: h.csum, data }
+            ReplyBody::Data {
+                page: h.value,
+                crc: h.csum,
+                data,
+            }
         }
         (status::OK, None) if h.code == 0 => ReplyBody::Ok { value: h.value },
         (status::NOT_FOUND, None) if h.code == 0 && h.value == 0 => ReplyBody::NotFound,
@@ -709,7 +792,10 @@ pub fn decode_reply(buf: &[u8]) -> Result<(Reply<'_>, usize), WireError> {
             if version == 0 {
                 return Err(WireError::BadField);
             }
-            ReplyBody::Welcome { version, max_pages: h.value }
+            ReplyBody::Welcome {
+                version,
+                max_pages: h.value,
+            }
         }
         _ => return Err(WireError::BadField),
     };
@@ -742,7 +828,11 @@ mod tests {
     #[test]
     fn store_layout_is_as_documented() {
         let data = page(7);
-        let req = Request { tag: 0x0102_0304_0506_0708, cap: Capability([0xAA; 16]), body: RequestBody::store(9, &data) };
+        let req = Request {
+            tag: 0x0102_0304_0506_0708,
+            cap: Capability([0xAA; 16]),
+            body: RequestBody::store(9, &data),
+        };
         let mut buf = [0u8; MAX_REQUEST_LEN];
         assert_eq!(req.encode(&mut buf).unwrap(), MAX_REQUEST_LEN);
         assert_eq!(&buf[0..4], b"CSWQ");
@@ -765,18 +855,41 @@ mod tests {
     #[test]
     fn streaming_reports_missing_bytes() {
         let data = page(1);
-        let req = Request { tag: 5, cap: Capability([1; 16]), body: RequestBody::store(3, &data) };
+        let req = Request {
+            tag: 5,
+            cap: Capability([1; 16]),
+            body: RequestBody::store(3, &data),
+        };
         let mut buf = [0u8; MAX_REQUEST_LEN];
         req.encode(&mut buf).unwrap();
-        assert_eq!(decode_request(&buf[..10]), Err(WireError::Incomplete { needed: REQUEST_HEADER_LEN - 10 }));
-        assert_eq!(decode_request(&buf[..100]), Err(WireError::Incomplete { needed: MAX_REQUEST_LEN - 100 }));
-        assert_eq!(decode_request(&buf[..0]), Err(WireError::Incomplete { needed: REQUEST_HEADER_LEN }));
+        assert_eq!(
+            decode_request(&buf[..10]),
+            Err(WireError::Incomplete {
+                needed: REQUEST_HEADER_LEN - 10
+            })
+        );
+        assert_eq!(
+            decode_request(&buf[..100]),
+            Err(WireError::Incomplete {
+                needed: MAX_REQUEST_LEN - 100
+            })
+        );
+        assert_eq!(
+            decode_request(&buf[..0]),
+            Err(WireError::Incomplete {
+                needed: REQUEST_HEADER_LEN
+            })
+        );
     }
 
     #[test]
     fn rejects_bad_frames() {
         let mut buf = [0u8; REQUEST_HEADER_LEN];
-        let req = Request { tag: 1, cap: Capability::default(), body: RequestBody::Fetch { page: 4 } };
+        let req = Request {
+            tag: 1,
+            cap: Capability::default(),
+            body: RequestBody::Fetch { page: 4 },
+        };
         req.encode(&mut buf).unwrap();
         // garbage is rejected at the first byte already
         assert_eq!(decode_request(b"GET / HTTP/1.0"), Err(WireError::BadMagic));
@@ -803,7 +916,13 @@ mod tests {
         // corrupted page
         let data = page(3);
         let mut s = [0u8; MAX_REQUEST_LEN];
-        Request { tag: 1, cap: Capability::default(), body: RequestBody::store(1, &data) }.encode(&mut s).unwrap();
+        Request {
+            tag: 1,
+            cap: Capability::default(),
+            body: RequestBody::store(1, &data),
+        }
+        .encode(&mut s)
+        .unwrap();
         s[100] ^= 1;
         assert_eq!(decode_request(&s), Err(WireError::BadChecksum));
     }
@@ -811,40 +930,95 @@ mod tests {
     #[test]
     fn drop_range_checks() {
         let mut buf = [0u8; REQUEST_HEADER_LEN];
-        let mk = |first, count| Request { tag: 1, cap: Capability::default(), body: RequestBody::Drop { first, count } };
+        let mk = |first, count| Request {
+            tag: 1,
+            cap: Capability::default(),
+            body: RequestBody::Drop { first, count },
+        };
         mk(10, 0).encode(&mut buf).unwrap();
         assert_eq!(decode_request(&buf), Err(WireError::BadRange));
         mk(u64::MAX, 2).encode(&mut buf).unwrap();
         assert_eq!(decode_request(&buf), Err(WireError::BadRange));
         mk(u64::MAX - 2, 2).encode(&mut buf).unwrap();
-        assert_eq!(decode_request(&buf).unwrap().0.body, RequestBody::Drop { first: u64::MAX - 2, count: 2 });
+        assert_eq!(
+            decode_request(&buf).unwrap().0.body,
+            RequestBody::Drop {
+                first: u64::MAX - 2,
+                count: 2
+            }
+        );
     }
 
     #[test]
     fn reply_roundtrip_and_negotiation() {
         let data = page(9);
         let replies = [
-            Reply { tag: 1, body: ReplyBody::Welcome { version: 1, max_pages: 1000 } },
-            Reply { tag: 2, body: ReplyBody::Ok { value: 3 } },
-            Reply { tag: 3, body: ReplyBody::Data { page: 77, crc: crc32c(&data), data: &data } },
-            Reply { tag: 4, body: ReplyBody::NotFound },
-            Reply { tag: 5, body: ReplyBody::Full },
-            Reply { tag: 6, body: ReplyBody::Denied },
-            Reply { tag: 7, body: ReplyBody::Error { code: 71 } },
+            Reply {
+                tag: 1,
+                body: ReplyBody::Welcome {
+                    version: 1,
+                    max_pages: 1000,
+                },
+            },
+            Reply {
+                tag: 2,
+                body: ReplyBody::Ok { value: 3 },
+            },
+            Reply {
+                tag: 3,
+                body: ReplyBody::Data {
+                    page: 77,
+                    crc: crc32c(&data),
+                    data: &data,
+                },
+            },
+            Reply {
+                tag: 4,
+                body: ReplyBody::NotFound,
+            },
+            Reply {
+                tag: 5,
+                body: ReplyBody::Full,
+            },
+            Reply {
+                tag: 6,
+                body: ReplyBody::Denied,
+            },
+            Reply {
+                tag: 7,
+                body: ReplyBody::Error { code: 71 },
+            },
         ];
         let mut buf = [0u8; MAX_REPLY_LEN];
         for r in replies {
             let n = r.encode(&mut buf).unwrap();
             assert_eq!(decode_reply(&buf[..n]).unwrap(), (r, n));
-            assert!(matches!(decode_reply(&buf[..n - 1]), Err(WireError::Incomplete { needed: 1 })));
+            assert!(matches!(
+                decode_reply(&buf[..n - 1]),
+                Err(WireError::Incomplete { needed: 1 })
+            ));
         }
         // a DATA reply whose stored checksum does not match is refused by the client
-        Reply { tag: 3, body: ReplyBody::Data { page: 77, crc: 1, data: &data } }.encode(&mut buf).unwrap();
+        Reply {
+            tag: 3,
+            body: ReplyBody::Data {
+                page: 77,
+                crc: 1,
+                data: &data,
+            },
+        }
+        .encode(&mut buf)
+        .unwrap();
         assert_eq!(decode_reply(&buf), Err(WireError::BadChecksum));
         assert_eq!(negotiate(1, 5), Some(1));
         assert_eq!(negotiate(2, 5), None);
         let mut small = [0u8; 10];
-        assert_eq!(replies[1].encode(&mut small), Err(WireError::BufferTooSmall { needed: REPLY_HEADER_LEN }));
+        assert_eq!(
+            replies[1].encode(&mut small),
+            Err(WireError::BufferTooSmall {
+                needed: REPLY_HEADER_LEN
+            })
+        );
     }
 
     #[test]

@@ -33,10 +33,22 @@ impl MapSink for Collect {
 
 fn map_strategy() -> impl Strategy<Value = (MapHeader, Vec<RepoEntry>, Vec<PageRecord>)> {
     let repos = prop::collection::vec(
-        (any::<bool>(), any::<[u8; 16]>(), 1u16.., any::<[u8; 16]>(), any::<u64>(), any::<u64>(), 0u16..16),
+        (
+            any::<bool>(),
+            any::<[u8; 16]>(),
+            1u16..,
+            any::<[u8; 16]>(),
+            any::<u64>(),
+            any::<u64>(),
+            0u16..16,
+        ),
         0..6,
     );
-    let pages = prop::collection::btree_map(0u64..10_000, (any::<u64>(), any::<u16>(), 0u16..8, any::<u32>()), 0..200);
+    let pages = prop::collection::btree_map(
+        0u64..10_000,
+        (any::<u64>(), any::<u16>(), 0u16..8, any::<u32>()),
+        0..200,
+    );
     (repos, pages, any::<u64>()).prop_map(|(repos, pages, seed)| {
         let repos: Vec<RepoEntry> = repos
             .into_iter()
@@ -48,7 +60,11 @@ fn map_strategy() -> impl Strategy<Value = (MapHeader, Vec<RepoEntry>, Vec<PageR
                 RepoEntry {
                     index: i as u16,
                     flags: RepoFlags(flags),
-                    addr: RepoAddr { family: if v6 { 6 } else { 4 }, ip, port },
+                    addr: RepoAddr {
+                        family: if v6 { 6 } else { 4 },
+                        ip,
+                        port,
+                    },
                     cap: Capability(cap),
                     client_id,
                     repo_id,
@@ -60,18 +76,38 @@ fn map_strategy() -> impl Strategy<Value = (MapHeader, Vec<RepoEntry>, Vec<PageR
             .into_iter()
             .map(|(page, (local, repo, bits, crc))| {
                 let mut flags = PageFlags::WRITTEN;
-                let repo = if n > 0 && repo % 3 != 0 { repo % n } else { NO_REPO };
+                let repo = if n > 0 && repo % 3 != 0 {
+                    repo % n
+                } else {
+                    NO_REPO
+                };
                 if bits & 1 != 0 && repo != NO_REPO {
                     flags |= PageFlags::REMOTE_VALID;
                 }
-                let local = if bits & 2 != 0 { local % 10_000 } else { NO_LOCAL };
+                let local = if bits & 2 != 0 {
+                    local % 10_000
+                } else {
+                    NO_LOCAL
+                };
                 if bits & 4 != 0 && local != NO_LOCAL {
                     flags |= PageFlags::LOCAL_VALID;
                 }
-                PageRecord { page, local, repo, flags: PageFlags(flags), crc, seq: 0 }
+                PageRecord {
+                    page,
+                    local,
+                    repo,
+                    flags: PageFlags(flags),
+                    crc,
+                    seq: 0,
+                }
             })
             .collect();
-        let h = MapHeader { device_pages: 10_000, repo_count: n, record_count: records.len() as u64, seed };
+        let h = MapHeader {
+            device_pages: 10_000,
+            repo_count: n,
+            record_count: records.len() as u64,
+            seed,
+        };
         (h, repos, records)
     })
 }
@@ -102,7 +138,9 @@ fn import(bytes: &[u8], chunk: usize) -> (Result<(), MapError>, Collect) {
     let mut sink = Collect::default();
     for c in bytes.chunks(chunk.max(1)) {
         if let Err(e) = imp.feed(c, &mut sink) {
-            let ImportError::Map(e) = e else { unreachable!() };
+            let ImportError::Map(e) = e else {
+                unreachable!()
+            };
             return (Err(e), sink);
         }
     }

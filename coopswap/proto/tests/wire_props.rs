@@ -27,7 +27,11 @@ enum Req {
 
 fn req_strategy() -> impl Strategy<Value = (u64, [u8; 16], Req)> {
     let body = prop_oneof![
-        (any::<u64>(), 1u16..100, 0u16..100).prop_map(|(c, lo, d)| Req::Hello(c, lo, lo.saturating_add(d))),
+        (any::<u64>(), 1u16..100, 0u16..100).prop_map(|(c, lo, d)| Req::Hello(
+            c,
+            lo,
+            lo.saturating_add(d)
+        )),
         (any::<u64>(), any::<u64>()).prop_map(|(p, s)| Req::Store(p, s)),
         any::<u64>().prop_map(Req::Fetch),
         (0u64..u64::MAX / 2, 1u32..).prop_map(|(f, c)| Req::Drop(f, c)),
@@ -39,7 +43,11 @@ fn req_strategy() -> impl Strategy<Value = (u64, [u8; 16], Req)> {
 fn with_request<R>(tag: u64, cap: [u8; 16], r: &Req, f: impl FnOnce(Request<'_>) -> R) -> R {
     let page;
     let body = match *r {
-        Req::Hello(client_id, min_version, max_version) => RequestBody::Hello { client_id, min_version, max_version },
+        Req::Hello(client_id, min_version, max_version) => RequestBody::Hello {
+            client_id,
+            min_version,
+            max_version,
+        },
         Req::Store(p, seed) => {
             page = page_from(seed);
             RequestBody::store(p, &page)
@@ -48,7 +56,11 @@ fn with_request<R>(tag: u64, cap: [u8; 16], r: &Req, f: impl FnOnce(Request<'_>)
         Req::Drop(first, count) => RequestBody::Drop { first, count },
         Req::Ping => RequestBody::Ping,
     };
-    f(Request { tag, cap: Capability(cap), body })
+    f(Request {
+        tag,
+        cap: Capability(cap),
+        body,
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -82,7 +94,11 @@ fn with_reply<R>(tag: u64, r: &Rep, f: impl FnOnce(Reply<'_>) -> R) -> R {
         Rep::Ok(value) => ReplyBody::Ok { value },
         Rep::Data(p, seed) => {
             page = page_from(seed);
-            ReplyBody::Data { page: p, crc: crc32c(&page[..]), data: &page }
+            ReplyBody::Data {
+                page: p,
+                crc: crc32c(&page[..]),
+                data: &page,
+            }
         }
         Rep::NotFound => ReplyBody::NotFound,
         Rep::Full => ReplyBody::Full,
