@@ -125,12 +125,8 @@ pub fn judge(scenario: &str, lines: &[String], facts: &RunFacts, expect: &[KtapE
         match parse_marker(l) {
             Some(Marker::Begin { scenario: s }) if s == scenario => begin_seen = true,
             Some(Marker::End { scenario: s, rc }) if s == scenario => end_rc = Some(rc),
-            Some(Marker::Check(c)) => {
-                // The same line may reach the console twice (printk and dmesg); count it once.
-                if !checks.contains(&c) {
-                    checks.push(c);
-                }
-            }
+            // The same line may reach the console twice (printk and dmesg); count it once.
+            Some(Marker::Check(c)) if !checks.contains(&c) => checks.push(c),
             _ => {}
         }
     }

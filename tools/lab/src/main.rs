@@ -28,63 +28,7 @@ enum Cmd {
         cache: Option<PathBuf>,
     },
     /// Boot a topology, run a scenario, and judge its console. Exit 0 only if everything passed.
-    Run {
-        #[arg(long, value_enum)]
-        topology: Topology,
-        /// Our Linux kernel (bzImage).
-        #[arg(long)]
-        kernel: PathBuf,
-        /// The Xen hypervisor ELF [default: $OVERCAST_CACHE/xen/xen.elf].
-        #[arg(long)]
-        xen: Option<PathBuf>,
-        /// Directories copied over the rootfs for this run (e.g. holding overcast/modules/*.ko and
-        /// overcast/tests/*.sh). Repeatable.
-        #[arg(long, num_args = 1..)]
-        overlay: Vec<PathBuf>,
-        /// Runs overcast/tests/NAME.sh (or the built-in lab-selftest).
-        #[arg(long)]
-        scenario: String,
-        /// Seconds until the run is failed (per host).
-        #[arg(long, default_value_t = 300)]
-        timeout: u64,
-        /// Guest RAM in MiB [default: 1024 for vm hosts, 2048 for nested hosts].
-        #[arg(long)]
-        memory: Option<u32>,
-        /// vCPUs per QEMU [default: 2, or 1 per host in pair].
-        #[arg(long)]
-        smp: Option<u32>,
-        /// Dom0 memory in MiB for nested hosts [default: half of --memory].
-        #[arg(long)]
-        dom0_mem: Option<u32>,
-        /// Extra kernel arguments (space separated; repeatable).
-        #[arg(long)]
-        append: Vec<String>,
-        /// Extra Xen arguments (space separated; repeatable).
-        #[arg(long)]
-        xen_append: Vec<String>,
-        /// What each host of a pair is.
-        #[arg(long, value_enum, default_value_t = HostKind::Vm)]
-        pair_kind: HostKind,
-        /// tcg, or kvm (falls back to tcg if the scenario has not begun within --kvm-hang-secs).
-        #[arg(long, value_enum, default_value_t = Accel::Tcg)]
-        accel: Accel,
-        #[arg(long, default_value_t = 20)]
-        kvm_hang_secs: u64,
-        /// Fail unless KUnit suite SUITE ran with at least N cases (default 1). Repeatable.
-        #[arg(long, value_name = "SUITE[:N]")]
-        expect_ktap: Vec<KtapExpectation>,
-        /// Write the results as JSON.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Where console logs go [default: $OVERCAST_LAB_LOGS, else target/lab-logs].
-        #[arg(long)]
-        log_dir: Option<PathBuf>,
-        /// Do not echo the console live (it is still logged).
-        #[arg(long)]
-        quiet: bool,
-        #[arg(long)]
-        cache: Option<PathBuf>,
-    },
+    Run(Box<RunArgs>),
     /// Judge a saved console log as `run` would (for debugging the parser or a past run).
     Judge {
         #[arg(long)]
@@ -95,8 +39,69 @@ enum Cmd {
     },
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    #[arg(long, value_enum)]
+    topology: Topology,
+    /// Our Linux kernel (bzImage).
+    #[arg(long)]
+    kernel: PathBuf,
+    /// The Xen hypervisor ELF [default: $OVERCAST_CACHE/xen/xen.elf].
+    #[arg(long)]
+    xen: Option<PathBuf>,
+    /// Directories copied over the rootfs for this run (e.g. holding overcast/modules/*.ko and
+    /// overcast/tests/*.sh). Repeatable.
+    #[arg(long, num_args = 1..)]
+    overlay: Vec<PathBuf>,
+    /// Runs overcast/tests/NAME.sh (or the built-in lab-selftest).
+    #[arg(long)]
+    scenario: String,
+    /// Seconds until the run is failed (per host).
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// Guest RAM in MiB [default: 1024 for vm hosts, 2048 for nested hosts].
+    #[arg(long)]
+    memory: Option<u32>,
+    /// vCPUs per QEMU [default: 2, or 1 per host in pair].
+    #[arg(long)]
+    smp: Option<u32>,
+    /// Dom0 memory in MiB for nested hosts [default: half of --memory].
+    #[arg(long)]
+    dom0_mem: Option<u32>,
+    /// Extra kernel arguments (space separated; repeatable).
+    #[arg(long)]
+    append: Vec<String>,
+    /// Extra Xen arguments (space separated; repeatable).
+    #[arg(long)]
+    xen_append: Vec<String>,
+    /// What each host of a pair is.
+    #[arg(long, value_enum, default_value_t = HostKind::Vm)]
+    pair_kind: HostKind,
+    /// tcg, or kvm (falls back to tcg if the scenario has not begun within --kvm-hang-secs).
+    #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+    accel: Accel,
+    #[arg(long, default_value_t = 20)]
+    kvm_hang_secs: u64,
+    /// Fail unless KUnit suite SUITE ran with at least N cases (default 1). Repeatable.
+    #[arg(long, value_name = "SUITE[:N]")]
+    expect_ktap: Vec<KtapExpectation>,
+    /// Write the results as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Where console logs go [default: $OVERCAST_LAB_LOGS, else target/lab-logs].
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
+    /// Do not echo the console live (it is still logged).
+    #[arg(long)]
+    quiet: bool,
+    #[arg(long)]
+    cache: Option<PathBuf>,
+}
+
 fn words(v: &[String]) -> Vec<String> {
-    v.iter().flat_map(|s| s.split_whitespace().map(str::to_string)).collect()
+    v.iter()
+        .flat_map(|s| s.split_whitespace().map(str::to_string))
+        .collect()
 }
 
 fn main() -> ExitCode {
@@ -125,10 +130,28 @@ fn real_main() -> Result<bool> {
             println!("{}", out.display());
             Ok(true)
         }
-        Cmd::Run {
-            topology, kernel, xen, overlay, scenario, timeout, memory, smp, dom0_mem, append, xen_append,
-            pair_kind, accel, kvm_hang_secs, expect_ktap, json, log_dir, quiet, cache,
-        } => {
+        Cmd::Run(a) => {
+            let RunArgs {
+                topology,
+                kernel,
+                xen,
+                overlay,
+                scenario,
+                timeout,
+                memory,
+                smp,
+                dom0_mem,
+                append,
+                xen_append,
+                pair_kind,
+                accel,
+                kvm_hang_secs,
+                expect_ktap,
+                json,
+                log_dir,
+                quiet,
+                cache,
+            } = *a;
             let o = RunOptions {
                 topology,
                 pair_kind,
@@ -152,8 +175,13 @@ fn real_main() -> Result<bool> {
             };
             Ok(lab::run(&o)?.passed)
         }
-        Cmd::Judge { scenario, expect_ktap, log } => {
-            let text = std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
+        Cmd::Judge {
+            scenario,
+            expect_ktap,
+            log,
+        } => {
+            let text = std::fs::read_to_string(&log)
+                .with_context(|| format!("reading {}", log.display()))?;
             let lines: Vec<String> = text.lines().map(str::to_string).collect();
             let v = console::judge(&scenario, &lines, &RunFacts::default(), &expect_ktap);
             for l in console::summary_lines(&v) {

@@ -111,6 +111,10 @@ pub fn build_args(spec: &HostSpec) -> Result<Vec<String>, QemuError> {
         }
         HostKind::Nested => {
             let xen = spec.xen.as_ref().ok_or(QemuError::NoXen)?.to_string_lossy().to_string();
+            // The multiboot module string is "FILE ARGS": the first space ends the file name.
+            if kernel.contains(char::is_whitespace) {
+                return Err(QemuError::BadArg(kernel));
+            }
             if spec.dom0_mem_mib.saturating_add(256) > spec.memory_mib {
                 return Err(QemuError::Dom0TooBig { memory: spec.memory_mib, dom0: spec.dom0_mem_mib });
             }
@@ -205,6 +209,13 @@ mod tests {
         s.initrd = "/t/odd,name.img".into();
         let a = build_args(&s).unwrap();
         assert_eq!(after(&a, "-initrd"), "/k/bzImage console=hvc0 panic=-1 overcast.note=a,,b,/t/odd,,name.img");
+    }
+
+    #[test]
+    fn nested_kernel_path_cannot_hold_a_space() {
+        let mut s = spec(HostKind::Nested);
+        s.kernel = "/my kernels/bzImage".into();
+        assert_eq!(build_args(&s), Err(QemuError::BadArg("/my kernels/bzImage".into())));
     }
 
     #[test]
