@@ -12,6 +12,7 @@
 //! * [`mtu`]     - per-frame overhead and endpoint MTU arithmetic (§5.1.2).
 //! * [`counters`]- per-endpoint and manager-wide counters, drop reasons.
 //! * [`table`]   - the endpoint/relay table and the co-located collapse decision (§5.2.3).
+//! * [`datapath`]- per-frame receive/transmit decisions (deliver, relay, encapsulate, hand off, drop).
 //! * [`status`]  - `cat /proc/vw/<N>` and listing renderers into caller buffers.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@
 pub mod addr;
 pub mod cmd;
 pub mod counters;
+pub mod datapath;
 pub mod errno;
 pub mod header;
 pub mod id;

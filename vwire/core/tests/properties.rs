@@ -8,6 +8,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use proptest::prelude::*;
 use vwire_core::addr::{check_addr, parse_addr, parse_ipv4, parse_ipv6, Family};
 use vwire_core::cmd::{parse_create, parse_destroy, parse_repoint, Create, ParseError, MAX_INPUT};
+use vwire_core::datapath::{classify_rx, classify_tx, RxVerdict, TxVerdict};
 use vwire_core::header::{decode, encode, WireHeader, HEADER_LEN};
 use vwire_core::id::{parse_id, ConnectorId};
 use vwire_core::mtu::{endpoint_mtu, mtu_overhead};
@@ -356,5 +357,51 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+// ---- two endpoint managers exchanging frames ----
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    #[test]
+    fn rx_never_panics(payload in prop::collection::vec(any::<u8>(), 0..64), hdr in header_bytes(), port in 1u16..4) {
+        let mut t: Table<[Slot; 4]> = Table::new([EMPTY_SLOT; 4]);
+        t.create(&parse_create(b"7 10.0.0.1:1 10.0.0.2:1", P).unwrap(), 1500).unwrap();
+        t.create(&parse_create(b"relay 7 10.0.0.1:2 10.0.0.3:1", P).unwrap(), 1500).unwrap();
+        let local = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), port));
+        let _ = classify_rx(&t, &local, &payload);
+        let mut framed = hdr.to_vec();
+        framed.extend_from_slice(&payload);
+        let _ = classify_rx(&t, &local, &framed);
+    }
+
+    /// Host A's endpoint encapsulates a frame; host B receives it on the address A sent to and must deliver exactly
+    /// that frame out of its endpoint of the same connector - and nothing else must match.
+    #[test]
+    fn frames_cross_between_managers((a, b) in valid_pair(), id in 1u32.., other in 1u32.., frame in prop::collection::vec(any::<u8>(), 14..200)) {
+        prop_assume!(other != id);
+        let (id, other) = (cid(id), cid(other));
+        let mut host_a: Table<[Slot; 4]> = Table::new([EMPTY_SLOT; 4]);
+        let mut host_b: Table<[Slot; 4]> = Table::new([EMPTY_SLOT; 4]);
+        let pmtu = 9000;
+        let xa = host_a.create(&Create { id, kind: Kind::Endpoint, local: a, remote: b }, pmtu).unwrap();
+        let xb = host_b.create(&Create { id, kind: Kind::Endpoint, local: b, remote: a }, pmtu).unwrap();
+        // A decoy on B: same local address, other connector.
+        host_b.create(&Create { id: other, kind: Kind::Endpoint, local: b, remote: a }, pmtu).unwrap();
+        let TxVerdict::Encapsulate { remote, header, fits_path, .. } = classify_tx(&host_a, xa, frame.len()) else {
+            return Err(TestCaseError::fail("host A did not encapsulate"));
+        };
+        prop_assert_eq!(remote, b);
+        prop_assert!(fits_path);
+        let mut udp = header.to_vec();
+        udp.extend_from_slice(&frame);
+        prop_assert_eq!(classify_rx(&host_b, &remote, &udp), RxVerdict::Deliver { slot: xb, frame: &frame[..] });
+        // The same datagram arriving at A's own address matches nothing there (A has no entry of `id` at b).
+        prop_assert_eq!(
+            classify_rx(&host_a, &remote, &udp),
+            RxVerdict::Drop { slot: None, reason: vwire_core::counters::DropReason::UnknownConnector }
+        );
     }
 }
