@@ -22,7 +22,7 @@
 
 use core::fmt;
 
-use zerocopy::network_endian::U32;
+use zerocopy::byteorder::network_endian::U32;
 use zerocopy::{FromBytes, IntoBytes};
 use zerocopy_derive::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
