@@ -205,9 +205,9 @@ fn parse_decimal(text: &str, max_digits: usize) -> Option<u32> {
     if bytes.len() > 1 && bytes.first() == Some(&b'0') {
         return None;
     }
-    bytes
-        .iter()
-        .try_fold(0u32, |acc, &b| acc.checked_mul(10)?.checked_add(u32::from(b - b'0')))
+    bytes.iter().try_fold(0u32, |acc, &b| {
+        acc.checked_mul(10)?.checked_add(u32::from(b - b'0'))
+    })
 }
 
 fn parse_port(text: &str) -> Result<u16, AddrError> {
@@ -255,8 +255,16 @@ pub fn parse_ipv6(text: &str) -> Option<Ipv6Addr> {
             let tail = text.get(pos.checked_add(2)?..)?;
             let mut h = [0u16; 8];
             let mut t = [0u16; 8];
-            let nh = if head.is_empty() { 0 } else { parse_groups(head, &mut h, false)? };
-            let nt = if tail.is_empty() { 0 } else { parse_groups(tail, &mut t, true)? };
+            let nh = if head.is_empty() {
+                0
+            } else {
+                parse_groups(head, &mut h, false)?
+            };
+            let nt = if tail.is_empty() {
+                0
+            } else {
+                parse_groups(tail, &mut t, true)?
+            };
             // `::` stands for at least one zero group.
             if nh.checked_add(nt)? > 7 {
                 return None;
@@ -314,30 +322,69 @@ mod tests {
     fn ipv4_forms() {
         assert_eq!(parse_addr("10.0.0.1:5000", P), Ok(v4([10, 0, 0, 1], 5000)));
         assert_eq!(parse_addr("10.0.0.1", P), Ok(v4([10, 0, 0, 1], P)));
-        assert_eq!(parse_addr("127.0.0.1:65535", P), Ok(v4([127, 0, 0, 1], 65535)));
-        assert_eq!(parse_addr("255.255.255.254:1", P), Ok(v4([255, 255, 255, 254], 1)));
+        assert_eq!(
+            parse_addr("127.0.0.1:65535", P),
+            Ok(v4([127, 0, 0, 1], 65535))
+        );
+        assert_eq!(
+            parse_addr("255.255.255.254:1", P),
+            Ok(v4([255, 255, 255, 254], 1))
+        );
     }
 
     #[test]
     fn ipv6_forms() {
-        assert_eq!(parse_addr("[2001:db8::1]:5000", P), Ok(v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], 5000, 0)));
-        assert_eq!(parse_addr("[2001:DB8::1]", P), Ok(v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], P, 0)));
-        assert_eq!(parse_addr("[::1]", P), Ok(v6([0, 0, 0, 0, 0, 0, 0, 1], P, 0)));
+        assert_eq!(
+            parse_addr("[2001:db8::1]:5000", P),
+            Ok(v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], 5000, 0))
+        );
+        assert_eq!(
+            parse_addr("[2001:DB8::1]", P),
+            Ok(v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], P, 0))
+        );
+        assert_eq!(
+            parse_addr("[::1]", P),
+            Ok(v6([0, 0, 0, 0, 0, 0, 0, 1], P, 0))
+        );
         assert_eq!(
             parse_addr("[1:2:3:4:5:6:7:8]:9", P),
             Ok(v6([1, 2, 3, 4, 5, 6, 7, 8], 9, 0))
         );
         // `::` for a single group (allowed by RFC 4291, discouraged by RFC 5952).
-        assert_eq!(parse_addr("[1:2:3::5:6:7:8]", P), Ok(v6([1, 2, 3, 0, 5, 6, 7, 8], P, 0)));
-        assert_eq!(parse_addr("[2001:db8::]", P), Ok(v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], P, 0)));
+        assert_eq!(
+            parse_addr("[1:2:3::5:6:7:8]", P),
+            Ok(v6([1, 2, 3, 0, 5, 6, 7, 8], P, 0))
+        );
+        assert_eq!(
+            parse_addr("[2001:db8::]", P),
+            Ok(v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], P, 0))
+        );
         // Embedded IPv4 (NAT64 well-known prefix, IPv4-compatible, full form).
-        assert_eq!(parse_addr("[64:ff9b::10.0.0.1]", P), Ok(v6([0x64, 0xff9b, 0, 0, 0, 0, 0x0a00, 1], P, 0)));
-        assert_eq!(parse_addr("[::1.2.3.4]:7", P), Ok(v6([0, 0, 0, 0, 0, 0, 0x0102, 0x0304], 7, 0)));
-        assert_eq!(parse_addr("[1:2:3:4:5:6:1.2.3.4]", P), Ok(v6([1, 2, 3, 4, 5, 6, 0x0102, 0x0304], P, 0)));
-        assert_eq!(parse_addr("[0001:00:0::ffff]", P), Ok(v6([1, 0, 0, 0, 0, 0, 0, 0xffff], P, 0)));
+        assert_eq!(
+            parse_addr("[64:ff9b::10.0.0.1]", P),
+            Ok(v6([0x64, 0xff9b, 0, 0, 0, 0, 0x0a00, 1], P, 0))
+        );
+        assert_eq!(
+            parse_addr("[::1.2.3.4]:7", P),
+            Ok(v6([0, 0, 0, 0, 0, 0, 0x0102, 0x0304], 7, 0))
+        );
+        assert_eq!(
+            parse_addr("[1:2:3:4:5:6:1.2.3.4]", P),
+            Ok(v6([1, 2, 3, 4, 5, 6, 0x0102, 0x0304], P, 0))
+        );
+        assert_eq!(
+            parse_addr("[0001:00:0::ffff]", P),
+            Ok(v6([1, 0, 0, 0, 0, 0, 0, 0xffff], P, 0))
+        );
         // Link-local with scope.
-        assert_eq!(parse_addr("[fe80::1%2]:4000", P), Ok(v6([0xfe80, 0, 0, 0, 0, 0, 0, 1], 4000, 2)));
-        assert_eq!(parse_addr("[febf::1%4294967295]", P), Ok(v6([0xfebf, 0, 0, 0, 0, 0, 0, 1], P, u32::MAX)));
+        assert_eq!(
+            parse_addr("[fe80::1%2]:4000", P),
+            Ok(v6([0xfe80, 0, 0, 0, 0, 0, 0, 1], 4000, 2))
+        );
+        assert_eq!(
+            parse_addr("[febf::1%4294967295]", P),
+            Ok(v6([0xfebf, 0, 0, 0, 0, 0, 0, 1], P, u32::MAX))
+        );
     }
 
     #[test]
@@ -432,6 +479,9 @@ mod tests {
     #[test]
     fn family() {
         assert_eq!(Family::of(&v4([1, 2, 3, 4], 1)), Family::V4);
-        assert_eq!(Family::of(&v6([1, 0, 0, 0, 0, 0, 0, 0], 1, 0)).name(), "ipv6");
+        assert_eq!(
+            Family::of(&v6([1, 0, 0, 0, 0, 0, 0, 0], 1, 0)).name(),
+            "ipv6"
+        );
     }
 }

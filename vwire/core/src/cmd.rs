@@ -47,11 +47,27 @@ pub struct Create {
 impl Create {
     /// Validates a command built from parts (e.g. by the `ip link` path): both addresses valid, same family, and
     /// distinct (an entry that sends to its own receive address would loop).
-    pub fn new(id: ConnectorId, kind: Kind, local: SocketAddr, remote: SocketAddr) -> Result<Create, ParseError> {
-        check_addr(&local).map_err(|err| ParseError::Addr { field: Field::Local, err })?;
-        check_addr(&remote).map_err(|err| ParseError::Addr { field: Field::Remote, err })?;
+    pub fn new(
+        id: ConnectorId,
+        kind: Kind,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<Create, ParseError> {
+        check_addr(&local).map_err(|err| ParseError::Addr {
+            field: Field::Local,
+            err,
+        })?;
+        check_addr(&remote).map_err(|err| ParseError::Addr {
+            field: Field::Remote,
+            err,
+        })?;
         check_pair(&local, &remote)?;
-        Ok(Create { id, kind, local, remote })
+        Ok(Create {
+            id,
+            kind,
+            local,
+            remote,
+        })
     }
 }
 
@@ -135,16 +151,26 @@ impl ParseError {
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ParseError::TooLong { len } => write!(f, "input too long ({len} bytes, max {MAX_INPUT})"),
+            ParseError::TooLong { len } => {
+                write!(f, "input too long ({len} bytes, max {MAX_INPUT})")
+            }
             ParseError::Empty => f.write_str("empty command"),
             ParseError::NotUtf8 => f.write_str("input is not UTF-8 text"),
             ParseError::ControlChar => f.write_str("control character in input"),
             ParseError::NonAscii => f.write_str("non-ASCII character in input"),
-            ParseError::FieldCount { got, usage } => write!(f, "wrong number of fields ({got}); usage: {usage}"),
+            ParseError::FieldCount { got, usage } => {
+                write!(f, "wrong number of fields ({got}); usage: {usage}")
+            }
             ParseError::UnknownKeyword => write!(f, "unknown keyword (only '{RELAY_KEYWORD}')"),
             ParseError::Id(e) => e.fmt(f),
-            ParseError::Addr { field: Field::Local, err } => write!(f, "local address: {err}"),
-            ParseError::Addr { field: Field::Remote, err } => write!(f, "remote address: {err}"),
+            ParseError::Addr {
+                field: Field::Local,
+                err,
+            } => write!(f, "local address: {err}"),
+            ParseError::Addr {
+                field: Field::Remote,
+                err,
+            } => write!(f, "remote address: {err}"),
             ParseError::FamilyMismatch => f.write_str("local and remote address families differ"),
             ParseError::SameAddress => f.write_str("local and remote address are the same"),
         }
@@ -213,27 +239,46 @@ pub fn parse_create(input: &[u8], default_port: u16) -> Result<Create, ParseErro
         (4, [k, ..]) if k.as_bytes().first().is_some_and(u8::is_ascii_alphabetic) => {
             return Err(ParseError::UnknownKeyword)
         }
-        (got, _) => return Err(ParseError::FieldCount { got, usage: CREATE_USAGE }),
+        (got, _) => {
+            return Err(ParseError::FieldCount {
+                got,
+                usage: CREATE_USAGE,
+            })
+        }
     };
     let id = id(n_text)?;
     let local = addr(local, Field::Local, default_port)?;
     let remote = addr(remote, Field::Remote, default_port)?;
     check_pair(&local, &remote)?;
-    Ok(Create { id, kind, local, remote })
+    Ok(Create {
+        id,
+        kind,
+        local,
+        remote,
+    })
 }
 
 /// Parses a write to /proc/vw/<N>.
 pub fn parse_repoint(input: &[u8], default_port: u16) -> Result<Repoint, ParseError> {
     let (f, n) = fields(input)?;
     match (n, f) {
-        (1, [c, ..]) => Ok(Repoint { local: None, remote: addr(c, Field::Remote, default_port)? }),
+        (1, [c, ..]) => Ok(Repoint {
+            local: None,
+            remote: addr(c, Field::Remote, default_port)?,
+        }),
         (2, [a, c, ..]) => {
             let local = addr(a, Field::Local, default_port)?;
             let remote = addr(c, Field::Remote, default_port)?;
             check_pair(&local, &remote)?;
-            Ok(Repoint { local: Some(local), remote })
+            Ok(Repoint {
+                local: Some(local),
+                remote,
+            })
         }
-        (got, _) => Err(ParseError::FieldCount { got, usage: REPOINT_USAGE }),
+        (got, _) => Err(ParseError::FieldCount {
+            got,
+            usage: REPOINT_USAGE,
+        }),
     }
 }
 
@@ -241,9 +286,18 @@ pub fn parse_repoint(input: &[u8], default_port: u16) -> Result<Repoint, ParseEr
 pub fn parse_destroy(input: &[u8], default_port: u16) -> Result<Destroy, ParseError> {
     let (f, n) = fields(input)?;
     match (n, f) {
-        (1, [n_text, ..]) => Ok(Destroy { id: id(n_text)?, local: None }),
-        (2, [n_text, a, ..]) => Ok(Destroy { id: id(n_text)?, local: Some(addr(a, Field::Local, default_port)?) }),
-        (got, _) => Err(ParseError::FieldCount { got, usage: DESTROY_USAGE }),
+        (1, [n_text, ..]) => Ok(Destroy {
+            id: id(n_text)?,
+            local: None,
+        }),
+        (2, [n_text, a, ..]) => Ok(Destroy {
+            id: id(n_text)?,
+            local: Some(addr(a, Field::Local, default_port)?),
+        }),
+        (got, _) => Err(ParseError::FieldCount {
+            got,
+            usage: DESTROY_USAGE,
+        }),
     }
 }
 
@@ -264,16 +318,32 @@ mod tests {
 
     #[test]
     fn create_endpoint() {
-        let want = Create { id: cid(7), kind: Kind::Endpoint, local: a4(1, P), remote: a4(2, 5000) };
+        let want = Create {
+            id: cid(7),
+            kind: Kind::Endpoint,
+            local: a4(1, P),
+            remote: a4(2, 5000),
+        };
         assert_eq!(parse_create(b"7 10.0.0.1 10.0.0.2:5000", P), Ok(want));
         assert_eq!(parse_create(b"7 10.0.0.1 10.0.0.2:5000\n", P), Ok(want));
-        assert_eq!(parse_create(b"  7\t10.0.0.1   10.0.0.2:5000 \t\n", P), Ok(want));
+        assert_eq!(
+            parse_create(b"  7\t10.0.0.1   10.0.0.2:5000 \t\n", P),
+            Ok(want)
+        );
     }
 
     #[test]
     fn create_relay() {
-        let want = Create { id: cid(9), kind: Kind::Relay, local: a4(1, 6000), remote: a4(3, P) };
-        assert_eq!(parse_create(b"relay 9 10.0.0.1:6000 10.0.0.3\n", P), Ok(want));
+        let want = Create {
+            id: cid(9),
+            kind: Kind::Relay,
+            local: a4(1, 6000),
+            remote: a4(3, P),
+        };
+        assert_eq!(
+            parse_create(b"relay 9 10.0.0.1:6000 10.0.0.3\n", P),
+            Ok(want)
+        );
     }
 
     #[test]
@@ -298,29 +368,94 @@ mod tests {
             (b"7 10.0.0.1\n10.0.0.2", ParseError::ControlChar),
             (b"7 10.0.0.1 10.0.0.2\x7f", ParseError::ControlChar),
             ("7 10.0.0.1 10.0.0.2 é".as_bytes(), ParseError::NonAscii),
-            (b"7 10.0.0.1", ParseError::FieldCount { got: 2, usage: CREATE_USAGE }),
-            (b"7", ParseError::FieldCount { got: 1, usage: CREATE_USAGE }),
-            (b"7 10.0.0.1 10.0.0.2 10.0.0.3", ParseError::FieldCount { got: 4, usage: CREATE_USAGE }),
-            (b"relay 7 10.0.0.1 10.0.0.2 x", ParseError::FieldCount { got: 5, usage: CREATE_USAGE }),
-            (b"relay 7 10.0.0.1", ParseError::FieldCount { got: 3, usage: CREATE_USAGE }),
+            (
+                b"7 10.0.0.1",
+                ParseError::FieldCount {
+                    got: 2,
+                    usage: CREATE_USAGE,
+                },
+            ),
+            (
+                b"7",
+                ParseError::FieldCount {
+                    got: 1,
+                    usage: CREATE_USAGE,
+                },
+            ),
+            (
+                b"7 10.0.0.1 10.0.0.2 10.0.0.3",
+                ParseError::FieldCount {
+                    got: 4,
+                    usage: CREATE_USAGE,
+                },
+            ),
+            (
+                b"relay 7 10.0.0.1 10.0.0.2 x",
+                ParseError::FieldCount {
+                    got: 5,
+                    usage: CREATE_USAGE,
+                },
+            ),
+            (
+                b"relay 7 10.0.0.1",
+                ParseError::FieldCount {
+                    got: 3,
+                    usage: CREATE_USAGE,
+                },
+            ),
             (b"bridge 7 10.0.0.1 10.0.0.2", ParseError::UnknownKeyword),
             (b"RELAY 7 10.0.0.1 10.0.0.2", ParseError::UnknownKeyword),
             (b"0 10.0.0.1 10.0.0.2", ParseError::Id(IdError::Zero)),
-            (b"07 10.0.0.1 10.0.0.2", ParseError::Id(IdError::LeadingZero)),
+            (
+                b"07 10.0.0.1 10.0.0.2",
+                ParseError::Id(IdError::LeadingZero),
+            ),
             (b"x 10.0.0.1 10.0.0.2", ParseError::Id(IdError::NotDecimal)),
-            (b"4294967296 10.0.0.1 10.0.0.2", ParseError::Id(IdError::TooLarge)),
-            (b"7 10.0.0.1:0 10.0.0.2", ParseError::Addr { field: Field::Local, err: AddrError::PortZero }),
-            (b"7 10.0.0.1 224.0.0.1", ParseError::Addr { field: Field::Remote, err: AddrError::Multicast }),
-            (b"7 0.0.0.0 10.0.0.2", ParseError::Addr { field: Field::Local, err: AddrError::Unspecified }),
+            (
+                b"4294967296 10.0.0.1 10.0.0.2",
+                ParseError::Id(IdError::TooLarge),
+            ),
+            (
+                b"7 10.0.0.1:0 10.0.0.2",
+                ParseError::Addr {
+                    field: Field::Local,
+                    err: AddrError::PortZero,
+                },
+            ),
+            (
+                b"7 10.0.0.1 224.0.0.1",
+                ParseError::Addr {
+                    field: Field::Remote,
+                    err: AddrError::Multicast,
+                },
+            ),
+            (
+                b"7 0.0.0.0 10.0.0.2",
+                ParseError::Addr {
+                    field: Field::Local,
+                    err: AddrError::Unspecified,
+                },
+            ),
             (b"7 10.0.0.1 [::1]", ParseError::FamilyMismatch),
             (b"7 10.0.0.1 10.0.0.1:4789", ParseError::SameAddress),
             (b"relay 7 [::1]:5 [::1]:5", ParseError::SameAddress),
         ];
         for (input, err) in cases {
-            assert_eq!(parse_create(input, P), Err(*err), "input {:?}", core::str::from_utf8(input));
+            assert_eq!(
+                parse_create(input, P),
+                Err(*err),
+                "input {:?}",
+                core::str::from_utf8(input)
+            );
         }
         // Exactly MAX_INPUT bytes is not "too long": it fails later, on the content.
-        assert_eq!(parse_create(&long[..MAX_INPUT], P), Err(ParseError::FieldCount { got: 1, usage: CREATE_USAGE }));
+        assert_eq!(
+            parse_create(&long[..MAX_INPUT], P),
+            Err(ParseError::FieldCount {
+                got: 1,
+                usage: CREATE_USAGE
+            })
+        );
     }
 
     #[test]
@@ -334,42 +469,93 @@ mod tests {
 
     #[test]
     fn repoint() {
-        assert_eq!(parse_repoint(b"10.0.0.9\n", P), Ok(Repoint { local: None, remote: a4(9, P) }));
+        assert_eq!(
+            parse_repoint(b"10.0.0.9\n", P),
+            Ok(Repoint {
+                local: None,
+                remote: a4(9, P)
+            })
+        );
         assert_eq!(
             parse_repoint(b"10.0.0.1:1 10.0.0.9:2", P),
-            Ok(Repoint { local: Some(a4(1, 1)), remote: a4(9, 2) })
+            Ok(Repoint {
+                local: Some(a4(1, 1)),
+                remote: a4(9, 2)
+            })
         );
         assert_eq!(parse_repoint(b"", P), Err(ParseError::Empty));
         assert_eq!(
             parse_repoint(b"10.0.0.1 10.0.0.2 10.0.0.3", P),
-            Err(ParseError::FieldCount { got: 3, usage: REPOINT_USAGE })
+            Err(ParseError::FieldCount {
+                got: 3,
+                usage: REPOINT_USAGE
+            })
         );
         assert_eq!(
             parse_repoint(b"7", P),
-            Err(ParseError::Addr { field: Field::Remote, err: AddrError::BadIpv4 })
+            Err(ParseError::Addr {
+                field: Field::Remote,
+                err: AddrError::BadIpv4
+            })
         );
         assert_eq!(
             parse_repoint(b"x 10.0.0.2", P),
-            Err(ParseError::Addr { field: Field::Local, err: AddrError::BadIpv4 })
+            Err(ParseError::Addr {
+                field: Field::Local,
+                err: AddrError::BadIpv4
+            })
         );
-        assert_eq!(parse_repoint(b"10.0.0.1 [::2]", P), Err(ParseError::FamilyMismatch));
-        assert_eq!(parse_repoint(b"10.0.0.1 10.0.0.1", P), Err(ParseError::SameAddress));
+        assert_eq!(
+            parse_repoint(b"10.0.0.1 [::2]", P),
+            Err(ParseError::FamilyMismatch)
+        );
+        assert_eq!(
+            parse_repoint(b"10.0.0.1 10.0.0.1", P),
+            Err(ParseError::SameAddress)
+        );
         assert_eq!(
             parse_repoint(b"255.255.255.255", P),
-            Err(ParseError::Addr { field: Field::Remote, err: AddrError::Broadcast })
+            Err(ParseError::Addr {
+                field: Field::Remote,
+                err: AddrError::Broadcast
+            })
         );
     }
 
     #[test]
     fn destroy() {
-        assert_eq!(parse_destroy(b"7\n", P), Ok(Destroy { id: cid(7), local: None }));
-        assert_eq!(parse_destroy(b"7 10.0.0.1:9", P), Ok(Destroy { id: cid(7), local: Some(a4(1, 9)) }));
-        assert_eq!(parse_destroy(b"7 8 9", P), Err(ParseError::FieldCount { got: 3, usage: DESTROY_USAGE }));
+        assert_eq!(
+            parse_destroy(b"7\n", P),
+            Ok(Destroy {
+                id: cid(7),
+                local: None
+            })
+        );
+        assert_eq!(
+            parse_destroy(b"7 10.0.0.1:9", P),
+            Ok(Destroy {
+                id: cid(7),
+                local: Some(a4(1, 9))
+            })
+        );
+        assert_eq!(
+            parse_destroy(b"7 8 9", P),
+            Err(ParseError::FieldCount {
+                got: 3,
+                usage: DESTROY_USAGE
+            })
+        );
         assert_eq!(parse_destroy(b"0", P), Err(ParseError::Id(IdError::Zero)));
-        assert_eq!(parse_destroy(b"-1", P), Err(ParseError::Id(IdError::NotDecimal)));
+        assert_eq!(
+            parse_destroy(b"-1", P),
+            Err(ParseError::Id(IdError::NotDecimal))
+        );
         assert_eq!(
             parse_destroy(b"7 [fe80::1]", P),
-            Err(ParseError::Addr { field: Field::Local, err: AddrError::ScopeRequired })
+            Err(ParseError::Addr {
+                field: Field::Local,
+                err: AddrError::ScopeRequired
+            })
         );
     }
 
@@ -377,9 +563,15 @@ mod tests {
     fn create_new_validates() {
         assert_eq!(
             Create::new(cid(1), Kind::Endpoint, a4(1, 0), a4(2, 1)),
-            Err(ParseError::Addr { field: Field::Local, err: AddrError::PortZero })
+            Err(ParseError::Addr {
+                field: Field::Local,
+                err: AddrError::PortZero
+            })
         );
-        assert_eq!(Create::new(cid(1), Kind::Relay, a4(1, 1), a4(1, 1)), Err(ParseError::SameAddress));
+        assert_eq!(
+            Create::new(cid(1), Kind::Relay, a4(1, 1), a4(1, 1)),
+            Err(ParseError::SameAddress)
+        );
         assert!(Create::new(cid(1), Kind::Relay, a4(1, 1), a4(1, 2)).is_ok());
     }
 
@@ -390,10 +582,26 @@ mod tests {
         use core::fmt::Write;
         let mut buf = [0u8; 128];
         let mut w = super::super::status::BufWriter::new(&mut buf);
-        write!(w, "{}", ParseError::Addr { field: Field::Remote, err: AddrError::Multicast }).unwrap();
+        write!(
+            w,
+            "{}",
+            ParseError::Addr {
+                field: Field::Remote,
+                err: AddrError::Multicast
+            }
+        )
+        .unwrap();
         assert_eq!(w.as_bytes(), b"remote address: multicast address");
         let mut w = super::super::status::BufWriter::new(&mut buf);
-        write!(w, "{}", ParseError::FieldCount { got: 2, usage: CREATE_USAGE }).unwrap();
+        write!(
+            w,
+            "{}",
+            ParseError::FieldCount {
+                got: 2,
+                usage: CREATE_USAGE
+            }
+        )
+        .unwrap();
         assert_eq!(
             w.as_bytes(),
             b"wrong number of fields (2); usage: <N> <AdrA> <AdrB> | relay <N> <AdrIn> <AdrOut>"

@@ -83,7 +83,13 @@ pub struct Counters {
 
 impl Counters {
     /// All zero.
-    pub const ZERO: Counters = Counters { rx_frames: 0, rx_bytes: 0, tx_frames: 0, tx_bytes: 0, drops: [0; DropReason::COUNT] };
+    pub const ZERO: Counters = Counters {
+        rx_frames: 0,
+        rx_bytes: 0,
+        tx_frames: 0,
+        tx_bytes: 0,
+        drops: [0; DropReason::COUNT],
+    };
 
     /// Counts one received frame of `len` bytes.
     pub fn rx(&mut self, len: usize) {
@@ -139,7 +145,10 @@ mod tests {
         a.drop_frame(DropReason::TooBig);
         a.drop_frame(DropReason::TooBig);
         a.drop_frame(DropReason::IfaceDown);
-        assert_eq!((a.rx_frames, a.rx_bytes, a.tx_frames, a.tx_bytes), (2, 150, 1, 60));
+        assert_eq!(
+            (a.rx_frames, a.rx_bytes, a.tx_frames, a.tx_bytes),
+            (2, 150, 1, 60)
+        );
         assert_eq!(a.drops(DropReason::TooBig), 2);
         assert_eq!(a.drops(DropReason::IfaceDown), 1);
         assert_eq!(a.drops(DropReason::Runt), 0);
@@ -152,7 +161,11 @@ mod tests {
 
     #[test]
     fn wraps_instead_of_panicking() {
-        let mut a = Counters { rx_frames: u64::MAX, rx_bytes: u64::MAX, ..Counters::ZERO };
+        let mut a = Counters {
+            rx_frames: u64::MAX,
+            rx_bytes: u64::MAX,
+            ..Counters::ZERO
+        };
         a.rx(2);
         assert_eq!((a.rx_frames, a.rx_bytes), (0, 1));
     }

@@ -41,7 +41,11 @@ pub enum RxVerdict<'a> {
 }
 
 /// Classifies a UDP payload that arrived on `local`.
-pub fn classify_rx<'a, S: Storage>(table: &Table<S>, local: &SocketAddr, udp_payload: &'a [u8]) -> RxVerdict<'a> {
+pub fn classify_rx<'a, S: Storage>(
+    table: &Table<S>,
+    local: &SocketAddr,
+    udp_payload: &'a [u8],
+) -> RxVerdict<'a> {
     let manager = |reason| RxVerdict::Drop { slot: None, reason };
     let Ok((hdr, inner)) = WireHeader::ref_from_prefix(udp_payload) else {
         return manager(DropReason::BadHeader);
@@ -53,10 +57,16 @@ pub fn classify_rx<'a, S: Storage>(table: &Table<S>, local: &SocketAddr, udp_pay
         return manager(DropReason::UnknownConnector);
     };
     if inner.len() < MIN_INNER_FRAME {
-        return RxVerdict::Drop { slot: Some(slot), reason: DropReason::Runt };
+        return RxVerdict::Drop {
+            slot: Some(slot),
+            reason: DropReason::Runt,
+        };
     }
     match table.get(slot) {
-        Some(e) if e.kind() == Kind::Relay => RxVerdict::Forward { slot, remote: e.remote() },
+        Some(e) if e.kind() == Kind::Relay => RxVerdict::Forward {
+            slot,
+            remote: e.remote(),
+        },
         Some(_) => RxVerdict::Deliver { slot, frame: inner },
         None => manager(DropReason::UnknownConnector),
     }
@@ -101,7 +111,9 @@ pub fn classify_tx<S: Storage>(table: &Table<S>, slot: usize, frame_len: usize) 
         Mode::Collapsed { peer } => TxVerdict::Handoff { peer },
         Mode::Relay => TxVerdict::Drop(DropReason::IfaceDown),
         Mode::Encapsulating => {
-            let outer = u32::try_from(frame_len).ok().and_then(|len| outer_datagram_len(len, e.family()));
+            let outer = u32::try_from(frame_len)
+                .ok()
+                .and_then(|len| outer_datagram_len(len, e.family()));
             match outer {
                 Some(outer_len) if outer_len <= MAX_PATH_MTU => TxVerdict::Encapsulate {
                     remote: e.remote(),
@@ -145,34 +157,63 @@ mod tests {
     fn rx_deliver_forward_drop() {
         let t = table_with(&[b"7 10.0.0.1 10.0.0.2", b"relay 7 10.0.0.1:6000 10.0.0.3"]);
         let p = packet(7);
-        let ep = t.find(ConnectorId::new(7).unwrap(), &addr("10.0.0.1:4789")).unwrap();
-        let relay = t.find(ConnectorId::new(7).unwrap(), &addr("10.0.0.1:6000")).unwrap();
-        assert_eq!(classify_rx(&t, &addr("10.0.0.1:4789"), &p), RxVerdict::Deliver { slot: ep, frame: &p[8..] });
+        let ep = t
+            .find(ConnectorId::new(7).unwrap(), &addr("10.0.0.1:4789"))
+            .unwrap();
+        let relay = t
+            .find(ConnectorId::new(7).unwrap(), &addr("10.0.0.1:6000"))
+            .unwrap();
+        assert_eq!(
+            classify_rx(&t, &addr("10.0.0.1:4789"), &p),
+            RxVerdict::Deliver {
+                slot: ep,
+                frame: &p[8..]
+            }
+        );
         assert_eq!(
             classify_rx(&t, &addr("10.0.0.1:6000"), &p),
-            RxVerdict::Forward { slot: relay, remote: addr("10.0.0.3:4789") }
+            RxVerdict::Forward {
+                slot: relay,
+                remote: addr("10.0.0.3:4789")
+            }
         );
         // Right id, wrong local address; unknown id; bad header; runt.
-        let unknown = RxVerdict::Drop { slot: None, reason: DropReason::UnknownConnector };
+        let unknown = RxVerdict::Drop {
+            slot: None,
+            reason: DropReason::UnknownConnector,
+        };
         assert_eq!(classify_rx(&t, &addr("10.0.0.1:9"), &p), unknown);
         assert_eq!(classify_rx(&t, &addr("10.0.0.1:4789"), &packet(8)), unknown);
         let mut bad = p;
         bad[0] = 0;
-        let bad_header = RxVerdict::Drop { slot: None, reason: DropReason::BadHeader };
+        let bad_header = RxVerdict::Drop {
+            slot: None,
+            reason: DropReason::BadHeader,
+        };
         assert_eq!(classify_rx(&t, &addr("10.0.0.1:4789"), &bad), bad_header);
         assert_eq!(classify_rx(&t, &addr("10.0.0.1:4789"), &p[..7]), bad_header);
         assert_eq!(
             classify_rx(&t, &addr("10.0.0.1:4789"), &p[..21]),
-            RxVerdict::Drop { slot: Some(ep), reason: DropReason::Runt }
+            RxVerdict::Drop {
+                slot: Some(ep),
+                reason: DropReason::Runt
+            }
         );
-        assert!(matches!(classify_rx(&t, &addr("10.0.0.1:4789"), &p[..22]), RxVerdict::Deliver { .. }));
+        assert!(matches!(
+            classify_rx(&t, &addr("10.0.0.1:4789"), &p[..22]),
+            RxVerdict::Deliver { .. }
+        ));
     }
 
     #[test]
     fn tx_encapsulate_handoff_drop() {
         let mut t = table_with(&[b"5 10.0.0.1:1 10.0.0.1:2", b"9 [2001:db8::1] [2001:db8::2]"]);
-        let x = t.find(ConnectorId::new(5).unwrap(), &addr("10.0.0.1:1")).unwrap();
-        let v6 = t.find(ConnectorId::new(9).unwrap(), &addr("[2001:db8::1]:4789")).unwrap();
+        let x = t
+            .find(ConnectorId::new(5).unwrap(), &addr("10.0.0.1:1"))
+            .unwrap();
+        let v6 = t
+            .find(ConnectorId::new(9).unwrap(), &addr("[2001:db8::1]:4789"))
+            .unwrap();
         // Alone: encapsulates; a full 1450-MTU frame (1464 bytes) exactly fills 1500.
         assert_eq!(
             classify_tx(&t, x, 1464),
@@ -184,17 +225,53 @@ mod tests {
             }
         );
         // One VLAN tag more does not fit the path.
-        assert!(matches!(classify_tx(&t, x, 1468), TxVerdict::Encapsulate { fits_path: false, outer_len: 1504, .. }));
-        assert!(matches!(classify_tx(&t, v6, 1444), TxVerdict::Encapsulate { fits_path: true, outer_len: 1500, .. }));
+        assert!(matches!(
+            classify_tx(&t, x, 1468),
+            TxVerdict::Encapsulate {
+                fits_path: false,
+                outer_len: 1504,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify_tx(&t, v6, 1444),
+            TxVerdict::Encapsulate {
+                fits_path: true,
+                outer_len: 1500,
+                ..
+            }
+        ));
         assert_eq!(classify_tx(&t, x, 13), TxVerdict::Drop(DropReason::Runt));
-        assert_eq!(classify_tx(&t, x, 65535), TxVerdict::Drop(DropReason::TooBig));
-        assert_eq!(classify_tx(&t, x, usize::MAX), TxVerdict::Drop(DropReason::TooBig));
-        assert_eq!(classify_tx(&t, 7, 100), TxVerdict::Drop(DropReason::IfaceDown));
+        assert_eq!(
+            classify_tx(&t, x, 65535),
+            TxVerdict::Drop(DropReason::TooBig)
+        );
+        assert_eq!(
+            classify_tx(&t, x, usize::MAX),
+            TxVerdict::Drop(DropReason::TooBig)
+        );
+        assert_eq!(
+            classify_tx(&t, 7, 100),
+            TxVerdict::Drop(DropReason::IfaceDown)
+        );
         // The other end arrives on this host: hand-off, no encapsulation.
-        let y = t.create(&parse_create(b"5 10.0.0.1:2 10.0.0.1:1", 4789).unwrap(), 1500).unwrap();
+        let y = t
+            .create(
+                &parse_create(b"5 10.0.0.1:2 10.0.0.1:1", 4789).unwrap(),
+                1500,
+            )
+            .unwrap();
         assert_eq!(classify_tx(&t, x, 100), TxVerdict::Handoff { peer: y });
         assert_eq!(classify_tx(&t, y, 100), TxVerdict::Handoff { peer: x });
-        let r = t.create(&parse_create(b"relay 5 10.0.0.1:3 10.0.0.4", 4789).unwrap(), 1500).unwrap();
-        assert_eq!(classify_tx(&t, r, 100), TxVerdict::Drop(DropReason::IfaceDown));
+        let r = t
+            .create(
+                &parse_create(b"relay 5 10.0.0.1:3 10.0.0.4", 4789).unwrap(),
+                1500,
+            )
+            .unwrap();
+        assert_eq!(
+            classify_tx(&t, r, 100),
+            TxVerdict::Drop(DropReason::IfaceDown)
+        );
     }
 }

@@ -39,7 +39,9 @@ pub const FLAG_I: u8 = 0x08;
 pub const FLAG_C: u8 = 0x40;
 
 /// The header as it sits on the wire.
-#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug, PartialEq, Eq,
+)]
 #[repr(C)]
 pub struct WireHeader {
     /// Flags byte: `FLAG_I`, optionally `FLAG_C`.
@@ -108,9 +110,17 @@ impl WireHeader {
     pub fn new(id: ConnectorId) -> WireHeader {
         let raw = id.get();
         if raw <= VXLAN_VNI_MAX {
-            WireHeader { flags: FLAG_I, reserved: [0; 3], id_word: U32::new(raw << 8) }
+            WireHeader {
+                flags: FLAG_I,
+                reserved: [0; 3],
+                id_word: U32::new(raw << 8),
+            }
         } else {
-            WireHeader { flags: FLAG_I | FLAG_C, reserved: [0; 3], id_word: U32::new(raw) }
+            WireHeader {
+                flags: FLAG_I | FLAG_C,
+                reserved: [0; 3],
+                id_word: U32::new(raw),
+            }
         }
     }
 
@@ -140,7 +150,11 @@ impl WireHeader {
             word >> 8
         } else {
             if word <= VXLAN_VNI_MAX {
-                return Err(if word == 0 { HeaderError::ZeroId } else { HeaderError::NonCanonical });
+                return Err(if word == 0 {
+                    HeaderError::ZeroId
+                } else {
+                    HeaderError::NonCanonical
+                });
             }
             word
         };
@@ -157,7 +171,8 @@ pub fn encode(id: ConnectorId, out: &mut [u8]) -> Result<(), HeaderError> {
 
 /// Decodes a UDP payload: returns the connector id and the inner Ethernet frame.
 pub fn decode(udp_payload: &[u8]) -> Result<(ConnectorId, &[u8]), HeaderError> {
-    let (hdr, inner) = WireHeader::ref_from_prefix(udp_payload).map_err(|_| HeaderError::Truncated)?;
+    let (hdr, inner) =
+        WireHeader::ref_from_prefix(udp_payload).map_err(|_| HeaderError::Truncated)?;
     let id = hdr.connector()?;
     if inner.len() < MIN_INNER_FRAME {
         return Err(HeaderError::RuntFrame);
@@ -182,15 +197,30 @@ mod tests {
     #[test]
     fn compact_form_is_vxlan() {
         // VNI 0x123456 as the Linux VXLAN driver sends it.
-        assert_eq!(WireHeader::new(cid(0x12_3456)).to_bytes(), [0x08, 0, 0, 0, 0x12, 0x34, 0x56, 0]);
-        assert_eq!(WireHeader::new(cid(1)).to_bytes(), [0x08, 0, 0, 0, 0, 0, 1, 0]);
-        assert_eq!(WireHeader::new(cid(VXLAN_VNI_MAX)).to_bytes(), [0x08, 0, 0, 0, 0xff, 0xff, 0xff, 0]);
+        assert_eq!(
+            WireHeader::new(cid(0x12_3456)).to_bytes(),
+            [0x08, 0, 0, 0, 0x12, 0x34, 0x56, 0]
+        );
+        assert_eq!(
+            WireHeader::new(cid(1)).to_bytes(),
+            [0x08, 0, 0, 0, 0, 0, 1, 0]
+        );
+        assert_eq!(
+            WireHeader::new(cid(VXLAN_VNI_MAX)).to_bytes(),
+            [0x08, 0, 0, 0, 0xff, 0xff, 0xff, 0]
+        );
     }
 
     #[test]
     fn extended_form() {
-        assert_eq!(WireHeader::new(cid(0x0100_0000)).to_bytes(), [0x48, 0, 0, 0, 1, 0, 0, 0]);
-        assert_eq!(WireHeader::new(cid(u32::MAX)).to_bytes(), [0x48, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(
+            WireHeader::new(cid(0x0100_0000)).to_bytes(),
+            [0x48, 0, 0, 0, 1, 0, 0, 0]
+        );
+        assert_eq!(
+            WireHeader::new(cid(u32::MAX)).to_bytes(),
+            [0x48, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
+        );
     }
 
     #[test]
@@ -217,12 +247,22 @@ mod tests {
             ([0x08, 0, 0, 0, 0, 0, 0, 0], HeaderError::ZeroId),
             ([0x48, 0, 0, 0, 0, 0, 0, 0], HeaderError::ZeroId),
             ([0x48, 0, 0, 0, 0, 0, 0, 7], HeaderError::NonCanonical),
-            ([0x48, 0, 0, 0, 0, 0xff, 0xff, 0xff], HeaderError::NonCanonical),
+            (
+                [0x48, 0, 0, 0, 0, 0xff, 0xff, 0xff],
+                HeaderError::NonCanonical,
+            ),
         ];
         for (hdr, err) in cases {
-            assert_eq!(decode(&frame(*hdr)).map(|(id, _)| id), Err(*err), "header {hdr:02x?}");
+            assert_eq!(
+                decode(&frame(*hdr)).map(|(id, _)| id),
+                Err(*err),
+                "header {hdr:02x?}"
+            );
         }
-        assert_eq!(decode(&[0x08, 0, 0, 0, 0, 0, 7]), Err(HeaderError::Truncated));
+        assert_eq!(
+            decode(&[0x08, 0, 0, 0, 0, 0, 7]),
+            Err(HeaderError::Truncated)
+        );
         assert_eq!(decode(&[]), Err(HeaderError::Truncated));
         let short = frame([0x08, 0, 0, 0, 0, 0, 7, 0]);
         assert_eq!(decode(&short[..21]), Err(HeaderError::RuntFrame));

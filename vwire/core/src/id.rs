@@ -91,7 +91,11 @@ pub fn parse_id(text: &str) -> Result<ConnectorId, IdError> {
         return Err(IdError::NotDecimal);
     }
     if first == b'0' {
-        return Err(if bytes.len() == 1 { IdError::Zero } else { IdError::LeadingZero });
+        return Err(if bytes.len() == 1 {
+            IdError::Zero
+        } else {
+            IdError::LeadingZero
+        });
     }
     let mut value: u32 = 0;
     for &b in bytes {
@@ -111,7 +115,10 @@ mod tests {
     fn accepts_range_ends() {
         assert_eq!(parse_id("1"), Ok(ConnectorId::MIN));
         assert_eq!(parse_id("4294967295"), Ok(ConnectorId::MAX));
-        assert_eq!(parse_id("16777215").map(ConnectorId::get), Ok(VXLAN_VNI_MAX));
+        assert_eq!(
+            parse_id("16777215").map(ConnectorId::get),
+            Ok(VXLAN_VNI_MAX)
+        );
     }
 
     #[test]
@@ -132,8 +139,17 @@ mod tests {
     #[test]
     fn vni_mapping() {
         assert_eq!(ConnectorId::new(0), None);
-        assert_eq!(ConnectorId::new(42).and_then(ConnectorId::vxlan_vni), Some(42));
-        assert_eq!(ConnectorId::new(VXLAN_VNI_MAX).and_then(ConnectorId::vxlan_vni), Some(VXLAN_VNI_MAX));
-        assert_eq!(ConnectorId::new(VXLAN_VNI_MAX + 1).and_then(ConnectorId::vxlan_vni), None);
+        assert_eq!(
+            ConnectorId::new(42).and_then(ConnectorId::vxlan_vni),
+            Some(42)
+        );
+        assert_eq!(
+            ConnectorId::new(VXLAN_VNI_MAX).and_then(ConnectorId::vxlan_vni),
+            Some(VXLAN_VNI_MAX)
+        );
+        assert_eq!(
+            ConnectorId::new(VXLAN_VNI_MAX + 1).and_then(ConnectorId::vxlan_vni),
+            None
+        );
     }
 }

@@ -117,7 +117,10 @@ mod tests {
                 let mtu = endpoint_mtu(pmtu, family).unwrap();
                 assert_eq!(outer_datagram_len(mtu + ETH_HLEN, family), Some(pmtu));
                 let tagged = endpoint_mtu_vlan(pmtu, family, 1).unwrap();
-                assert_eq!(outer_datagram_len(tagged + ETH_HLEN + VLAN_HLEN, family), Some(pmtu));
+                assert_eq!(
+                    outer_datagram_len(tagged + ETH_HLEN + VLAN_HLEN, family),
+                    Some(pmtu)
+                );
             }
         }
     }

@@ -92,7 +92,9 @@ impl<T: fmt::Display> fmt::Display for Opt<T> {
 
 /// Writes the status block of the entry in slot `idx` (nothing if the slot is empty).
 pub fn write_entry<W: Write, S: Storage>(w: &mut W, table: &Table<S>, idx: usize) -> fmt::Result {
-    let Some(e) = table.get(idx) else { return Ok(()) };
+    let Some(e) = table.get(idx) else {
+        return Ok(());
+    };
     let peer = match e.mode() {
         Mode::Collapsed { peer } => table.get(peer).map(Entry::local),
         _ => None,
@@ -146,7 +148,11 @@ fn next_sorted<S: Storage>(
 }
 
 /// Writes the `cat /proc/vw/<N>` text; returns the number of entries written (0: the caller reports ENOENT).
-pub fn write_status<W: Write, S: Storage>(w: &mut W, table: &Table<S>, id: ConnectorId) -> Result<usize, fmt::Error> {
+pub fn write_status<W: Write, S: Storage>(
+    w: &mut W,
+    table: &Table<S>,
+    id: ConnectorId,
+) -> Result<usize, fmt::Error> {
     let mut after = None;
     let mut n = 0usize;
     while let Some((idx, key)) = next_sorted(table, Some(id), after) {
@@ -161,7 +167,11 @@ pub fn write_status<W: Write, S: Storage>(w: &mut W, table: &Table<S>, id: Conne
 }
 
 /// Renders `cat /proc/vw/<N>` into `buf`; returns the length.
-pub fn render_status<S: Storage>(buf: &mut [u8], table: &Table<S>, id: ConnectorId) -> Result<usize, RenderError> {
+pub fn render_status<S: Storage>(
+    buf: &mut [u8],
+    table: &Table<S>,
+    id: ConnectorId,
+) -> Result<usize, RenderError> {
     let mut w = BufWriter::new(buf);
     match write_status(&mut w, table, id) {
         Ok(0) => Err(RenderError::NotFound),
@@ -175,7 +185,15 @@ pub fn write_list<W: Write, S: Storage>(w: &mut W, table: &Table<S>) -> fmt::Res
     let mut after = None;
     while let Some((idx, key)) = next_sorted(table, None, after) {
         if let Some(e) = table.get(idx) {
-            writeln!(w, "{} {} {} {} {}", e.id(), e.kind().name(), e.local(), e.remote(), e.mode().name())?;
+            writeln!(
+                w,
+                "{} {} {} {} {}",
+                e.id(),
+                e.kind().name(),
+                e.local(),
+                e.remote(),
+                e.mode().name()
+            )?;
         }
         after = Some(key);
     }
@@ -193,16 +211,24 @@ pub fn render_list<S: Storage>(buf: &mut [u8], table: &Table<S>) -> Result<usize
 pub fn write_manager<W: Write, S: Storage>(w: &mut W, table: &Table<S>) -> fmt::Result {
     writeln!(w, "entries: {}", table.len())?;
     writeln!(w, "capacity: {}", table.capacity())?;
-    writeln!(w, "collapse: {}", if table.collapse_enabled() { "on" } else { "off" })?;
+    writeln!(
+        w,
+        "collapse: {}",
+        if table.collapse_enabled() {
+            "on"
+        } else {
+            "off"
+        }
+    )?;
     write_counters(w, &table.manager, true)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::cmd::parse_create;
     use super::super::counters::DropReason;
     use super::super::table::{Slot, EMPTY_SLOT};
+    use super::*;
 
     fn cid(n: u32) -> ConnectorId {
         ConnectorId::new(n).unwrap()
@@ -217,7 +243,11 @@ mod tests {
     }
 
     /// Renders into `buf` and returns the text.
-    fn render<'b>(buf: &'b mut [u8], t: &Table<[Slot; 8]>, id: u32) -> Result<&'b str, RenderError> {
+    fn render<'b>(
+        buf: &'b mut [u8],
+        t: &Table<[Slot; 8]>,
+        id: u32,
+    ) -> Result<&'b str, RenderError> {
         let n = render_status(buf, t, cid(id))?;
         Ok(core::str::from_utf8(&buf[..n]).unwrap())
     }
@@ -242,7 +272,10 @@ mod tests {
     #[test]
     fn collapsed_pair_sorted_blocks() {
         // Created in reverse local-address order; printed in address order.
-        let t = table_with(&[b"5 [2001:db8::1]:2 [2001:db8::1]:1", b"5 [2001:db8::1]:1 [2001:db8::1]:2"]);
+        let t = table_with(&[
+            b"5 [2001:db8::1]:2 [2001:db8::1]:1",
+            b"5 [2001:db8::1]:1 [2001:db8::1]:2",
+        ]);
         let mut buf = [0u8; 2048];
         let text = render(&mut buf, &t, 5).unwrap();
         assert_eq!(text.split("\n\n").count(), 2);
@@ -270,12 +303,19 @@ mod tests {
         let t = table_with(&[b"7 10.0.0.1 10.0.0.2"]);
         assert_eq!(render(&mut [0u8; 2048], &t, 8), Err(RenderError::NotFound));
         let mut small = [0u8; 40];
-        assert_eq!(render_status(&mut small, &t, cid(7)), Err(RenderError::BufferTooSmall));
+        assert_eq!(
+            render_status(&mut small, &t, cid(7)),
+            Err(RenderError::BufferTooSmall)
+        );
     }
 
     #[test]
     fn list_and_manager() {
-        let mut t = table_with(&[b"9 10.0.0.1 10.0.0.2", b"3 10.0.0.1:2 10.0.0.1:1", b"3 10.0.0.1:1 10.0.0.1:2"]);
+        let mut t = table_with(&[
+            b"9 10.0.0.1 10.0.0.2",
+            b"3 10.0.0.1:2 10.0.0.1:1",
+            b"3 10.0.0.1:1 10.0.0.1:2",
+        ]);
         let mut buf = [0u8; 512];
         let n = render_list(&mut buf, &t).unwrap();
         assert_eq!(
@@ -292,7 +332,10 @@ mod tests {
         assert!(text.contains("drop_bad_header: 0\ndrop_unknown_connector: 1\n"));
         let empty: Table<[Slot; 8]> = Table::new([EMPTY_SLOT; 8]);
         assert_eq!(render_list(&mut buf, &empty), Ok(0));
-        assert_eq!(render_list(&mut buf[..10], &t), Err(RenderError::BufferTooSmall));
+        assert_eq!(
+            render_list(&mut buf[..10], &t),
+            Err(RenderError::BufferTooSmall)
+        );
     }
 
     #[test]

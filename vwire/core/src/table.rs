@@ -199,7 +199,9 @@ impl fmt::Display for TableError {
             }
             TableError::Full => f.write_str("endpoint table full"),
             TableError::Invalid(e) => e.fmt(f),
-            TableError::PathMtu { path_mtu } => write!(f, "path MTU {path_mtu} too small or out of range"),
+            TableError::PathMtu { path_mtu } => {
+                write!(f, "path MTU {path_mtu} too small or out of range")
+            }
         }
     }
 }
@@ -218,7 +220,11 @@ impl<S: Storage> Table<S> {
         for slot in store.slots_mut() {
             *slot = None;
         }
-        Table { store, collapse: true, manager: Counters::ZERO }
+        Table {
+            store,
+            collapse: true,
+            manager: Counters::ZERO,
+        }
     }
 
     /// Number of slots.
@@ -243,7 +249,11 @@ impl<S: Storage> Table<S> {
 
     /// All entries with their slot index, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (usize, &Entry)> {
-        self.store.slots().iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|e| (i, e)))
+        self.store
+            .slots()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|e| (i, e)))
     }
 
     /// Entries of one connector id.
@@ -253,7 +263,9 @@ impl<S: Storage> Table<S> {
 
     /// The entry for a received frame: arrived on `local` with `id` in its header.
     pub fn find(&self, id: ConnectorId, local: &SocketAddr) -> Option<usize> {
-        self.iter().find(|(_, e)| e.id == id && e.local == *local).map(|(i, _)| i)
+        self.iter()
+            .find(|(_, e)| e.id == id && e.local == *local)
+            .map(|(i, _)| i)
     }
 
     /// The entry a /proc/vw command names: the one at `local` if given, else the id's only entry.
@@ -289,19 +301,30 @@ impl<S: Storage> Table<S> {
 
     /// Adds an entry; `path_mtu` is the path MTU towards `cmd.remote` (ignored for relays).  Returns its slot.
     pub fn create(&mut self, cmd: &Create, path_mtu: u32) -> Result<usize, TableError> {
-        let cmd = Create::new(cmd.id, cmd.kind, cmd.local, cmd.remote).map_err(TableError::Invalid)?;
+        let cmd =
+            Create::new(cmd.id, cmd.kind, cmd.local, cmd.remote).map_err(TableError::Invalid)?;
         if self.find(cmd.id, &cmd.local).is_some() {
             return Err(TableError::Exists);
         }
         let (path_mtu, mtu) = match cmd.kind {
             Kind::Relay => (0, 0),
             Kind::Endpoint => {
-                let mtu = endpoint_mtu(path_mtu, Family::of(&cmd.local)).ok_or(TableError::PathMtu { path_mtu })?;
+                let mtu = endpoint_mtu(path_mtu, Family::of(&cmd.local))
+                    .ok_or(TableError::PathMtu { path_mtu })?;
                 (path_mtu, mtu)
             }
         };
-        let idx = self.store.slots().iter().position(Option::is_none).ok_or(TableError::Full)?;
-        let mode = if cmd.kind == Kind::Relay { Mode::Relay } else { Mode::Encapsulating };
+        let idx = self
+            .store
+            .slots()
+            .iter()
+            .position(Option::is_none)
+            .ok_or(TableError::Full)?;
+        let mode = if cmd.kind == Kind::Relay {
+            Mode::Relay
+        } else {
+            Mode::Encapsulating
+        };
         let entry = Entry {
             id: cmd.id,
             kind: cmd.kind,
@@ -312,7 +335,11 @@ impl<S: Storage> Table<S> {
             mtu,
             counters: Counters::ZERO,
         };
-        let slot = self.store.slots_mut().get_mut(idx).ok_or(TableError::Full)?;
+        let slot = self
+            .store
+            .slots_mut()
+            .get_mut(idx)
+            .ok_or(TableError::Full)?;
         *slot = Some(entry);
         self.recompute_id(cmd.id);
         Ok(idx)
@@ -330,7 +357,10 @@ impl<S: Storage> Table<S> {
         Create::new(id, entry.kind, entry.local, remote).map_err(|e| {
             // The entry's own local address is valid; report everything against the new remote.
             TableError::Invalid(match e {
-                ParseError::Addr { err, .. } => ParseError::Addr { field: Field::Remote, err },
+                ParseError::Addr { err, .. } => ParseError::Addr {
+                    field: Field::Remote,
+                    err,
+                },
                 other => other,
             })
         })?;
@@ -342,16 +372,30 @@ impl<S: Storage> Table<S> {
     }
 
     /// Removes an entry; returns its former slot and the entry.
-    pub fn destroy(&mut self, id: ConnectorId, local: Option<&SocketAddr>) -> Result<(usize, Entry), TableError> {
+    pub fn destroy(
+        &mut self,
+        id: ConnectorId,
+        local: Option<&SocketAddr>,
+    ) -> Result<(usize, Entry), TableError> {
         let idx = self.select(id, local)?;
-        let entry = self.store.slots_mut().get_mut(idx).and_then(Option::take).ok_or(TableError::NotFound)?;
+        let entry = self
+            .store
+            .slots_mut()
+            .get_mut(idx)
+            .and_then(Option::take)
+            .ok_or(TableError::NotFound)?;
         self.recompute_id(id);
         Ok((idx, entry))
     }
 
     /// Records a new path MTU for slot `idx` and returns the endpoint MTU the interface must take.
     pub fn set_path_mtu(&mut self, idx: usize, path_mtu: u32) -> Result<u32, TableError> {
-        let e = self.store.slots_mut().get_mut(idx).and_then(Option::as_mut).ok_or(TableError::NotFound)?;
+        let e = self
+            .store
+            .slots_mut()
+            .get_mut(idx)
+            .and_then(Option::as_mut)
+            .ok_or(TableError::NotFound)?;
         if e.kind == Kind::Relay {
             return Ok(0);
         }
@@ -363,7 +407,11 @@ impl<S: Storage> Table<S> {
 
     /// Counters of slot `idx`.
     pub fn counters_mut(&mut self, idx: usize) -> Option<&mut Counters> {
-        self.store.slots_mut().get_mut(idx).and_then(Option::as_mut).map(|e| &mut e.counters)
+        self.store
+            .slots_mut()
+            .get_mut(idx)
+            .and_then(Option::as_mut)
+            .map(|e| &mut e.counters)
     }
 
     /// Zeroes every counter (sysfs statistics reset).
@@ -380,9 +428,9 @@ impl<S: Storage> Table<S> {
             return Mode::Relay;
         }
         if self.collapse {
-            let peer = self
-                .iter()
-                .find(|(j, p)| *j != idx && p.kind == Kind::Endpoint && p.id == e.id && p.local == e.remote);
+            let peer = self.iter().find(|(j, p)| {
+                *j != idx && p.kind == Kind::Endpoint && p.id == e.id && p.local == e.remote
+            });
             if let Some((peer, _)) = peer {
                 return Mode::Collapsed { peer };
             }
@@ -423,7 +471,12 @@ mod tests {
     }
 
     fn ep(n: u32, local: SocketAddr, remote: SocketAddr) -> Create {
-        Create { id: cid(n), kind: Kind::Endpoint, local, remote }
+        Create {
+            id: cid(n),
+            kind: Kind::Endpoint,
+            local,
+            remote,
+        }
     }
 
     fn table() -> Table<[Slot; 8]> {
@@ -437,7 +490,10 @@ mod tests {
         let i = t.create(&ep(7, a(1, 1), a(2, 1)), 1500).unwrap();
         assert_eq!(t.len(), 1);
         let e = t.get(i).unwrap();
-        assert_eq!((e.mode(), e.mtu(), e.path_mtu(), e.kind()), (Mode::Encapsulating, 1450, 1500, Kind::Endpoint));
+        assert_eq!(
+            (e.mode(), e.mtu(), e.path_mtu(), e.kind()),
+            (Mode::Encapsulating, 1450, 1500, Kind::Endpoint)
+        );
         assert_eq!(t.find(cid(7), &a(1, 1)), Some(i));
         assert_eq!(t.find(cid(7), &a(2, 1)), None);
         assert_eq!(t.find(cid(8), &a(1, 1)), None);
@@ -451,8 +507,16 @@ mod tests {
     fn duplicate_and_shared_socket() {
         let mut t = table();
         t.create(&ep(7, a(1, 1), a(2, 1)), 1500).unwrap();
-        assert_eq!(t.create(&ep(7, a(1, 1), a(3, 1)), 1500), Err(TableError::Exists));
-        let relay = Create { id: cid(7), kind: Kind::Relay, local: a(1, 1), remote: a(3, 1) };
+        assert_eq!(
+            t.create(&ep(7, a(1, 1), a(3, 1)), 1500),
+            Err(TableError::Exists)
+        );
+        let relay = Create {
+            id: cid(7),
+            kind: Kind::Relay,
+            local: a(1, 1),
+            remote: a(3, 1),
+        };
         assert_eq!(t.create(&relay, 0), Err(TableError::Exists));
         // Same local address, other id: shares the socket.
         assert!(t.create(&ep(8, a(1, 1), a(2, 1)), 1500).is_ok());
@@ -464,16 +528,27 @@ mod tests {
         let mut t: Table<[Slot; 2]> = Table::new([EMPTY_SLOT; 2]);
         t.create(&ep(1, a(1, 1), a(2, 1)), 1500).unwrap();
         t.create(&ep(2, a(1, 1), a(2, 1)), 1500).unwrap();
-        assert_eq!(t.create(&ep(3, a(1, 1), a(2, 1)), 1500), Err(TableError::Full));
-        assert_eq!(t.create(&ep(3, a(1, 1), a(2, 1)), 1500).map_err(|e| e.errno()), Err(errno::ENOSPC));
+        assert_eq!(
+            t.create(&ep(3, a(1, 1), a(2, 1)), 1500),
+            Err(TableError::Full)
+        );
+        assert_eq!(
+            t.create(&ep(3, a(1, 1), a(2, 1)), 1500)
+                .map_err(|e| e.errno()),
+            Err(errno::ENOSPC)
+        );
         let mut t = table();
-        assert_eq!(t.create(&ep(1, a(1, 1), a(2, 1)), 100), Err(TableError::PathMtu { path_mtu: 100 }));
+        assert_eq!(
+            t.create(&ep(1, a(1, 1), a(2, 1)), 100),
+            Err(TableError::PathMtu { path_mtu: 100 })
+        );
         assert_eq!(
             t.create(&ep(1, a(1, 1), a(1, 1)), 1500),
             Err(TableError::Invalid(ParseError::SameAddress))
         );
         assert_eq!(
-            t.create(&ep(1, a(1, 0), a(2, 1)), 1500).map_err(|e| e.errno()),
+            t.create(&ep(1, a(1, 0), a(2, 1)), 1500)
+                .map_err(|e| e.errno()),
             Err(errno::EINVAL)
         );
         assert!(t.is_empty());
@@ -489,7 +564,10 @@ mod tests {
         assert_eq!(t.get(x).unwrap().mode(), Mode::Collapsed { peer: y });
         assert_eq!(t.get(y).unwrap().mode(), Mode::Collapsed { peer: x });
         // Ambiguous without a selector.
-        assert_eq!(t.repoint(cid(5), None, a(9, 1)), Err(TableError::Ambiguous { entries: 2 }));
+        assert_eq!(
+            t.repoint(cid(5), None, a(9, 1)),
+            Err(TableError::Ambiguous { entries: 2 })
+        );
         // The other end moves to host 9: y now encapsulates; x still reaches y locally.
         t.repoint(cid(5), Some(&a(1, 2)), a(9, 1)).unwrap();
         assert_eq!(t.get(y).unwrap().mode(), Mode::Encapsulating);
@@ -520,7 +598,17 @@ mod tests {
     #[test]
     fn relays_never_collapse() {
         let mut t = table();
-        let r = t.create(&Create { id: cid(5), kind: Kind::Relay, local: a(1, 2), remote: a(3, 1) }, 0).unwrap();
+        let r = t
+            .create(
+                &Create {
+                    id: cid(5),
+                    kind: Kind::Relay,
+                    local: a(1, 2),
+                    remote: a(3, 1),
+                },
+                0,
+            )
+            .unwrap();
         let x = t.create(&ep(5, a(1, 1), a(1, 2)), 1500).unwrap();
         assert_eq!(t.get(r).unwrap().mode(), Mode::Relay);
         assert_eq!(t.get(r).unwrap().mtu(), 0);
@@ -533,14 +621,26 @@ mod tests {
         let mut t = table();
         let x = t.create(&ep(5, a(1, 1), a(2, 1)), 1500).unwrap();
         assert_eq!(t.repoint(cid(6), None, a(3, 1)), Err(TableError::NotFound));
-        assert_eq!(t.repoint(cid(5), Some(&a(1, 9)), a(3, 1)), Err(TableError::NotFound));
-        assert_eq!(t.repoint(cid(5), None, a(1, 1)), Err(TableError::Invalid(ParseError::SameAddress)));
+        assert_eq!(
+            t.repoint(cid(5), Some(&a(1, 9)), a(3, 1)),
+            Err(TableError::NotFound)
+        );
+        assert_eq!(
+            t.repoint(cid(5), None, a(1, 1)),
+            Err(TableError::Invalid(ParseError::SameAddress))
+        );
         let v6 = SocketAddr::new(core::net::Ipv6Addr::LOCALHOST.into(), 1);
-        assert_eq!(t.repoint(cid(5), None, v6), Err(TableError::Invalid(ParseError::FamilyMismatch)));
+        assert_eq!(
+            t.repoint(cid(5), None, v6),
+            Err(TableError::Invalid(ParseError::FamilyMismatch))
+        );
         let mcast = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(224, 0, 0, 1), 1));
         assert_eq!(
             t.repoint(cid(5), None, mcast),
-            Err(TableError::Invalid(ParseError::Addr { field: Field::Remote, err: super::super::addr::AddrError::Multicast }))
+            Err(TableError::Invalid(ParseError::Addr {
+                field: Field::Remote,
+                err: super::super::addr::AddrError::Multicast
+            }))
         );
         assert_eq!(t.get(x).unwrap().remote(), a(2, 1));
         assert_eq!(t.repoint(cid(5), None, a(3, 1)), Ok(x));
@@ -552,16 +652,115 @@ mod tests {
         let mut t = table();
         let x = t.create(&ep(5, a(1, 1), a(2, 1)), 1500).unwrap();
         assert_eq!(t.set_path_mtu(x, 9000), Ok(8950));
-        assert_eq!(t.set_path_mtu(x, 50), Err(TableError::PathMtu { path_mtu: 50 }));
+        assert_eq!(
+            t.set_path_mtu(x, 50),
+            Err(TableError::PathMtu { path_mtu: 50 })
+        );
         assert_eq!(t.get(x).unwrap().mtu(), 8950);
         assert_eq!(t.set_path_mtu(7, 1500), Err(TableError::NotFound));
         t.counters_mut(x).unwrap().rx(100);
-        t.manager.drop_frame(super::super::counters::DropReason::BadHeader);
+        t.manager
+            .drop_frame(super::super::counters::DropReason::BadHeader);
         assert_eq!(t.get(x).unwrap().counters.rx_bytes, 100);
         t.reset_counters();
         assert_eq!(t.get(x).unwrap().counters, Counters::ZERO);
         assert_eq!(t.manager, Counters::ZERO);
         assert!(t.counters_mut(3).is_none());
+    }
+
+    /// Every error's message fits one log line: non-empty, no newline, at most 100 bytes.
+    #[test]
+    fn messages_fit_one_line() {
+        use super::super::addr::AddrError as A;
+        use super::super::header::HeaderError as H;
+        use super::super::id::IdError as I;
+        use super::super::status::BufWriter;
+        use core::fmt::Write;
+        fn check(e: &dyn fmt::Display) {
+            let mut buf = [0u8; 128];
+            let mut w = BufWriter::new(&mut buf);
+            assert!(write!(w, "{e}").is_ok(), "message longer than 128 bytes");
+            let text = w.as_bytes();
+            assert!(!text.is_empty() && text.len() <= 100 && !text.contains(&b'\n'));
+        }
+        let addr = [
+            A::Empty,
+            A::TrailingGarbage,
+            A::BareIpv6,
+            A::BadIpv4,
+            A::BadIpv6,
+            A::BadPort,
+            A::PortZero,
+            A::BadScope,
+            A::ScopeRequired,
+            A::ScopeNotAllowed,
+            A::FlowInfo,
+            A::Unspecified,
+            A::Multicast,
+            A::Broadcast,
+            A::V4Mapped,
+        ];
+        for a in addr {
+            check(&a);
+            check(&ParseError::Addr {
+                field: Field::Local,
+                err: a,
+            });
+            check(&TableError::Invalid(ParseError::Addr {
+                field: Field::Remote,
+                err: a,
+            }));
+        }
+        for i in [
+            I::Empty,
+            I::NotDecimal,
+            I::LeadingZero,
+            I::Zero,
+            I::TooLarge,
+        ] {
+            check(&i);
+            check(&ParseError::Id(i));
+        }
+        let usage = super::super::cmd::CREATE_USAGE;
+        for p in [
+            ParseError::TooLong { len: usize::MAX },
+            ParseError::Empty,
+            ParseError::NotUtf8,
+            ParseError::ControlChar,
+            ParseError::NonAscii,
+            ParseError::FieldCount {
+                got: usize::MAX,
+                usage,
+            },
+            ParseError::UnknownKeyword,
+            ParseError::FamilyMismatch,
+            ParseError::SameAddress,
+        ] {
+            check(&p);
+        }
+        for h in [
+            H::Truncated,
+            H::NoIdFlag,
+            H::UnknownFlags,
+            H::ReservedBits,
+            H::NonCanonical,
+            H::ZeroId,
+            H::RuntFrame,
+            H::NoRoom,
+        ] {
+            check(&h);
+        }
+        for t in [
+            TableError::Exists,
+            TableError::NotFound,
+            TableError::Ambiguous {
+                entries: usize::MAX,
+            },
+            TableError::Full,
+            TableError::PathMtu { path_mtu: u32::MAX },
+        ] {
+            check(&t);
+        }
     }
 
     #[test]
@@ -573,6 +772,9 @@ mod tests {
         assert_eq!(TableError::Exists.errno(), errno::EEXIST);
         assert_eq!(TableError::NotFound.errno(), errno::ENOENT);
         assert_eq!(TableError::Ambiguous { entries: 2 }.errno(), errno::EINVAL);
-        assert_eq!(TableError::Invalid(ParseError::TooLong { len: 300 }).errno(), errno::E2BIG);
+        assert_eq!(
+            TableError::Invalid(ParseError::TooLong { len: 300 }).errno(),
+            errno::E2BIG
+        );
     }
 }

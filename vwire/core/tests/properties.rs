@@ -18,7 +18,10 @@ use vwire_core::table::{Kind, Mode, Slot, Table, TableError, EMPTY_SLOT};
 const P: u16 = 4789;
 
 fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig { cases, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    }
 }
 
 /// Text made mostly of characters that occur in commands, so that random inputs get deep into the parser.
@@ -46,12 +49,16 @@ fn valid_v6() -> impl Strategy<Value = SocketAddr> {
             SocketAddr::V6(SocketAddrV6::new(ip, p, 0, scope))
         }),
         // Bias towards zero runs, so `::` compression is exercised.
-        (prop::collection::vec(prop_oneof![3 => Just(0u16), 1 => any::<u16>()], 8), 1u16..).prop_map(|(g, p)| {
-            let mut a = [0u16; 8];
-            a.copy_from_slice(&g);
-            a[0] = 0x2001;
-            SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(a), p, 0, 0))
-        }),
+        (
+            prop::collection::vec(prop_oneof![3 => Just(0u16), 1 => any::<u16>()], 8),
+            1u16..
+        )
+            .prop_map(|(g, p)| {
+                let mut a = [0u16; 8];
+                a.copy_from_slice(&g);
+                a[0] = 0x2001;
+                SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(a), p, 0, 0))
+            }),
         // Link-local with a scope.
         (any::<u64>(), 1u16.., 1u32..).prop_map(|(iid, p, s)| {
             let ip = Ipv6Addr::from((0xfe80u128 << 112) | u128::from(iid));
@@ -66,7 +73,8 @@ fn any_valid_addr() -> impl Strategy<Value = SocketAddr> {
 }
 
 fn valid_pair() -> impl Strategy<Value = (SocketAddr, SocketAddr)> {
-    prop_oneof![(valid_v4(), valid_v4()), (valid_v6(), valid_v6())].prop_filter("distinct", |(a, b)| a != b)
+    prop_oneof![(valid_v4(), valid_v4()), (valid_v6(), valid_v6())]
+        .prop_filter("distinct", |(a, b)| a != b)
 }
 
 /// An alternative spelling: uncompressed, zero-padded, upper-case IPv6 groups.
@@ -74,8 +82,17 @@ fn long_form(a: &SocketAddr) -> String {
     match a {
         SocketAddr::V4(v4) => v4.to_string(),
         SocketAddr::V6(v6) => {
-            let groups: Vec<String> = v6.ip().segments().iter().map(|g| format!("{g:04X}")).collect();
-            let scope = if v6.scope_id() != 0 { format!("%{}", v6.scope_id()) } else { String::new() };
+            let groups: Vec<String> = v6
+                .ip()
+                .segments()
+                .iter()
+                .map(|g| format!("{g:04X}"))
+                .collect();
+            let scope = if v6.scope_id() != 0 {
+                format!("%{}", v6.scope_id())
+            } else {
+                String::new()
+            };
             format!("[{}{}]:{}", groups.join(":"), scope, v6.port())
         }
     }
@@ -212,9 +229,22 @@ const CAP: usize = 6;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Create { id: u32, kind: Kind, local: usize, remote: usize, pmtu: u32 },
-    Repoint { id: u32, sel: Option<usize>, remote: usize },
-    Destroy { id: u32, sel: Option<usize> },
+    Create {
+        id: u32,
+        kind: Kind,
+        local: usize,
+        remote: usize,
+        pmtu: u32,
+    },
+    Repoint {
+        id: u32,
+        sel: Option<usize>,
+        remote: usize,
+    },
+    Destroy {
+        id: u32,
+        sel: Option<usize>,
+    },
     Collapse(bool),
 }
 
@@ -247,7 +277,10 @@ struct M {
 
 fn select(model: &[M], id: u32, sel: Option<usize>) -> Result<usize, TableError> {
     match sel {
-        Some(l) => model.iter().position(|m| m.id == id && m.local == pool(l)).ok_or(TableError::NotFound),
+        Some(l) => model
+            .iter()
+            .position(|m| m.id == id && m.local == pool(l))
+            .ok_or(TableError::NotFound),
         None => {
             let hits: Vec<usize> = (0..model.len()).filter(|&i| model[i].id == id).collect();
             match hits.len() {
