@@ -9,6 +9,7 @@
 //! * [`addr`]    - endpoint address syntax (`a.b.c.d[:port]`, `[v6[%scope]][:port]`) and validation.
 //! * [`cmd`]     - the /proc/vw command parser (create, relay, repoint, destroy).
 //! * [`header`]  - the 8-byte wire header (Fig. 5.3) codec.
+//! * [`index`]   - O(1) receive-path lookup (id, local address) -> slot over caller buckets.
 //! * [`mtu`]     - per-frame overhead and endpoint MTU arithmetic (§5.1.2).
 //! * [`counters`]- per-endpoint and manager-wide counters, drop reasons.
 //! * [`table`]   - the endpoint/relay table and the co-located collapse decision (§5.2.3).
@@ -24,6 +25,7 @@ pub mod datapath;
 pub mod errno;
 pub mod header;
 pub mod id;
+pub mod index;
 pub mod mtu;
 pub mod status;
 pub mod table;

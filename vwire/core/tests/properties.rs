@@ -11,6 +11,7 @@ use vwire_core::cmd::{parse_create, parse_destroy, parse_repoint, Create, ParseE
 use vwire_core::datapath::{classify_rx, classify_tx, RxVerdict, TxVerdict};
 use vwire_core::header::{decode, encode, WireHeader, HEADER_LEN};
 use vwire_core::id::{parse_id, ConnectorId};
+use vwire_core::index::RxIndex;
 use vwire_core::mtu::{endpoint_mtu, mtu_overhead};
 use vwire_core::status::render_status;
 use vwire_core::table::{Kind, Mode, Slot, Table, TableError, EMPTY_SLOT};
@@ -375,6 +376,14 @@ proptest! {
                 }
                 if e.kind() == Kind::Endpoint {
                     prop_assert_eq!(Some(e.mtu()), endpoint_mtu(e.path_mtu(), Family::V4));
+                }
+            }
+            // The receive index finds exactly what the table finds.
+            let mut index = RxIndex::new([0u32; 2 * CAP]);
+            index.rebuild(&t).unwrap();
+            for id in 1..4u32 {
+                for l in 0..6 {
+                    prop_assert_eq!(index.lookup(&t, cid(id), &pool(l)), t.find(cid(id), &pool(l)));
                 }
             }
             // Every id with entries renders; others are not found.
