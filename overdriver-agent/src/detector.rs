@@ -343,7 +343,7 @@ mod tests {
                     }
                     Some(Event::TransientStarted) => prop_assert!(r > 200.0),
                     Some(Event::EpisodeEnded { duration_ms, .. }) => {
-                        prop_assert!(r >= 0.0 && r <= 200.0);
+                        prop_assert!((0.0..=200.0).contains(&r));
                         prop_assert!(duration_ms % T == 0 && duration_ms >= T);
                     }
                     Some(Event::EpisodeAbandoned) => prop_assert!(r < 0.0),

@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod agent;
+pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod detector;

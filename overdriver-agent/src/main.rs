@@ -39,6 +39,15 @@ enum Cmd {
     Profiles,
     /// Capacity planning: binomial bounds on simultaneous overloads and the excess-space split (§6.2.2).
     Plan(PlanArgs),
+    /// Measure the agent's cost per VM per tick on generated counter files.
+    Bench {
+        #[arg(long, default_value_t = 1000)]
+        vms: usize,
+        #[arg(long, default_value_t = 20)]
+        ticks: u64,
+        #[arg(long, default_value_t = 10)]
+        interval: u64,
+    },
     /// Replay overload traces under disk swap, cooperative swap, migration and Overdriver (§6.3).
     Simulate(sim::SimArgs),
 }
@@ -179,8 +188,8 @@ fn status(cfg_path: &Path, json: bool) -> anyhow::Result<()> {
         if age > 3 * s.interval_secs { " (STALE: is the agent running?)" } else { "" }
     );
     println!(
-        "{:<12} {:<9} {:>8} {:>7} {:>8} {:>9} {:<13} {:<13} {}",
-        "VM", "PHASE", "RATE/s", "WINDOW", "EPISODE", "THRESH", "COOPSWAP", "MIGRATE", "NOTE"
+        "{:<12} {:<9} {:>8} {:>7} {:>8} {:>9} {:<13} {:<13} NOTE",
+        "VM", "PHASE", "RATE/s", "WINDOW", "EPISODE", "THRESH", "COOPSWAP", "MIGRATE"
     );
     for v in &s.vms {
         let note = v.last_error.clone().or(v.unknown_reason.clone().map(|r| format!("unknown: {r}"))).unwrap_or_default();
@@ -204,8 +213,10 @@ fn status(cfg_path: &Path, json: bool) -> anyhow::Result<()> {
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp_millis().init();
     let cli = Cli::parse();
+    // The agent logs its decisions at info; the tools only warnings, unless RUST_LOG says otherwise.
+    let level = if matches!(cli.cmd, Cmd::Run(_) | Cmd::DryRun(_)) { "info" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).format_timestamp_millis().init();
     let res = match cli.cmd {
         Cmd::Run(a) => run(&cli.config, a, false),
         Cmd::DryRun(a) => run(&cli.config, a, true),
@@ -238,6 +249,12 @@ fn main() {
             Ok(())
         })(),
         Cmd::Simulate(a) => sim::main(&a),
+        Cmd::Bench { vms, ticks, interval } => overdriver::bench::run(vms, ticks, interval).map(|r| {
+            println!(
+                "{} VMs, {} ticks: mean tick {:.0} us (max {:.0} us), {:.2} us per VM per tick, {:.3} % of one core at {} s ticks",
+                r.vms, r.ticks, r.mean_tick_micros, r.max_tick_micros, r.micros_per_vm_tick, r.core_pct_at_interval, r.interval_secs
+            );
+        }),
     };
     if let Err(e) = res {
         eprintln!("overdriver: {e:#}");

@@ -188,7 +188,7 @@ mod tests {
                     prop_assert_eq!(p.basis, cur.basis);
                     prop_assert!(cur.value >= p.value);
                     prop_assert!(now > pms);
-                    prop_assert!(rate.is_finite() && rate >= 0.0 && rate <= DEFAULT_MAX_RATE);
+                    prop_assert!(rate.is_finite() && (0.0..=DEFAULT_MAX_RATE).contains(&rate));
                     let expect = (cur.value - p.value) as f64 * 1000.0 / (now - pms) as f64;
                     prop_assert!((rate - expect).abs() <= expect.abs() * 1e-12);
                 }
