@@ -49,7 +49,8 @@ pub fn default_log_dir() -> PathBuf {
     if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
         return PathBuf::from(t).join("lab-logs");
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/lab-logs")
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().and_then(Path::parent).unwrap_or(manifest).join("target/lab-logs")
 }
 
 /// The QEMU instances of a topology (pure: `ports` are the two UDP ports of a pair's link).

@@ -20,6 +20,9 @@ if [ "$OVERCAST_TOPOLOGY" = pair ]; then
     peer=10.99.0.$((2 - OVERCAST_HOST))
     check "ping-peer" sh -c "i=0; while ! ping -c 1 -W 1 $peer >/dev/null; do i=\$((i+1)); [ \$i -gt 30 ] && exit 1; done"
 fi
+if [ "$OVERCAST_TOPOLOGY" = nested ]; then
+    check xen-dom0 test "$OVERCAST_XEN" = dom0
+fi
 if [ "$OVERCAST_XEN" = dom0 ]; then
     check xen-toolstack test "$OVERCAST_XEN_TOOLSTACK" = up
     check xl-list xl list
