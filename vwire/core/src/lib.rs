@@ -14,6 +14,7 @@
 //! * [`counters`]- per-endpoint and manager-wide counters, drop reasons.
 //! * [`table`]   - the endpoint/relay table and the co-located collapse decision (§5.2.3).
 //! * [`datapath`]- per-frame receive/transmit decisions (deliver, relay, encapsulate, hand off, drop).
+//! * [`selftest`]- a core-only self-test of all of the above, runnable as one KUnit case.
 //! * [`status`]  - `cat /proc/vw/<N>` and listing renderers into caller buffers.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -27,5 +28,6 @@ pub mod header;
 pub mod id;
 pub mod index;
 pub mod mtu;
+pub mod selftest;
 pub mod status;
 pub mod table;
