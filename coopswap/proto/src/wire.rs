@@ -348,24 +348,6 @@ fn check_magic(buf: &[u8], magic: &[u8; 4]) -> Result<(), WireError> {
     }
 }
 
-fn payload(buf: &[u8], header_len: usize, len: u32) -> Result<(Option<&Page>, usize), WireError> {
-    let len = len as usize; // ≤ PAGE_SIZE, checked by callers
-    let total = header_len.saturating_add(len);
-    if buf.len() < total {
-        return Err(WireError::Incomplete {
-            needed: total.saturating_sub(buf.len()),
-        });
-    }
-    if len == 0 {
-        return Ok((None, total));
-    }
-    let page = buf
-        .get(header_len..total)
-        .and_then(|p| <&Page>::try_from(p).ok())
-        .ok_or(WireError::BadLength(len as u32))?;
-    Ok((Some(page), total))
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Requests
 
@@ -522,77 +504,95 @@ impl Request<'_> {
     }
 }
 
+impl RequestHeader {
+    /// Check the operation-specific rules that do not need the payload; returns the payload length to expect
+    /// (4096 for STORE, else 0). Lets a caller that reads header and page separately reject a bad header early.
+    pub fn payload_len(&self) -> Result<usize, WireError> {
+        let want = match self.op {
+            op::STORE => PAGE_SIZE as u32,
+            op::HELLO | op::FETCH | op::DROP | op::PING => 0,
+            other => return Err(WireError::BadOp(other)),
+        };
+        if self.len != want {
+            return Err(WireError::BadLength(self.len));
+        }
+        let field_ok = match self.op {
+            op::STORE => self.count == 0,
+            op::FETCH => self.count == 0 && self.csum == 0,
+            op::PING => self.count == 0 && self.page == 0 && self.csum == 0,
+            _ => self.csum == 0,
+        };
+        if !field_ok {
+            return Err(WireError::BadField);
+        }
+        Ok(want as usize)
+    }
+
+    /// Build the request from this header and its payload (exactly [`RequestHeader::payload_len`] bytes), checking
+    /// every rule, including the payload checksum.
+    pub fn request<'a>(&self, payload: &'a [u8]) -> Result<Request<'a>, WireError> {
+        let want = self.payload_len()?;
+        if payload.len() != want {
+            return Err(WireError::BadLength(
+                u32::try_from(payload.len()).unwrap_or(u32::MAX),
+            ));
+        }
+        let body = match self.op {
+            op::HELLO => {
+                let min_version = (self.count & 0xffff) as u16;
+                let max_version = (self.count >> 16) as u16;
+                if min_version == 0 || min_version > max_version {
+                    return Err(WireError::BadField);
+                }
+                RequestBody::Hello {
+                    client_id: self.page,
+                    min_version,
+                    max_version,
+                }
+            }
+            op::STORE => {
+                let data =
+                    <&Page>::try_from(payload).map_err(|_| WireError::BadLength(self.len))?;
+                if crc32c(data) != self.csum {
+                    return Err(WireError::BadChecksum);
+                }
+                RequestBody::Store {
+                    page: self.page,
+                    crc: self.csum,
+                    data,
+                }
+            }
+            op::FETCH => RequestBody::Fetch { page: self.page },
+            op::DROP => {
+                if self.count == 0 || self.page.checked_add(u64::from(self.count)).is_none() {
+                    return Err(WireError::BadRange);
+                }
+                RequestBody::Drop {
+                    first: self.page,
+                    count: self.count,
+                }
+            }
+            op::PING => RequestBody::Ping,
+            other => return Err(WireError::BadOp(other)),
+        };
+        Ok(Request {
+            tag: self.tag,
+            cap: self.cap,
+            body,
+        })
+    }
+}
+
 /// Decode one request from the front of `buf`; returns it and the number of bytes it used.
 pub fn decode_request(buf: &[u8]) -> Result<(Request<'_>, usize), WireError> {
     let h = RequestHeader::parse(buf)?;
-    let body_len_ok = |want: u32| {
-        if h.len == want {
-            Ok(())
-        } else {
-            Err(WireError::BadLength(h.len))
-        }
+    let total = REQUEST_HEADER_LEN.saturating_add(h.payload_len()?);
+    let Some(payload) = buf.get(REQUEST_HEADER_LEN..total) else {
+        return Err(WireError::Incomplete {
+            needed: total.saturating_sub(buf.len()),
+        });
     };
-    // Check the fields of the header before waiting for a payload.
-    match h.op {
-        op::STORE => {
-            body_len_ok(PAGE_SIZE as u32)?;
-            if h.count != 0 {
-                return Err(WireError::BadField);
-            }
-        }
-        op::HELLO | op::FETCH | op::DROP | op::PING => {
-            body_len_ok(0)?;
-            if h.csum != 0 {
-                return Err(WireError::BadField);
-            }
-        }
-        other => return Err(WireError::BadOp(other)),
-    }
-    let (data, used) = payload(buf, REQUEST_HEADER_LEN, h.len)?;
-    let body = match (h.op, data) {
-        (op::HELLO, None) => {
-            let min_version = (h.count & 0xffff) as u16;
-            let max_version = (h.count >> 16) as u16;
-            if min_version == 0 || min_version > max_version {
-                return Err(WireError::BadField);
-            }
-            RequestBody::Hello {
-                client_id: h.page,
-                min_version,
-                max_version,
-            }
-        }
-        (op::STORE, Some(data)) => {
-            if crc32c(data) != h.csum {
-                return Err(WireError::BadChecksum);
-            }
-            RequestBody::Store {
-                page: h.page,
-                crc: h.csum,
-                data,
-            }
-        }
-        (op::FETCH, None) if h.count == 0 => RequestBody::Fetch { page: h.page },
-        (op::DROP, None) => {
-            if h.count == 0 || h.page.checked_add(u64::from(h.count)).is_none() {
-                return Err(WireError::BadRange);
-            }
-            RequestBody::Drop {
-                first: h.page,
-                count: h.count,
-            }
-        }
-        (op::PING, None) if h.count == 0 && h.page == 0 => RequestBody::Ping,
-        _ => return Err(WireError::BadField),
-    };
-    Ok((
-        Request {
-            tag: h.tag,
-            cap: h.cap,
-            body,
-        },
-        used,
-    ))
+    Ok((h.request(payload)?, total))
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -742,64 +742,92 @@ impl Reply<'_> {
     }
 }
 
+impl ReplyHeader {
+    /// Check the status-specific rules that do not need the payload; returns the payload length to expect
+    /// (4096 for DATA, else 0).
+    pub fn payload_len(&self) -> Result<usize, WireError> {
+        let want = match self.status {
+            status::DATA => PAGE_SIZE as u32,
+            status::OK
+            | status::NOT_FOUND
+            | status::FULL
+            | status::DENIED
+            | status::ERROR
+            | status::WELCOME => 0,
+            other => return Err(WireError::BadStatus(other)),
+        };
+        if self.len != want {
+            return Err(WireError::BadLength(self.len));
+        }
+        let field_ok = match self.status {
+            status::DATA => self.code == 0,
+            status::OK => self.code == 0 && self.csum == 0,
+            status::NOT_FOUND | status::FULL | status::DENIED => {
+                self.code == 0 && self.value == 0 && self.csum == 0
+            }
+            status::ERROR => self.value == 0 && self.csum == 0,
+            _ => self.csum == 0 && u16::try_from(self.code).is_ok_and(|v| v != 0),
+        };
+        if !field_ok {
+            return Err(WireError::BadField);
+        }
+        Ok(want as usize)
+    }
+
+    /// Build the reply from this header and its payload (exactly [`ReplyHeader::payload_len`] bytes), checking every
+    /// rule, including the payload checksum. The kernel reads the 40 header bytes, then the page straight into its
+    /// destination, and calls this.
+    pub fn reply<'a>(&self, payload: &'a [u8]) -> Result<Reply<'a>, WireError> {
+        let want = self.payload_len()?;
+        if payload.len() != want {
+            return Err(WireError::BadLength(
+                u32::try_from(payload.len()).unwrap_or(u32::MAX),
+            ));
+        }
+        let body = match self.status {
+            status::DATA => {
+                let data =
+                    <&Page>::try_from(payload).map_err(|_| WireError::BadLength(self.len))?;
+                if crc32c(data) != self.csum {
+                    return Err(WireError::BadChecksum);
+                }
+                ReplyBody::Data {
+                    page: self.value,
+                    crc: self.csum,
+                    data,
+                }
+            }
+            status::OK => ReplyBody::Ok { value: self.value },
+            status::NOT_FOUND => ReplyBody::NotFound,
+            status::FULL => ReplyBody::Full,
+            status::DENIED => ReplyBody::Denied,
+            status::ERROR => ReplyBody::Error { code: self.code },
+            status::WELCOME => {
+                let version = u16::try_from(self.code).map_err(|_| WireError::BadField)?;
+                ReplyBody::Welcome {
+                    version,
+                    max_pages: self.value,
+                }
+            }
+            other => return Err(WireError::BadStatus(other)),
+        };
+        Ok(Reply {
+            tag: self.tag,
+            body,
+        })
+    }
+}
+
 /// Decode one reply from the front of `buf`; returns it and the number of bytes it used.
 pub fn decode_reply(buf: &[u8]) -> Result<(Reply<'_>, usize), WireError> {
     let h = ReplyHeader::parse(buf)?;
-    match h.status {
-        status::DATA => {
-            if h.len as usize != PAGE_SIZE || h.code != 0 {
-                return Err(if h.code != 0 {
-                    WireError::BadField
-                } else {
-                    WireError::BadLength(h.len)
-                });
-            }
-        }
-        status::OK
-        | status::NOT_FOUND
-        | status::FULL
-        | status::DENIED
-        | status::ERROR
-        | status::WELCOME => {
-            if h.len != 0 {
-                return Err(WireError::BadLength(h.len));
-            }
-            if h.csum != 0 {
-                return Err(WireError::BadField);
-            }
-        }
-        other => return Err(WireError::BadStatus(other)),
-    }
-    let (data, used) = payload(buf, REPLY_HEADER_LEN, h.len)?;
-    let body = match (h.status, data) {
-        (status::DATA, Some(data)) => {
-            if crc32c(data) != h.csum {
-                return Err(WireError::BadChecksum);
-            }
-            ReplyBody::Data {
-                page: h.value,
-                crc: h.csum,
-                data,
-            }
-        }
-        (status::OK, None) if h.code == 0 => ReplyBody::Ok { value: h.value },
-        (status::NOT_FOUND, None) if h.code == 0 && h.value == 0 => ReplyBody::NotFound,
-        (status::FULL, None) if h.code == 0 && h.value == 0 => ReplyBody::Full,
-        (status::DENIED, None) if h.code == 0 && h.value == 0 => ReplyBody::Denied,
-        (status::ERROR, None) if h.value == 0 => ReplyBody::Error { code: h.code },
-        (status::WELCOME, None) => {
-            let version = u16::try_from(h.code).map_err(|_| WireError::BadField)?;
-            if version == 0 {
-                return Err(WireError::BadField);
-            }
-            ReplyBody::Welcome {
-                version,
-                max_pages: h.value,
-            }
-        }
-        _ => return Err(WireError::BadField),
+    let total = REPLY_HEADER_LEN.saturating_add(h.payload_len()?);
+    let Some(payload) = buf.get(REPLY_HEADER_LEN..total) else {
+        return Err(WireError::Incomplete {
+            needed: total.saturating_sub(buf.len()),
+        });
     };
-    Ok((Reply { tag: h.tag, body }, used))
+    Ok((h.reply(payload)?, total))
 }
 
 /// Choose the version to speak with a peer offering `min..=max`; `None` if there is no common version.
@@ -1019,6 +1047,43 @@ mod tests {
                 needed: REPLY_HEADER_LEN
             })
         );
+    }
+
+    #[test]
+    fn header_and_payload_decoded_separately() {
+        // the kernel's way: header into a small buffer, the page straight into its destination
+        let data = page(5);
+        let mut buf = [0u8; MAX_REPLY_LEN];
+        let r = Reply {
+            tag: 9,
+            body: ReplyBody::Data {
+                page: 3,
+                crc: crc32c(&data),
+                data: &data,
+            },
+        };
+        r.encode(&mut buf).unwrap();
+        let h = ReplyHeader::parse(&buf[..REPLY_HEADER_LEN]).unwrap();
+        assert_eq!(h.payload_len(), Ok(PAGE_SIZE));
+        assert_eq!(h.reply(&buf[REPLY_HEADER_LEN..]).unwrap(), r);
+        assert_eq!(
+            h.reply(&buf[REPLY_HEADER_LEN..100]),
+            Err(WireError::BadLength(100 - REPLY_HEADER_LEN as u32))
+        );
+        let mut other = data;
+        other[0] ^= 1;
+        assert_eq!(h.reply(&other), Err(WireError::BadChecksum));
+        let mut q = [0u8; MAX_REQUEST_LEN];
+        let req = Request {
+            tag: 4,
+            cap: Capability([3; 16]),
+            body: RequestBody::store(8, &data),
+        };
+        req.encode(&mut q).unwrap();
+        let h = RequestHeader::parse(&q[..REQUEST_HEADER_LEN]).unwrap();
+        assert_eq!(h.payload_len(), Ok(PAGE_SIZE));
+        assert_eq!(h.request(&q[REQUEST_HEADER_LEN..]).unwrap(), req);
+        assert_eq!(h.request(&[]), Err(WireError::BadLength(0)));
     }
 
     #[test]
