@@ -9,7 +9,9 @@
 //! * [`pagemap`]  — per-page record of the §6.2.4 page map and its state transitions (write-through).
 //! * [`placement`]— rendezvous placement of pages over repositories, skipping dead/full/draining ones.
 //! * [`mapfile`]  — versioned, checksummed export/import stream of a device's page map (VM migration).
+//! * [`selftest`] — a core-only self-test of all of the above, runnable as one KUnit case.
 #![no_std]
+#![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
     deny(
@@ -28,4 +30,5 @@ pub mod crc32c;
 pub mod mapfile;
 pub mod pagemap;
 pub mod placement;
+pub mod selftest;
 pub mod wire;
