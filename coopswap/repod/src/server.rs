@@ -227,8 +227,9 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
                     .map(|a| a.to_string())
                     .unwrap_or_else(|_| "?".into());
                 Connection::new(&s, peer).run(stream);
-                s.counters.clients_connected.fetch_sub(1, Ordering::Relaxed);
+                // Free the slot before the gauge drops, so whoever sees the gauge at 0 also finds the slot free.
                 s.active.fetch_sub(1, Ordering::SeqCst);
+                s.counters.clients_connected.fetch_sub(1, Ordering::SeqCst);
             });
         if let Err(e) = spawned {
             log::error!("cannot start connection thread: {e}");
