@@ -189,7 +189,7 @@ fn check_inputs(o: &RunOptions) -> Result<()> {
 /// The whole `run` command. Returns the report; the caller maps `passed` to the exit status.
 pub fn run(o: &RunOptions) -> Result<Report> {
     check_inputs(o)?;
-    let rootfs = rootfs::ensure_rootfs(&o.cache, true)?;
+    let rootfs = rootfs::ensure_raw_rootfs(&o.cache, true)?;
     let overlay = rootfs::overlay_cpio(&o.overlays)?;
     std::fs::create_dir_all(&o.log_dir).with_context(|| format!("creating {}", o.log_dir.display()))?;
     let stem = format!("{}-{}", topology_name(o.topology), o.scenario);

@@ -427,6 +427,35 @@ pub fn cache_dir() -> PathBuf {
     base.join("lab")
 }
 
+/// Rootfs cache entries kept (other clones or branches may use other recipes at the same time).
+pub const KEEP_ENTRIES: usize = 3;
+
+/// Removes all but the `keep` newest rootfs entries (with their .cpio and .manifest files), and temporary
+/// files older than an hour (left by interrupted builds).
+pub fn prune(cache: &Path, keep: usize) {
+    let Ok(rd) = fs::read_dir(cache) else { return };
+    let mut entries: Vec<(std::time::SystemTime, String)> = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Ok(m) = e.metadata() else { continue };
+        let Ok(mtime) = m.modified() else { continue };
+        if name.ends_with(".tmp") {
+            if mtime.elapsed().is_ok_and(|a| a.as_secs() > 3600) {
+                let _ = fs::remove_file(e.path());
+            }
+        } else if let Some(key) = name.strip_prefix("rootfs-").and_then(|n| n.strip_suffix(".cpio.gz")) {
+            entries.push((mtime, key.to_string()));
+        }
+    }
+    entries.sort();
+    let n = entries.len().saturating_sub(keep);
+    for (_, key) in entries.into_iter().take(n) {
+        for ext in ["cpio.gz", "cpio", "manifest"] {
+            let _ = fs::remove_file(cache.join(format!("rootfs-{key}.{ext}")));
+        }
+    }
+}
+
 /// Returns the cached rootfs, building it first if needed. Writes go to a temporary file renamed into place,
 /// so an interrupted build never leaves an entry that looks valid.
 pub fn ensure_rootfs(cache: &Path, verbose: bool) -> Result<PathBuf> {
@@ -452,6 +481,7 @@ pub fn ensure_rootfs(cache: &Path, verbose: bool) -> Result<PathBuf> {
         plan.tree.nodes.len()
     );
     let _ = fs::write(cache.join(format!("rootfs-{}.manifest", plan.key)), manifest);
+    prune(cache, KEEP_ENTRIES);
     if verbose {
         eprintln!(
             "overcast-lab: built rootfs {} ({} entries, {:.1} MiB) in {:.1} s",
@@ -462,6 +492,25 @@ pub fn ensure_rootfs(cache: &Path, verbose: bool) -> Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+/// The cached rootfs, uncompressed, for booting: the kernel unpacks a plain cpio about twice as fast as a
+/// gzip'd one under TCG (measured 3.2 s against 8.5 s for this rootfs), which every boot pays. Made once per
+/// cache entry from the gzip'd archive (temporary file, then rename).
+pub fn ensure_raw_rootfs(cache: &Path, verbose: bool) -> Result<PathBuf> {
+    let gz = ensure_rootfs(cache, verbose)?;
+    let raw = gz.with_extension("");
+    if raw.is_file() {
+        return Ok(raw);
+    }
+    let tmp = raw.with_extension(format!("{}.tmp", std::process::id()));
+    {
+        let mut dec = flate2::read::GzDecoder::new(fs::File::open(&gz)?);
+        let mut out = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        std::io::copy(&mut dec, &mut out).with_context(|| format!("decompressing {}", gz.display()))?;
+    }
+    fs::rename(&tmp, &raw)?;
+    Ok(raw)
 }
 
 /// The per-run overlay: every file, directory and symlink under each dir (later dirs win), gzip'd.
@@ -552,6 +601,33 @@ mod tests {
         );
         assert_eq!(e[3].data, b"echo hi\n");
         assert!(overlay_cpio(&[d.join("nope")]).is_err());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_entries() {
+        let d = std::env::temp_dir().join(format!("overcast-lab-prune-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        for (i, key) in ["old", "mid", "new"].iter().enumerate() {
+            for ext in ["cpio.gz", "cpio", "manifest"] {
+                let p = d.join(format!("rootfs-{key}.{ext}"));
+                fs::write(&p, b"x").unwrap();
+                let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000 + i as u64 * 100);
+                fs::File::options().write(true).open(&p).unwrap().set_modified(t).unwrap();
+            }
+        }
+        fs::write(d.join("unrelated"), b"x").unwrap();
+        prune(&d, 2);
+        let mut left: Vec<String> = fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "rootfs-mid.cpio", "rootfs-mid.cpio.gz", "rootfs-mid.manifest", "rootfs-new.cpio", "rootfs-new.cpio.gz",
+                "rootfs-new.manifest", "unrelated"
+            ]
+        );
         fs::remove_dir_all(&d).unwrap();
     }
 
