@@ -18,6 +18,8 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Block SIGHUP before any thread exists, so every thread inherits the mask and only `sigwait` below sees it.
+    let hup = block_sighup();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
     let cfg = Config::load(&args.config)
@@ -34,8 +36,50 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let server = Server::bind(cfg)?;
-    server.spawn()?.wait();
+    let handle = server.spawn()?;
+    let shared = handle.shared().clone();
+    let path = args.config.clone();
+    std::thread::Builder::new()
+        .name("sighup".into())
+        .spawn(move || loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `hup` is an initialised signal set and `sig` a valid out-pointer.
+            let rc = unsafe { libc::sigwait(&hup, &mut sig) };
+            if rc != 0 || sig != libc::SIGHUP {
+                continue;
+            }
+            match Config::load(&path) {
+                Ok(cfg) => {
+                    let r = shared.reload(&cfg);
+                    log::info!(
+                        "reloaded {}: clients added {:?}, removed {:?} ({} pages freed), changed {:?}",
+                        path.display(),
+                        r.added,
+                        r.removed,
+                        r.freed_pages,
+                        r.changed
+                    );
+                    if !r.need_restart.is_empty() {
+                        log::warn!("these settings changed but need a restart: {:?}", r.need_restart);
+                    }
+                }
+                Err(e) => log::error!("reload of {} refused, keeping the old clients: {e}", path.display()),
+            }
+        })?;
+    handle.wait();
     Ok(())
+}
+
+/// Block SIGHUP in this (and every later) thread; returns the set for `sigwait`.
+fn block_sighup() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; the libc calls get valid pointers to it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
 }
 
 /// Tokens are secrets: complain if others can read the file.

@@ -7,7 +7,7 @@
 //! tag 0, and is counted; other connections are not affected. A connection must send a valid HELLO within
 //! `hello_timeout_ms`; after it, every request's capability must match the client bound by that HELLO.
 
-use crate::config::Config;
+use crate::config::{ClientConfig, Config};
 use crate::metrics::{self, Counters, StoreGauges};
 use crate::store::{LockedMem, PageStore, StoreError};
 use coopswap_proto::wire::{
@@ -16,14 +16,18 @@ use coopswap_proto::wire::{
 };
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// State shared by all threads.
 pub struct Shared {
+    /// Configuration at start; its `clients` are replaced by [`Shared::reload`] (see `clients`).
     cfg: Config,
+    clients: RwLock<Arc<Vec<ClientConfig>>>,
+    /// Bumped by every reload, so connections refresh their cached client.
+    generation: AtomicU64,
     store: Mutex<PageStore>,
     /// Counters (public for tests and the metrics endpoint).
     pub counters: Counters,
@@ -51,6 +55,87 @@ impl Shared {
     pub fn metrics_text(&self) -> String {
         self.counters.render(self.gauges())
     }
+
+    /// The clients currently allowed.
+    pub fn clients(&self) -> Arc<Vec<ClientConfig>> {
+        self.clients
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Apply the `[[client]]` list of a re-read configuration (SIGHUP): new clients may connect at once; removed
+    /// clients' pages are freed and their open connections get DENIED from their next request on; changed tokens or
+    /// quotas apply to the next request. Other settings need a restart and are only reported.
+    pub fn reload(&self, new: &Config) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        let old_cfg = &self.cfg;
+        let static_changes = [
+            ("listen", old_cfg.listen != new.listen),
+            (
+                "metrics_listen",
+                old_cfg.metrics_listen != new.metrics_listen,
+            ),
+            ("capacity", old_cfg.capacity_pages != new.capacity_pages),
+            ("memlock", old_cfg.memlock != new.memlock),
+            (
+                "max_connections",
+                old_cfg.max_connections != new.max_connections,
+            ),
+            (
+                "hello_timeout_ms",
+                old_cfg.hello_timeout_ms != new.hello_timeout_ms,
+            ),
+        ];
+        report.need_restart = static_changes
+            .iter()
+            .filter(|(_, c)| *c)
+            .map(|(n, _)| *n)
+            .collect();
+        let mut guard = self.clients.write().unwrap_or_else(|p| p.into_inner());
+        let old = guard.clone();
+        for c in &new.clients {
+            match old.iter().find(|o| o.id == c.id) {
+                None => report.added.push(c.id),
+                Some(o)
+                    if !o.token.ct_eq(&c.token)
+                        || o.max_pages != c.max_pages
+                        || o.name != c.name =>
+                {
+                    report.changed.push(c.id)
+                }
+                Some(_) => {}
+            }
+        }
+        for o in old.iter() {
+            if !new.clients.iter().any(|c| c.id == o.id) {
+                report.removed.push(o.id);
+            }
+        }
+        *guard = Arc::new(new.clients.clone());
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        drop(guard);
+        let mut store = self.store();
+        for id in &report.removed {
+            report.freed_pages += store.drop_client(*id);
+        }
+        report
+    }
+}
+
+/// What a reload changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Client ids added.
+    pub added: Vec<u64>,
+    /// Client ids removed (their pages were freed).
+    pub removed: Vec<u64>,
+    /// Client ids whose token, quota or name changed.
+    pub changed: Vec<u64>,
+    /// Pages freed because their client was removed.
+    pub freed_pages: u64,
+    /// Settings that differ but only take effect after a restart.
+    pub need_restart: Vec<&'static str>,
 }
 
 /// A bound, not yet running server.
@@ -93,6 +178,8 @@ impl Server {
             cfg.clients.len()
         );
         let shared = Arc::new(Shared {
+            clients: RwLock::new(Arc::new(cfg.clients.clone())),
+            generation: AtomicU64::new(0),
             cfg,
             store: Mutex::new(store),
             counters: Counters::default(),
@@ -254,11 +341,21 @@ fn push_reply(out: &mut Vec<u8>, tag: u64, body: ReplyBody<'_>) {
     }
 }
 
+/// What a connection needs of its client on every request.
+#[derive(Clone, Copy, Debug)]
+struct Bound {
+    id: u64,
+    token: coopswap_proto::wire::Capability,
+    max_pages: u64,
+}
+
 struct Connection<'a> {
     shared: &'a Shared,
     peer: String,
-    /// Index of the client bound by HELLO.
-    bound: Option<usize>,
+    /// Id of the client bound by HELLO.
+    bound: Option<u64>,
+    /// The bound client's settings as of reload generation `.0`.
+    cache: Option<(u64, Bound)>,
     page: Box<Page>,
     out: Vec<u8>,
     denied_logged: bool,
@@ -270,6 +367,7 @@ impl<'a> Connection<'a> {
             shared,
             peer,
             bound: None,
+            cache: None,
             page: Box::new([0u8; PAGE_SIZE]),
             out: Vec::with_capacity(64 * 1024),
             denied_logged: false,
@@ -387,7 +485,7 @@ impl<'a> Connection<'a> {
         {
             return self.hello(req, client_id, min_version, max_version);
         }
-        let Some(ci) = self.bound else {
+        let Some(bound_id) = self.bound else {
             Counters::inc(&c.errors);
             return self.reply(
                 req.tag,
@@ -396,22 +494,23 @@ impl<'a> Connection<'a> {
                 },
             );
         };
-        let Some(client) = shared.cfg.clients.get(ci) else {
-            return;
-        };
-        if !client.token.ct_eq(&req.cap) {
+        let client = self.bound_client(bound_id);
+        let Some(client) = client.filter(|cl| cl.token.ct_eq(&req.cap)) else {
             Counters::inc(&c.denied);
             if !self.denied_logged {
                 log::warn!(
-                    "{}: request with wrong capability for client {} ({})",
+                    "{}: request with wrong capability for client {bound_id}{}",
                     self.peer,
-                    client.id,
-                    client.name
+                    if client.is_none() {
+                        " (client removed by reload)"
+                    } else {
+                        ""
+                    }
                 );
                 self.denied_logged = true;
             }
             return self.reply(req.tag, ReplyBody::Denied);
-        }
+        };
         match req.body {
             RequestBody::Store { page, crc, data } => {
                 let r = shared
@@ -464,15 +563,32 @@ impl<'a> Connection<'a> {
         }
     }
 
+    /// Settings of the bound client, refreshed after a reload; None if a reload removed it.
+    fn bound_client(&mut self, id: u64) -> Option<Bound> {
+        let generation = self.shared.generation.load(Ordering::SeqCst);
+        if let Some((g, b)) = self.cache {
+            if g == generation && b.id == id {
+                return Some(b);
+            }
+        }
+        let clients = self.shared.clients();
+        let b = clients.iter().find(|c| c.id == id).map(|c| Bound {
+            id: c.id,
+            token: c.token,
+            max_pages: c.max_pages,
+        })?;
+        self.cache = Some((generation, b));
+        Some(b)
+    }
+
     fn hello(&mut self, req: &Request<'_>, client_id: u64, min: u16, max: u16) {
         let shared = self.shared;
         let c = &shared.counters;
-        let found = shared
-            .cfg
-            .clients
+        let clients = shared.clients();
+        let found = clients
             .iter()
-            .position(|cl| cl.id == client_id && cl.token.ct_eq(&req.cap));
-        let Some(ci) = found else {
+            .find(|cl| cl.id == client_id && cl.token.ct_eq(&req.cap));
+        let Some(client) = found else {
             Counters::inc(&c.denied);
             log::warn!(
                 "{}: HELLO for client {client_id} denied (unknown client or wrong token)",
@@ -480,7 +596,7 @@ impl<'a> Connection<'a> {
             );
             return self.reply(req.tag, ReplyBody::Denied);
         };
-        if self.bound.is_some_and(|b| b != ci) {
+        if self.bound.is_some_and(|b| b != client.id) {
             Counters::inc(&c.errors);
             log::warn!("{}: second HELLO for a different client refused", self.peer);
             return self.reply(
@@ -503,9 +619,6 @@ impl<'a> Connection<'a> {
                 },
             );
         };
-        let Some(client) = shared.cfg.clients.get(ci) else {
-            return;
-        };
         if self.bound.is_none() {
             log::info!(
                 "{}: client {} ({}) connected, protocol v{version}",
@@ -514,7 +627,8 @@ impl<'a> Connection<'a> {
                 client.name
             );
         }
-        self.bound = Some(ci);
+        self.bound = Some(client.id);
+        self.cache = None;
         Counters::inc(&c.hellos);
         self.reply(
             req.tag,

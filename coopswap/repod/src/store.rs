@@ -176,11 +176,16 @@ impl PageStore {
     /// Drop `client`'s pages in `first .. first + count`; returns how many existed.
     pub fn drop_range(&mut self, client: u64, first: u64, count: u32) -> u64 {
         let end = first.saturating_add(u64::from(count));
-        let keys: Vec<(u64, u64)> = self
-            .index
-            .range((client, first)..(client, end))
-            .map(|(k, _)| *k)
-            .collect();
+        self.drop_keys(client, (client, first)..(client, end))
+    }
+
+    /// Drop every page of `client` (the client was removed from the configuration).
+    pub fn drop_client(&mut self, client: u64) -> u64 {
+        self.drop_keys(client, (client, 0)..=(client, u64::MAX))
+    }
+
+    fn drop_keys(&mut self, client: u64, range: impl std::ops::RangeBounds<(u64, u64)>) -> u64 {
+        let keys: Vec<(u64, u64)> = self.index.range(range).map(|(k, _)| *k).collect();
         for k in &keys {
             if let Some(s) = self.index.remove(k) {
                 if let Some(dst) = self.mem.slot_mut(s.index) {
@@ -227,6 +232,13 @@ mod tests {
         assert_eq!(out, a);
         assert_eq!(s.fetch(1, 10, &mut out), Some(33));
         assert_eq!(out, b);
+        assert_eq!(s.drop_client(1), 1);
+        assert_eq!(s.client_pages(1), 0);
+        assert_eq!(
+            s.fetch(2, 10, &mut out),
+            Some(44),
+            "other clients keep their pages"
+        );
     }
 
     #[test]

@@ -98,6 +98,36 @@ token = "00112233445566778899aabbccddeeff"
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // SIGHUP re-reads the clients: swap the token of client 7
+    let newer = "ffffffffffffffffffffffffffffffff";
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg).unwrap().replace(good, newer),
+    )
+    .unwrap();
+    // SAFETY: plain kill(2) on our own child.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) },
+        0
+    );
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if run(&["ping"], newer).status.success() {
+            reloaded = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(reloaded, "new token not accepted after SIGHUP");
+    assert!(
+        !run(&["ping"], good).status.success(),
+        "old token still accepted"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "daemon must survive SIGHUP"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);

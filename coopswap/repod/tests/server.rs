@@ -14,6 +14,7 @@ use std::time::Duration;
 
 const TOKEN_A: &str = "0102030405060708090a0b0c0d0e0f10";
 const TOKEN_B: &str = "a1a2a3a4a5a6a7a8a9aaabacadaeafb0";
+const TOKEN_C: &str = "c0c1c2c3c4c5c6c7c8c9cacbcccdcecf";
 const T: Duration = Duration::from_secs(5);
 
 fn cap(s: &str) -> Capability {
@@ -428,6 +429,58 @@ fn metrics_endpoint_serves_prometheus_text() {
     ] {
         assert!(body.contains(line), "missing {line:?} in\n{body}");
     }
+    s.shutdown();
+}
+
+#[test]
+fn reload_adds_removes_and_changes_clients() {
+    let s = start(64);
+    let mut a = client_a(&s);
+    let mut b = client_b(&s);
+    assert_eq!(a.store(1, &pattern_page(1, 1)).unwrap(), Answer::Ok(0));
+    assert_eq!(b.store(1, &pattern_page(2, 1)).unwrap(), Answer::Ok(0));
+    assert!(
+        Client::connect(s.addr(), 3, cap(TOKEN_C), T).is_err(),
+        "client 3 not configured yet"
+    );
+    // new config: a keeps its token with a quota, b is removed, c is added
+    let text = format!(
+        r#"
+listen = "127.0.0.1:0"
+capacity_pages = 64
+memlock = "try"
+[[client]]
+id = 1
+token = "{TOKEN_A}"
+max_pages = 2
+[[client]]
+id = 3
+token = "{TOKEN_C}"
+"#
+    );
+    let r = s.shared().reload(&Config::parse(&text).unwrap());
+    assert_eq!(
+        (r.added, r.removed, r.changed, r.freed_pages),
+        (vec![3], vec![2], vec![1], 1)
+    );
+    assert_eq!(r.need_restart, vec!["metrics_listen"]);
+    // b's open connection is denied from now on, and its page is gone
+    assert_eq!(b.fetch(1).unwrap(), Answer::Denied);
+    assert!(Client::connect(s.addr(), 2, cap(TOKEN_B), T).is_err());
+    // a keeps its pages and its connection; the new quota applies at once
+    assert!(
+        matches!(a.fetch(1).unwrap(), Answer::Data { data, .. } if *data == *pattern_page(1, 1))
+    );
+    assert_eq!(a.store(2, &pattern_page(1, 2)).unwrap(), Answer::Ok(0));
+    assert_eq!(a.store(3, &pattern_page(1, 3)).unwrap(), Answer::Full);
+    // c connects
+    let mut c = Client::connect(s.addr(), 3, cap(TOKEN_C), T).unwrap();
+    assert_eq!(
+        c.fetch(1).unwrap(),
+        Answer::NotFound,
+        "c sees nothing of b's old pages"
+    );
+    assert_eq!(s.shared().gauges().used_pages, 2);
     s.shutdown();
 }
 
