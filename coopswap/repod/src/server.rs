@@ -341,6 +341,31 @@ fn push_reply(out: &mut Vec<u8>, tag: u64, body: ReplyBody<'_>) {
     }
 }
 
+/// TCP keepalive (probe after 30 s idle, every 10 s, give up after 3), so that the connection of a client whose host
+/// died is closed and its slot and thread are freed. Best effort.
+fn set_keepalive(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    let opts: [(libc::c_int, libc::c_int, libc::c_int); 4] = [
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 30),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 10),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3),
+    ];
+    for (level, name, value) in opts {
+        // SAFETY: `fd` is an open socket owned by `stream`; the option value is a c_int that outlives the call.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                std::ptr::from_ref(&value).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
 /// What a connection needs of its client on every request.
 #[derive(Clone, Copy, Debug)]
 struct Bound {
@@ -377,6 +402,7 @@ impl<'a> Connection<'a> {
     fn run(mut self, mut stream: TcpStream) {
         let c = &self.shared.counters;
         let _ = stream.set_nodelay(true);
+        set_keepalive(&stream);
         let _ = stream.set_read_timeout(Some(Duration::from_millis(
             self.shared.cfg.hello_timeout_ms,
         )));

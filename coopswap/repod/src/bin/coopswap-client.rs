@@ -78,13 +78,13 @@ fn main() -> anyhow::Result<()> {
     let mut c = Client::connect(addr, args.client_id, cap, timeout)
         .with_context(|| format!("connecting to {addr}"))?;
     match args.cmd {
-        Cmd::Ping => {
-            let room = c.ping()?;
-            println!(
-                "{addr}: protocol v{}, quota {} pages, {:?}",
-                c.version, c.max_pages, room
-            );
-        }
+        Cmd::Ping => match c.ping()? {
+            Answer::Ok(room) => println!(
+                "{addr}: protocol v{}, quota {} pages, room for {room} more",
+                c.version, c.max_pages
+            ),
+            other => bail!("PING answered {other:?}"),
+        },
         Cmd::Check { pages, base } => check(&mut c, pages, base)?,
         Cmd::Bench {
             pages,
