@@ -140,6 +140,7 @@ fn build_source(s: &SourceCfg) -> Box<dyn Source> {
         SourceCfg::Coopswap { dir } => Box::new(source::CoopswapSource { dir: dir.clone() }),
         SourceCfg::Blkback { dir } => Box::new(source::BlkbackSource { dir: dir.clone() }),
         SourceCfg::Cgroup { path } => Box::new(source::CgroupSource { path: path.clone() }),
+        SourceCfg::Procstat { path } => Box::new(source::ProcStatSource { path: path.clone() }),
         SourceCfg::Vmstat { path } => {
             Box::new(source::VmstatSource { path: path.clone().unwrap_or_else(|| PathBuf::from("/proc/vmstat")) })
         }

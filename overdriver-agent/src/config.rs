@@ -143,6 +143,7 @@ pub enum SourceCfg {
     Blkback { dir: PathBuf },
     Cgroup { path: PathBuf },
     Vmstat { path: Option<PathBuf> },
+    Procstat { path: PathBuf },
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
