@@ -263,6 +263,10 @@ impl Agent {
         let path = d.join("episodes.csv");
         let res = (|| -> std::io::Result<()> {
             std::fs::create_dir_all(d)?;
+            // Keep the record bounded: one rotated generation of 16 MiB.
+            if std::fs::metadata(&path).map(|m| m.len() > 16 << 20).unwrap_or(false) {
+                std::fs::rename(&path, d.join("episodes.csv.1"))?;
+            }
             let new = !path.exists();
             let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
             if new {

@@ -151,6 +151,11 @@ fn run(cfg_path: &Path, args: RunArgs, dry: bool) -> anyhow::Result<()> {
             return Ok(());
         }
         next += interval;
+        if Instant::now() > next + interval {
+            // We fell more than an interval behind (suspend, overload): skip the missed ticks instead of bursting.
+            log::warn!("tick overran by more than one interval; skipping missed ticks");
+            next = Instant::now() + interval;
+        }
         loop {
             let now = Instant::now();
             if now >= next {
