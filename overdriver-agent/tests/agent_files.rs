@@ -392,3 +392,50 @@ fn profiles_adapt_and_survive_a_restart() {
     assert_eq!(at, Some(8));
 }
 
+
+#[test]
+fn from_config_discovers_blkback_vms_and_uses_the_targets_file() {
+    let lab = Lab::new();
+    let root = lab.p("xen-backend");
+    let vbd = root.join("vbd-7-51728/statistics");
+    fs::create_dir_all(&vbd).unwrap();
+    fs::create_dir_all(root.join("vbd-7-51712/statistics")).unwrap(); // root disk: ignored
+    let write = |n: u64| {
+        fs::write(vbd.join("rd_req"), n.to_string()).unwrap();
+        fs::write(vbd.join("wr_req"), n.to_string()).unwrap();
+    };
+    write(0);
+    fs::write(lab.p("excess"), "# host free_mib\nblanket2 2048\nblanket3 8192\nblanket1 99999\n").unwrap();
+    let mg = lab.script("migrate.sh", "exit 0");
+    let text = format!(
+        r#"
+[agent]
+state_dir = "{state}"
+[actions]
+migrate = "{mg} migrate {{domain}} {{target}}"
+[targets]
+file = "{excess}"
+self_host = "blanket1"
+[discover]
+blkback_root = "{root}"
+blkback_devid = 51728
+memory_mib = 4096
+"#,
+        state = lab.p("state").display(),
+        excess = lab.p("excess").display(),
+        root = root.display(),
+    );
+    let cfg = overdriver::config::Config::parse(&text, "test.toml").unwrap();
+    let mut a = Agent::from_config(&cfg, Arc::new(lab.clock.clone()), false).unwrap();
+    a.tick();
+    assert_eq!(a.vm_names(), ["dom7"]);
+    let mut n = 0;
+    for _ in 0..12 {
+        n += 10 * 1000; // 2000 requests/s in total
+        write(n);
+        tick(&lab, &mut a);
+    }
+    settle(&mut a, |a| matches!(vm(&a.status(), "dom7").migrate, SlotState::Done { .. }));
+    // blanket3 is the only host (other than ourselves) with 4096 MiB free.
+    assert_eq!(lab.log(), ["migrate 7 blanket3"]);
+}
