@@ -338,6 +338,11 @@ impl Agent {
             let sample = vm.rate.sample(now, reading);
             vm.last_sample = sample;
             let event = vm.det.observe(now, sample, threshold_ms);
+            match vm.det.last_state() {
+                IntervalState::Overloaded => self.profiles.record_interval(name, true),
+                IntervalState::Normal => self.profiles.record_interval(name, false),
+                IntervalState::Unknown => {}
+            }
             let say = |what: String, h: &mut Vec<Happening>| {
                 log::info!("{name}: {what}");
                 h.push(Happening { at_ms: now, vm: name.clone(), what });
@@ -434,7 +439,9 @@ impl Agent {
             happened.push(Happening { at_ms: now, vm: g.clone(), what: "vanished".into() });
             self.vms.remove(&g);
         }
-        if profiles_dirty {
+        // Episode changes are saved at once; the interval counts at least once a minute.
+        let every = (60 / self.params.interval_secs.max(1)).max(1);
+        if profiles_dirty || (self.ticks + 1) % every == 0 {
             self.save_profiles();
         }
         self.ticks += 1;

@@ -61,15 +61,19 @@ struct RunArgs {
 
 #[derive(Args)]
 struct PlanArgs {
-    /// Number of VMs.
-    #[arg(long, default_value_t = 150)]
-    vms: u64,
-    /// Probability that a VM is overloaded.
-    #[arg(long, default_value_t = 0.16)]
-    p_overload: f64,
-    /// Fraction of overloads that are transient.
-    #[arg(long, default_value_t = 0.96)]
-    transient_fraction: f64,
+    /// Take the inputs from agents' profile stores (repeatable): the number of VMs, the highest per-VM overload
+    /// probability and the transient fraction. Explicit flags override them.
+    #[arg(long)]
+    profiles: Vec<PathBuf>,
+    /// Number of VMs [default: 150, or the number of profiled VMs].
+    #[arg(long)]
+    vms: Option<u64>,
+    /// Probability that a VM is overloaded [default: 0.16, or the highest profiled].
+    #[arg(long)]
+    p_overload: Option<f64>,
+    /// Fraction of overloads that are transient [default: 0.96, or the profiled fraction].
+    #[arg(long)]
+    transient_fraction: Option<f64>,
     /// Confidence for the smallest bounds.
     #[arg(long, default_value_t = 0.97)]
     confidence: f64,
@@ -235,10 +239,36 @@ fn main() {
             Ok(())
         }),
         Cmd::Plan(a) => (|| {
+            let (mut vms, mut p_overload, mut transient_fraction) = (150, 0.16, 0.96);
+            if !a.profiles.is_empty() {
+                let mut all = ProfileStore::new(Default::default());
+                for p in &a.profiles {
+                    all.merge(&ProfileStore::load(p, Default::default())?);
+                }
+                let g = all.aggregate();
+                eprintln!(
+                    "from profiles: {} VMs, highest overload probability {}, {} transient / {} sustained overloads",
+                    g.vms,
+                    g.max_overload_probability.as_ref().map_or("unknown".into(), |(v, p)| format!("{p:.4} ({v})")),
+                    g.transient,
+                    g.sustained
+                );
+                vms = g.vms;
+                match (g.max_overload_probability, a.p_overload) {
+                    (Some((_, p)), None) => p_overload = p,
+                    (None, None) => anyhow::bail!("the profiles have no intervals yet; give --p-overload"),
+                    _ => {}
+                }
+                match (g.transient_fraction, a.transient_fraction) {
+                    (Some(f), None) => transient_fraction = f,
+                    (None, None) => anyhow::bail!("the profiles have no overloads yet; give --transient-fraction"),
+                    _ => {}
+                }
+            }
             let p = plan(PlanInput {
-                vms: a.vms,
-                p_overload: a.p_overload,
-                transient_fraction: a.transient_fraction,
+                vms: a.vms.unwrap_or(vms),
+                p_overload: a.p_overload.unwrap_or(p_overload),
+                transient_fraction: a.transient_fraction.unwrap_or(transient_fraction),
                 confidence: a.confidence,
                 requested_mib: a.requested_mib,
                 allocated_mib: a.allocated_mib,

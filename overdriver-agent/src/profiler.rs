@@ -45,6 +45,12 @@ pub struct Profile {
     pub sustained: u64,
     /// Migrations (profile resets) over the VM's life.
     pub migrations: u64,
+    /// Intervals with a known rate since the last reset.
+    #[serde(default)]
+    pub intervals: u64,
+    /// Of those, overloaded ones.
+    #[serde(default)]
+    pub overloaded_intervals: u64,
 }
 
 impl Profile {
@@ -55,7 +61,14 @@ impl Profile {
             threshold_secs: p.initial_threshold_secs,
             sustained: 0,
             migrations: 0,
+            intervals: 0,
+            overloaded_intervals: 0,
         }
+    }
+
+    /// Probability that an interval is overloaded (Fig. 2.3(a)'s "probability of overload", per interval).
+    pub fn overload_probability(&self) -> Option<f64> {
+        (self.intervals > 0).then(|| self.overloaded_intervals as f64 / self.intervals as f64)
     }
 
     /// Transient overloads recorded since the last reset.
@@ -99,6 +112,17 @@ pub struct ProfileStore {
     pub version: u32,
     pub params: ProfilerParams,
     pub profiles: BTreeMap<String, Profile>,
+}
+
+/// Profiles summarised for capacity planning.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Aggregate {
+    pub vms: u64,
+    /// (VM, probability) of the most overload-prone VM.
+    pub max_overload_probability: Option<(String, f64)>,
+    pub transient: u64,
+    pub sustained: u64,
+    pub transient_fraction: Option<f64>,
 }
 
 /// Errors loading or saving profiles.
@@ -153,6 +177,48 @@ impl ProfileStore {
     pub fn record_sustained(&mut self, vm: &str) {
         let p = self.entry(vm);
         p.sustained = p.sustained.saturating_add(1);
+    }
+
+    /// Count one interval with a known rate.
+    pub fn record_interval(&mut self, vm: &str, overloaded: bool) {
+        let p = self.entry(vm);
+        p.intervals = p.intervals.saturating_add(1);
+        if overloaded {
+            p.overloaded_intervals = p.overloaded_intervals.saturating_add(1);
+        }
+    }
+
+    /// Merge another store's profiles (e.g. from other hosts) into this one; same-named VMs are summed.
+    pub fn merge(&mut self, other: &ProfileStore) {
+        for (name, o) in &other.profiles {
+            let p = self.entry(name);
+            for (b, c) in &o.buckets {
+                let e = p.buckets.entry(*b).or_insert(0);
+                *e = e.saturating_add(*c);
+            }
+            p.sustained = p.sustained.saturating_add(o.sustained);
+            p.intervals = p.intervals.saturating_add(o.intervals);
+            p.overloaded_intervals = p.overloaded_intervals.saturating_add(o.overloaded_intervals);
+            p.migrations = p.migrations.saturating_add(o.migrations);
+        }
+    }
+
+    /// What §6.2.2's planning needs from the profiles: the most overload-prone VM's probability and the fraction
+    /// of overloads that were transient.
+    pub fn aggregate(&self) -> Aggregate {
+        let mut a = Aggregate { vms: self.profiles.len() as u64, ..Default::default() };
+        for (name, p) in &self.profiles {
+            a.transient = a.transient.saturating_add(p.observations());
+            a.sustained = a.sustained.saturating_add(p.sustained);
+            if let Some(prob) = p.overload_probability() {
+                if a.max_overload_probability.as_ref().is_none_or(|(_, m)| prob > *m) {
+                    a.max_overload_probability = Some((name.clone(), prob));
+                }
+            }
+        }
+        let total = a.transient.saturating_add(a.sustained);
+        a.transient_fraction = (total > 0).then(|| a.transient as f64 / total as f64);
+        a
     }
 
     /// Reset `vm`'s profile after a migration changed its allocation.
@@ -279,6 +345,36 @@ mod tests {
         let p = ProfilerParams { initial_threshold_secs: 20, ..Default::default() };
         let loaded = ProfileStore::load(&path, p).expect("load");
         assert_eq!(loaded.threshold_secs("a"), 20);
+    }
+
+    #[test]
+    fn aggregate_gives_planning_inputs() {
+        let mut s = store(100);
+        for i in 0..100 {
+            s.record_interval("a", i % 10 == 0); // 10 %
+            s.record_interval("b", i % 4 == 0); // 25 %
+        }
+        for _ in 0..9 {
+            s.record_transient("a", 10_000);
+        }
+        s.record_sustained("b");
+        let g = s.aggregate();
+        assert_eq!(g.vms, 2);
+        assert_eq!(g.max_overload_probability, Some(("b".to_string(), 0.25)));
+        assert_eq!((g.transient, g.sustained), (9, 1));
+        assert_eq!(g.transient_fraction, Some(0.9));
+        let mut other = store(100);
+        other.record_interval("b", true);
+        other.record_sustained("c");
+        s.merge(&other);
+        let g = s.aggregate();
+        assert_eq!(g.vms, 3);
+        assert_eq!(s.get("b").map(|p| (p.intervals, p.overloaded_intervals)), Some((101, 26)));
+        assert_eq!(g.transient_fraction, Some(0.9 * 10.0 / 11.0));
+        // Reset after migration clears the interval counts too.
+        s.reset_after_migration("b");
+        assert_eq!(s.get("b").and_then(|p| p.overload_probability()), None);
+        assert!(store(1).aggregate().transient_fraction.is_none());
     }
 
     #[test]

@@ -118,3 +118,37 @@ fn simulate_reports_all_strategies() {
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("2 overloads, 50.0 % shorter than 2 min"), "{stdout}");
 }
+
+#[test]
+fn plan_takes_its_inputs_from_profiles() {
+    let d = tempfile::tempdir().unwrap();
+    let mut store = overdriver::profiler::ProfileStore::new(Default::default());
+    for i in 0..100 {
+        store.record_interval("web1", i % 5 == 0); // 20 %
+        store.record_interval("web2", i % 10 == 0); // 10 %
+    }
+    for _ in 0..3 {
+        store.record_transient("web1", 20_000);
+    }
+    store.record_sustained("web2");
+    let p = d.path().join("profiles.json");
+    store.save(&p).unwrap();
+    let (code, stdout, err) = out(bin().args(["plan", "--json", "--profiles"]).arg(&p));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("2 VMs, highest overload probability 0.2000 (web1), 3 transient / 1 sustained"), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["input"]["vms"], 2);
+    assert_eq!(v["input"]["p_overload"], 0.2);
+    assert_eq!(v["input"]["transient_fraction"], 0.75);
+    // Explicit flags win.
+    let (code, stdout, _) = out(bin().args(["plan", "--json", "--vms", "150", "--profiles"]).arg(&p));
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["input"]["vms"], 150);
+    // Empty profiles cannot give inputs.
+    let e = d.path().join("empty.json");
+    overdriver::profiler::ProfileStore::new(Default::default()).save(&e).unwrap();
+    let (code, _, err) = out(bin().args(["plan", "--profiles"]).arg(&e));
+    assert_eq!(code, 2);
+    assert!(err.contains("give --p-overload"), "{err}");
+}
