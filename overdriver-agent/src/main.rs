@@ -293,9 +293,6 @@ fn main() {
     };
     if let Err(e) = res {
         eprintln!("overdriver: {e:#}");
-        std::process::exit(match e.downcast_ref::<std::io::Error>() {
-            Some(_) => 1,
-            None => 2,
-        });
+        std::process::exit(2);
     }
 }
