@@ -81,3 +81,77 @@ pub fn serve(listen: &str, latest: Arc<Mutex<String>>) -> std::io::Result<std::n
     })?;
     Ok(addr)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::{SlotState, VmStatus};
+
+    fn status() -> Status {
+        Status {
+            generated_unix: 0,
+            dry_run: false,
+            interval_secs: 10,
+            overload_rate: 200.0,
+            ticks: 7,
+            last_tick_micros: 1500,
+            vms: vec![VmStatus {
+                name: "we\"b".into(),
+                domain: "7".into(),
+                source: "x".into(),
+                phase: Phase::Sustained,
+                last_interval: IntervalState::Overloaded,
+                rate: Some(812.5),
+                unknown_reason: None,
+                last_error: None,
+                overloaded_in_window: 9,
+                window: 12,
+                episode_secs: Some(130.0),
+                threshold_secs: 90,
+                transient_observations: 3,
+                coopswap: SlotState::Idle,
+                migrate: SlotState::Idle,
+                migrations: 1,
+            }],
+            actions: vec![("migrate".into(), "failed".into(), 2)],
+        }
+    }
+
+    #[test]
+    fn renders_prometheus_text_with_escaped_labels() {
+        let t = render(&status());
+        for line in [
+            "overdriver_ticks_total 7",
+            "overdriver_tick_seconds 0.001500",
+            "overdriver_vm_paging_rate{vm=\"we\\\"b\"} 812.500",
+            "overdriver_vm_phase{vm=\"we\\\"b\",phase=\"sustained\"} 1",
+            "overdriver_vm_phase{vm=\"we\\\"b\",phase=\"normal\"} 0",
+            "overdriver_vm_threshold_seconds{vm=\"we\\\"b\"} 90",
+            "overdriver_actions_total{kind=\"migrate\",outcome=\"failed\"} 2",
+        ] {
+            assert!(t.lines().any(|l| l == line), "missing {line}\n{t}");
+        }
+        // Every sample line is `name{labels} value` or `name value` with a numeric value.
+        for l in t.lines().filter(|l| !l.starts_with('#')) {
+            let v = l.rsplit(' ').next().unwrap();
+            assert!(v.parse::<f64>().is_ok(), "{l}");
+        }
+    }
+
+    #[test]
+    fn serves_latest_text_over_http_on_loopback() {
+        let latest = Arc::new(Mutex::new("overdriver_vms 3\n".to_string()));
+        let addr = serve("127.0.0.1:0", latest.clone()).unwrap();
+        let get = || {
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+            let mut s = String::new();
+            c.read_to_string(&mut s).unwrap();
+            s
+        };
+        let r = get();
+        assert!(r.starts_with("HTTP/1.0 200 OK") && r.ends_with("overdriver_vms 3\n"), "{r}");
+        *latest.lock().unwrap() = "overdriver_vms 4\n".into();
+        assert!(get().ends_with("overdriver_vms 4\n"));
+    }
+}
