@@ -47,8 +47,8 @@ kernel-path:
 
 # Our own bindgen run over our own helper header: the Rust declarations of the C helpers in rust/helpers/.
 bindings: rust/generated/bindings.rs
-rust/generated/bindings.rs: rust/helpers/overcast_helpers.h scripts/gen-bindings
-	scripts/gen-bindings $(BINDGEN_K) $< $@
+rust/generated/bindings.rs: $(wildcard rust/helpers/*.h) scripts/gen-bindings
+	scripts/gen-bindings $(BINDGEN_K) rust/helpers/overcast_helpers.h $@
 
 modules: bindings
 	@if [ -z "$(KDIR)" ]; then $(MAKE) --no-print-directory kernel >/dev/null; fi

@@ -20,6 +20,8 @@ mod core_logic {
     pub mod pagemap;
     #[path = "../proto/src/placement.rs"]
     pub mod placement;
+    #[path = "../proto/src/selftest.rs"]
+    pub mod selftest;
     #[path = "../proto/src/wire.rs"]
     pub mod wire;
 }
@@ -49,6 +51,16 @@ mod tests {
     fn crc32c_check_value() {
         // The standard check value of CRC-32C over "123456789".
         assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
+    }
+
+    /// The protocol crate's own self-test (codec, page map, placement, export/import), run inside the kernel with
+    /// its scratch space on the heap.
+    #[test]
+    fn proto_selftest() -> Result<(), kernel::error::Error> {
+        let mut scratch = kernel::alloc::KVec::with_capacity(super::core_logic::selftest::SCRATCH_LEN, kernel::alloc::flags::GFP_KERNEL)?;
+        scratch.resize(super::core_logic::selftest::SCRATCH_LEN, 0u8, kernel::alloc::flags::GFP_KERNEL)?;
+        assert_eq!(super::core_logic::selftest::run(&mut scratch), Ok(()));
+        Ok(())
     }
 
     #[test]

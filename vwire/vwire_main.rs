@@ -25,14 +25,20 @@ mod core_logic {
     pub mod cmd;
     #[path = "../core/src/counters.rs"]
     pub mod counters;
+    #[path = "../core/src/datapath.rs"]
+    pub mod datapath;
     #[path = "../core/src/errno.rs"]
     pub mod errno;
     #[path = "../core/src/header.rs"]
     pub mod header;
     #[path = "../core/src/id.rs"]
     pub mod id;
+    #[path = "../core/src/index.rs"]
+    pub mod index;
     #[path = "../core/src/mtu.rs"]
     pub mod mtu;
+    #[path = "../core/src/selftest.rs"]
+    pub mod selftest;
     #[path = "../core/src/status.rs"]
     pub mod status;
     #[path = "../core/src/table.rs"]
@@ -346,6 +352,12 @@ mod tests {
         assert!(t.destroy(c.id, None).is_ok());
         assert_eq!(t.destroy(c.id, None).map(|_| ()).map_err(|e| e.errno()), Err(2));
         Ok(())
+    }
+
+    /// The core's own self-test (parser, header, MTU, table), run inside the kernel.
+    #[test]
+    fn core_selftest() {
+        assert_eq!(super::core_logic::selftest::run(), Ok(()));
     }
 
     #[test]
