@@ -10,6 +10,8 @@ use core::net::SocketAddr;
 
 use super::counters::DropReason;
 use super::header::{WireHeader, HEADER_LEN, MIN_INNER_FRAME};
+use super::id::ConnectorId;
+use super::index::{BucketStorage, RxIndex};
 use super::mtu::{outer_datagram_len, MAX_PATH_MTU};
 use super::table::{Kind, Mode, Storage, Table};
 use zerocopy::FromBytes;
@@ -46,6 +48,24 @@ pub fn classify_rx<'a, S: Storage>(
     local: &SocketAddr,
     udp_payload: &'a [u8],
 ) -> RxVerdict<'a> {
+    classify_rx_with(table, udp_payload, |id| table.find(id, local))
+}
+
+/// [`classify_rx`] with the entry looked up in `index` (the per-packet path; `index` built from `table`).
+pub fn classify_rx_indexed<'a, S: Storage, B: BucketStorage>(
+    table: &Table<S>,
+    index: &RxIndex<B>,
+    local: &SocketAddr,
+    udp_payload: &'a [u8],
+) -> RxVerdict<'a> {
+    classify_rx_with(table, udp_payload, |id| index.lookup(table, id, local))
+}
+
+fn classify_rx_with<'a, S: Storage>(
+    table: &Table<S>,
+    udp_payload: &'a [u8],
+    find: impl FnOnce(ConnectorId) -> Option<usize>,
+) -> RxVerdict<'a> {
     let manager = |reason| RxVerdict::Drop { slot: None, reason };
     let Ok((hdr, inner)) = WireHeader::ref_from_prefix(udp_payload) else {
         return manager(DropReason::BadHeader);
@@ -53,7 +73,7 @@ pub fn classify_rx<'a, S: Storage>(
     let Ok(id) = hdr.connector() else {
         return manager(DropReason::BadHeader);
     };
-    let Some(slot) = table.find(id, local) else {
+    let Some(slot) = find(id) else {
         return manager(DropReason::UnknownConnector);
     };
     if inner.len() < MIN_INNER_FRAME {
@@ -203,6 +223,38 @@ mod tests {
             classify_rx(&t, &addr("10.0.0.1:4789"), &p[..22]),
             RxVerdict::Deliver { .. }
         ));
+    }
+
+    #[test]
+    fn rx_indexed_agrees_with_scan() {
+        let t = table_with(&[
+            b"7 10.0.0.1 10.0.0.2",
+            b"relay 7 10.0.0.1:6000 10.0.0.3",
+            b"8 10.0.0.1 10.0.0.2",
+        ]);
+        let mut index = RxIndex::new([0u32; 16]);
+        index.rebuild(&t).unwrap();
+        let mut bad = packet(7);
+        bad[1] = 1;
+        let payloads: [&[u8]; 5] = [&packet(7), &packet(8), &packet(9), &bad, &packet(7)[..21]];
+        for local in ["10.0.0.1:4789", "10.0.0.1:6000", "10.0.0.2:4789"] {
+            for p in payloads {
+                assert_eq!(
+                    classify_rx_indexed(&t, &index, &addr(local), p),
+                    classify_rx(&t, &addr(local), p),
+                    "{local}"
+                );
+            }
+        }
+        // A stale (empty) index misses but never delivers to a wrong entry.
+        let empty = RxIndex::new([0u32; 16]);
+        assert_eq!(
+            classify_rx_indexed(&t, &empty, &addr("10.0.0.1:4789"), &packet(7)),
+            RxVerdict::Drop {
+                slot: None,
+                reason: DropReason::UnknownConnector
+            }
+        );
     }
 
     #[test]

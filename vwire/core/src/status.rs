@@ -110,7 +110,9 @@ pub fn write_entry<W: Write, S: Storage>(w: &mut W, table: &Table<S>, idx: usize
     writeln!(w, "vxlan_vni: {}", Opt(e.id().vxlan_vni()))?;
     writeln!(w, "path_mtu: {}", Opt((!relay).then_some(e.path_mtu())))?;
     writeln!(w, "mtu: {}", Opt((!relay).then_some(e.mtu())))?;
-    write_counters(w, &e.counters, false)
+    write_counters(w, &e.counters, false)?;
+    let ifname = e.ifname();
+    writeln!(w, "ifname: {}", if ifname.is_none() { "-" } else { ifname.as_str() })
 }
 
 fn write_counters<W: Write>(w: &mut W, c: &Counters, manager: bool) -> fmt::Result {
@@ -227,7 +229,7 @@ pub fn write_manager<W: Write, S: Storage>(w: &mut W, table: &Table<S>) -> fmt::
 mod tests {
     use super::super::cmd::parse_create;
     use super::super::counters::DropReason;
-    use super::super::table::{Slot, EMPTY_SLOT};
+    use super::super::table::{IfName, Slot, EMPTY_SLOT};
     use super::*;
 
     fn cid(n: u32) -> ConnectorId {
@@ -265,8 +267,10 @@ mod tests {
                     mode: encapsulating\npeer: -\nvxlan_vni: 7\npath_mtu: 1500\nmtu: 1450\n\
                     rx_frames: 1\nrx_bytes: 60\ntx_frames: 2\ntx_bytes: 1500\ndrops: 1\n\
                     drop_runt: 0\ndrop_too_big: 1\ndrop_no_route: 0\ndrop_no_memory: 0\ndrop_tx_error: 0\n\
-                    drop_peer_down: 0\ndrop_iface_down: 0\n";
+                    drop_peer_down: 0\ndrop_iface_down: 0\nifname: -\n";
         assert_eq!(render(&mut [0u8; 2048], &t, 7).unwrap(), want);
+        assert!(t.set_ifname(i, IfName::new("vw7").unwrap()));
+        assert!(render(&mut [0u8; 2048], &t, 7).unwrap().ends_with("drop_iface_down: 0\nifname: vw7\n"));
     }
 
     #[test]

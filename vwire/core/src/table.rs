@@ -81,8 +81,58 @@ pub struct Entry {
     mode: Mode,
     path_mtu: u32,
     mtu: u32,
+    ifname: IfName,
     /// Live counters (the kernel may instead keep per-CPU copies and sum them for rendering).
     pub counters: Counters,
+}
+
+/// Longest network interface name (Linux `IFNAMSIZ` - 1).
+pub const IFNAME_MAX: usize = 15;
+
+/// The name of an endpoint's network interface (empty: none, e.g. a relay, or not created yet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IfName {
+    bytes: [u8; IFNAME_MAX],
+    len: u8,
+}
+
+impl IfName {
+    /// No name.
+    pub const NONE: IfName = IfName {
+        bytes: [0; IFNAME_MAX],
+        len: 0,
+    };
+
+    /// `name` if it is a valid Linux interface name: 1..=15 bytes of printable ASCII other than space, `/` and
+    /// `:`, and not `.` or `..`.
+    pub fn new(name: &str) -> Option<IfName> {
+        let b = name.as_bytes();
+        let ok = !b.is_empty()
+            && b.len() <= IFNAME_MAX
+            && name != "."
+            && name != ".."
+            && b.iter().all(|&c| c.is_ascii_graphic() && c != b'/' && c != b':');
+        if !ok {
+            return None;
+        }
+        let mut bytes = [0u8; IFNAME_MAX];
+        bytes.get_mut(..b.len())?.copy_from_slice(b);
+        Some(IfName {
+            bytes,
+            len: u8::try_from(b.len()).ok()?,
+        })
+    }
+
+    /// The name (empty for [`IfName::NONE`]).
+    pub fn as_str(&self) -> &str {
+        let b = self.bytes.get(..usize::from(self.len)).unwrap_or(&[]);
+        core::str::from_utf8(b).unwrap_or("")
+    }
+
+    /// Whether there is no name.
+    pub fn is_none(&self) -> bool {
+        self.len == 0
+    }
 }
 
 impl Entry {
@@ -118,6 +168,10 @@ impl Entry {
     /// so that un-collapsing never has to shrink the MTU under a running flow.
     pub const fn mtu(&self) -> u32 {
         self.mtu
+    }
+    /// Name of the endpoint's network interface, [`IfName::NONE`] if it has none.
+    pub const fn ifname(&self) -> IfName {
+        self.ifname
     }
 }
 
@@ -333,6 +387,7 @@ impl<S: Storage> Table<S> {
             mode,
             path_mtu,
             mtu,
+            ifname: IfName::NONE,
             counters: Counters::ZERO,
         };
         let slot = self
@@ -405,6 +460,17 @@ impl<S: Storage> Table<S> {
         Ok(mtu)
     }
 
+    /// Records the name of the network interface of the entry in slot `idx`; false if the slot is empty.
+    pub fn set_ifname(&mut self, idx: usize, name: IfName) -> bool {
+        match self.store.slots_mut().get_mut(idx).and_then(Option::as_mut) {
+            Some(e) => {
+                e.ifname = name;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Counters of slot `idx`.
     pub fn counters_mut(&mut self, idx: usize) -> Option<&mut Counters> {
         self.store
@@ -460,6 +526,23 @@ impl<S: Storage> Table<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ifname_rules_and_set() {
+        assert_eq!(IfName::new("vw7").map(|n| n.as_str() == "vw7"), Some(true));
+        assert_eq!(IfName::new("vw4294967295-99").map(|n| n.as_str().len()), Some(15));
+        for bad in ["", "vw4294967295-100", "a b", "a/b", "a:b", ".", "..", "v\u{e9}"] {
+            assert!(IfName::new(bad).is_none(), "{bad:?}");
+        }
+        assert!(IfName::NONE.is_none());
+        let mut t = Table::new([EMPTY_SLOT; 2]);
+        assert!(!t.set_ifname(0, IfName::new("vw1").unwrap()));
+        let c = super::super::cmd::parse_create(b"1 10.0.0.1 10.0.0.2", 4789).unwrap();
+        let i = t.create(&c, 1500).unwrap();
+        assert!(t.get(i).unwrap().ifname().is_none());
+        assert!(t.set_ifname(i, IfName::new("vw1").unwrap()));
+        assert_eq!(t.get(i).unwrap().ifname().as_str(), "vw1");
+    }
     use core::net::{Ipv4Addr, SocketAddrV4};
 
     fn a(last: u8, port: u16) -> SocketAddr {
