@@ -7,13 +7,17 @@
 
 use kernel::prelude::*;
 
-/// The Blanket drivers' pure logic, compiled from blanket/core (one implementation with the host tests).
-#[allow(dead_code)]
+// The Blanket drivers' pure logic, compiled from blanket/core (one implementation with the host tests).
+// They sit at the crate root because their files refer to each other as `super::<file>`.
+#[allow(dead_code, unreachable_pub)]
+#[path = "core/src/blkreq.rs"]
+mod blkreq;
+#[allow(dead_code, unreachable_pub)]
+#[path = "core/src/features.rs"]
+mod features;
 mod core_logic {
-    #[path = "../core/src/blkreq.rs"]
-    pub(crate) mod blkreq;
-    #[path = "../core/src/features.rs"]
-    pub(crate) mod features;
+    #[allow(unused_imports)]
+    pub(crate) use super::{blkreq, features};
 }
 
 module! {

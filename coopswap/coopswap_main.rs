@@ -9,21 +9,29 @@
 
 use kernel::prelude::*;
 
-/// The protocol and page-map logic, compiled from coopswap/proto (one implementation with the host tests).
+// The protocol and page-map logic, compiled from coopswap/proto (one implementation with the host tests).
+// They sit at the crate root because their files refer to each other as `super::<file>`.
 #[allow(dead_code, unreachable_pub)]
+#[path = "proto/src/crc32c.rs"]
+mod crc32c;
+#[allow(dead_code, unreachable_pub)]
+#[path = "proto/src/mapfile.rs"]
+mod mapfile;
+#[allow(dead_code, unreachable_pub)]
+#[path = "proto/src/pagemap.rs"]
+mod pagemap;
+#[allow(dead_code, unreachable_pub)]
+#[path = "proto/src/placement.rs"]
+mod placement;
+#[allow(dead_code, unreachable_pub)]
+#[path = "proto/src/selftest.rs"]
+mod selftest;
+#[allow(dead_code, unreachable_pub)]
+#[path = "proto/src/wire.rs"]
+mod wire;
 mod core_logic {
-    #[path = "../proto/src/crc32c.rs"]
-    pub mod crc32c;
-    #[path = "../proto/src/mapfile.rs"]
-    pub mod mapfile;
-    #[path = "../proto/src/pagemap.rs"]
-    pub mod pagemap;
-    #[path = "../proto/src/placement.rs"]
-    pub mod placement;
-    #[path = "../proto/src/selftest.rs"]
-    pub mod selftest;
-    #[path = "../proto/src/wire.rs"]
-    pub mod wire;
+    #[allow(unused_imports)]
+    pub(crate) use super::{crc32c, mapfile, pagemap, placement, selftest, wire};
 }
 
 module! {

@@ -13,39 +13,56 @@ use core::fmt::Write;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 
+// Each module uses a subset of the shared layer, whose items are `pub` for the modules that use them.
+#[allow(dead_code, unreachable_pub)]
 #[path = "../rust/overcast/mod.rs"]
 mod overcast;
 
-/// VirtualWire's pure logic, compiled from vwire/core (one implementation with the host tests).
+// VirtualWire's pure logic, compiled from vwire/core (one implementation with the host tests).
+// They sit at the crate root because their files refer to each other as `super::<file>`.
 #[allow(dead_code, unreachable_pub)]
+#[path = "core/src/addr.rs"]
+mod addr;
+#[allow(dead_code, unreachable_pub)]
+#[path = "core/src/cmd.rs"]
+mod cmd;
+#[allow(dead_code, unreachable_pub)]
+#[path = "core/src/counters.rs"]
+mod counters;
+#[allow(dead_code, unreachable_pub)]
+#[path = "core/src/datapath.rs"]
+mod datapath;
+#[allow(dead_code, unreachable_pub)]
+#[path = "core/src/errno.rs"]
+mod errno;
+#[allow(dead_code, unreachable_pub)]
+#[path = "core/src/header.rs"]
+mod header;
+#[allow(dead_code, unreachable_pub)]
+#[path = "core/src/id.rs"]
+mod id;
+#[allow(dead_code, unreachable_pub)]
+#[path = "core/src/index.rs"]
+mod index;
+#[allow(dead_code, unreachable_pub)]
+#[path = "core/src/mtu.rs"]
+mod mtu;
+#[allow(dead_code, unreachable_pub)]
+#[path = "core/src/selftest.rs"]
+mod selftest;
+#[allow(dead_code, unreachable_pub)]
+#[path = "core/src/status.rs"]
+mod status;
+#[allow(dead_code, unreachable_pub)]
+#[path = "core/src/table.rs"]
+mod table;
 mod core_logic {
-    #[path = "../core/src/addr.rs"]
-    pub mod addr;
-    #[path = "../core/src/cmd.rs"]
-    pub mod cmd;
-    #[path = "../core/src/counters.rs"]
-    pub mod counters;
-    #[path = "../core/src/datapath.rs"]
-    pub mod datapath;
-    #[path = "../core/src/errno.rs"]
-    pub mod errno;
-    #[path = "../core/src/header.rs"]
-    pub mod header;
-    #[path = "../core/src/id.rs"]
-    pub mod id;
-    #[path = "../core/src/index.rs"]
-    pub mod index;
-    #[path = "../core/src/mtu.rs"]
-    pub mod mtu;
-    #[path = "../core/src/selftest.rs"]
-    pub mod selftest;
-    #[path = "../core/src/status.rs"]
-    pub mod status;
-    #[path = "../core/src/table.rs"]
-    pub mod table;
+    #[allow(unused_imports)]
+    pub(crate) use super::{addr, cmd, counters, datapath, errno, header, id, index, mtu, selftest, status, table};
 }
 
-use core_logic::{cmd, id::ConnectorId, status, table};
+use id::ConnectorId;
+use overcast::fmt::Show;
 use overcast::procfs::{ProcDir, ProcFile, ProcHandler, ProcText};
 
 /// Endpoints and relays one manager holds.
@@ -101,7 +118,7 @@ fn errno(e: i32) -> Error {
 /// Text of a write, for log lines: printable ASCII only, newline trimmed.
 struct Shown<'a>(&'a [u8]);
 
-impl core::fmt::Display for Shown<'_> {
+impl kernel::fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         for &b in self.0.iter().take(96) {
             if b == b'\n' {
@@ -116,7 +133,7 @@ impl core::fmt::Display for Shown<'_> {
 impl Manager {
     fn create(self: &Arc<Self>, input: &[u8]) -> Result {
         let c = cmd::parse_create(input, DEFAULT_PORT).map_err(|e| {
-            pr_err!("vwire: create \"{}\": {}; expected {}\n", Shown(input), e, cmd::CREATE_USAGE);
+            pr_err!("vwire: create \"{}\": {}; expected {}\n", Shown(input), Show(&e), cmd::CREATE_USAGE);
             errno(e.errno())
         })?;
         let id = c.id.get();
@@ -127,7 +144,7 @@ impl Manager {
         // rolled back. A file is never dropped under the lock: its removal waits for readers that take the lock.
         st.files.reserve(1, GFP_KERNEL)?;
         st.table.create(&c, DEFAULT_PATH_MTU).map_err(|e| {
-            pr_err!("vwire: create \"{}\": {}\n", Shown(input), e);
+            pr_err!("vwire: create \"{}\": {}\n", Shown(input), Show(&e));
             errno(e.errno())
         })?;
         if !st.files.iter().any(|f| f.id == id) {
@@ -144,24 +161,24 @@ impl Manager {
                 }
             }
         }
-        pr_info!("vwire: created connector {} {} -> {}\n", id, c.local, c.remote);
+        pr_info!("vwire: created connector {} {} -> {}\n", id, Show(&c.local), Show(&c.remote));
         Ok(())
     }
 
     fn destroy(&self, input: &[u8]) -> Result {
         let d = cmd::parse_destroy(input, DEFAULT_PORT).map_err(|e| {
-            pr_err!("vwire: destroy \"{}\": {}; expected {}\n", Shown(input), e, cmd::DESTROY_USAGE);
+            pr_err!("vwire: destroy \"{}\": {}; expected {}\n", Shown(input), Show(&e), cmd::DESTROY_USAGE);
             errno(e.errno())
         })?;
         let removed = {
             let mut st = self.state.lock();
             st.table.destroy(d.id, d.local.as_ref()).map_err(|e| {
-                pr_err!("vwire: destroy \"{}\": {}\n", Shown(input), e);
+                pr_err!("vwire: destroy \"{}\": {}\n", Shown(input), Show(&e));
                 errno(e.errno())
             })?;
             let id = d.id.get();
             if st.table.entries_of(d.id).next().is_none() {
-                st.files.iter().position(|f| f.id == id).map(|i| st.files.swap_remove(i))
+                st.files.iter().position(|f| f.id == id).and_then(|i| st.files.remove(i).ok())
             } else {
                 None
             }
@@ -206,15 +223,15 @@ impl ProcHandler for EndpointHandler {
 
     fn write(&self, input: &[u8]) -> Result {
         let r = cmd::parse_repoint(input, DEFAULT_PORT).map_err(|e| {
-            pr_err!("vwire: repoint {} \"{}\": {}; expected {}\n", self.id.get(), Shown(input), e, cmd::REPOINT_USAGE);
+            pr_err!("vwire: repoint {} \"{}\": {}; expected {}\n", self.id.get(), Shown(input), Show(&e), cmd::REPOINT_USAGE);
             errno(e.errno())
         })?;
         let mut st = self.mgr.state.lock();
         st.table.repoint(self.id, r.local.as_ref(), r.remote).map_err(|e| {
-            pr_err!("vwire: repoint {} \"{}\": {}\n", self.id.get(), Shown(input), e);
+            pr_err!("vwire: repoint {} \"{}\": {}\n", self.id.get(), Shown(input), Show(&e));
             errno(e.errno())
         })?;
-        pr_info!("vwire: connector {} now sends to {}\n", self.id.get(), r.remote);
+        pr_info!("vwire: connector {} now sends to {}\n", self.id.get(), Show(&r.remote));
         Ok(())
     }
 }
@@ -277,14 +294,11 @@ impl ProcHandler for ManagerHandler {
 
 struct VWire {
     mgr: Arc<Manager>,
-    _files: KVec<ControlFile>,
-}
-
-enum ControlFile {
-    Create(ProcFile<CreateHandler>),
-    Destroy(ProcFile<DestroyHandler>),
-    List(ProcFile<ListHandler>),
-    Manager(ProcFile<ManagerHandler>),
+    // Held for their `Drop`, which removes the control files.
+    _create: ProcFile<CreateHandler>,
+    _destroy: ProcFile<DestroyHandler>,
+    _list: ProcFile<ListHandler>,
+    _manager: ProcFile<ManagerHandler>,
 }
 
 impl kernel::Module for VWire {
@@ -297,17 +311,17 @@ impl kernel::Module for VWire {
             pr_err!("vwire: cannot create /proc/vw (is another VirtualWire module loaded?)\n");
         })?;
         let state = State { table: table::Table::new(Slots(slots)), files: KVec::new() };
+        let mgr_dir = dir.clone();
         let mgr = Arc::pin_init(
-            pin_init!(Manager { state <- kernel::new_mutex!(state), dir: dir.clone() }),
+            pin_init!(Manager { state <- kernel::new_mutex!(state), dir: mgr_dir }),
             GFP_KERNEL,
         )?;
-        let mut files = KVec::with_capacity(4, GFP_KERNEL)?;
-        files.push(ControlFile::Create(ProcFile::new(&dir, c"create", 0o644, Arc::new(CreateHandler(mgr.clone()), GFP_KERNEL)?)?), GFP_KERNEL)?;
-        files.push(ControlFile::Destroy(ProcFile::new(&dir, c"destroy", 0o644, Arc::new(DestroyHandler(mgr.clone()), GFP_KERNEL)?)?), GFP_KERNEL)?;
-        files.push(ControlFile::List(ProcFile::new(&dir, c"list", 0o444, Arc::new(ListHandler(mgr.clone()), GFP_KERNEL)?)?), GFP_KERNEL)?;
-        files.push(ControlFile::Manager(ProcFile::new(&dir, c"manager", 0o644, Arc::new(ManagerHandler(mgr.clone()), GFP_KERNEL)?)?), GFP_KERNEL)?;
+        let _create = ProcFile::new(&dir, c"create", 0o644, Arc::new(CreateHandler(mgr.clone()), GFP_KERNEL)?)?;
+        let _destroy = ProcFile::new(&dir, c"destroy", 0o644, Arc::new(DestroyHandler(mgr.clone()), GFP_KERNEL)?)?;
+        let _list = ProcFile::new(&dir, c"list", 0o444, Arc::new(ListHandler(mgr.clone()), GFP_KERNEL)?)?;
+        let _manager = ProcFile::new(&dir, c"manager", 0o644, Arc::new(ManagerHandler(mgr.clone()), GFP_KERNEL)?)?;
         pr_info!("vwire: endpoint manager ready: /proc/vw (control plane only, {} entries)\n", CAPACITY);
-        Ok(VWire { mgr, _files: files })
+        Ok(VWire { mgr, _create, _destroy, _list, _manager })
     }
 }
 
