@@ -1,0 +1,107 @@
+#!/bin/sh
+# coopswap in one VM (issue 4): /dev/coopswap0 configured through configfs with a zram disk as the local
+# write-through store and a coopswap-repod on 127.0.0.1 as page repository; fio with data verification; swap under a
+# memory hog that verifies every byte after swap-in, also with the repository killed mid-run; rmmod and power-off
+# refused while swap is active; malformed configuration refused with the right errno and no state change.
+. /overcast/tests/lib.sh
+M=/overcast/modules
+B=/overcast/bin
+C=/sys/kernel/config/coopswap
+D=$C/0
+TOKEN=00112233445566778899aabbccddeeff
+
+mount -t configfs none /sys/kernel/config 2>/dev/null
+ip link set lo up 2>/dev/null
+
+check insmod-coopswap insmod $M/coopswap.ko
+check configfs-dir test -d $C
+check mkdir-dev mkdir $D
+check_fails mkdir-badname "invalid" mkdir $C/notanumber
+
+# --- local store: a zram disk (the lab VM has no disk; zram keeps the swapped pages compressed in RAM) ------------
+check zram-size sh -c 'echo 256M > /sys/block/zram0/disksize'
+
+# --- configuration and bad input -----------------------------------------------------------------------------------
+check_fails size-garbage "invalid" sh -c "echo lots > $D/size_mib"
+check_fails size-zero "invalid" sh -c "echo 0 > $D/size_mib"
+check_fails store-relative "invalid" sh -c "echo dev/zram0 > $D/store"
+check_fails power-unconfigured "invalid" sh -c "echo 1 > $D/power"
+check bad-input-changed-nothing sh -c "[ \"\$(cat $D/size_mib)\" = 0 ] && [ -z \"\$(cat $D/store)\" ] && [ \"\$(cat $D/power)\" = 0 ]"
+check size-set sh -c "echo 192 > $D/size_mib"
+check store-set sh -c "echo /dev/zram0 > $D/store"
+check_fails store-missing-file "no such file" sh -c "echo /nonexistent > $D/store && echo 1 > $D/power"
+check store-set-again sh -c "echo /dev/zram0 > $D/store"
+check power-on sh -c "echo 1 > $D/power"
+check dev-appears test -b /dev/coopswap0
+check dev-size sh -c '[ "$(cat /sys/block/coopswap0/size)" = $((192 * 2048)) ]'
+check dev-4k-blocks sh -c '[ "$(cat /sys/block/coopswap0/queue/logical_block_size)" = 4096 ]'
+check_fails size-while-on "busy" sh -c "echo 64 > $D/size_mib"
+check state-on sh -c "grep -q 'power on' $D/state"
+
+# --- plain block device, local store only: fio writes and verifies every block ------------------------------------
+check fio-verify-local fio --name=v --filename=/dev/coopswap0 --rw=randwrite --bs=4k --size=16M --direct=1 \
+    --ioengine=psync --verify=crc32c --do_verify=1 --verify_fatal=1 --output=/tmp/fio1.out
+check stats-count-writes sh -c "[ \$(cat $D/writes) -ge 4096 ] && [ \$(cat $D/reads) -ge 4096 ]"
+check stats-local-reads sh -c "grep -q '^local_reads [1-9]' $D/stats"
+
+# --- a page repository on 127.0.0.1 -----------------------------------------------------------------------------
+cat > /tmp/repod.toml <<EOT
+listen = "127.0.0.1:7400"
+capacity_mib = 48
+memlock = "try"
+[[client]]
+id = 1
+token = "$TOKEN"
+EOT
+chmod 600 /tmp/repod.toml
+if [ -x $B/coopswap-repod ]; then
+  $B/coopswap-repod --config /tmp/repod.toml >/tmp/repod.log 2>&1 &
+  REPOD=$!
+  sleep 2
+  check repod-running kill -0 $REPOD
+else
+  fail repod-binary "no $B/coopswap-repod in the overlay (cargo build --release -p coopswap-repod)"
+fi
+check_fails repo-add-wrong-token "permission denied" sh -c "echo 'add 127.0.0.1:7400 1 ffffffffffffffffffffffffffffffff' > $D/repos"
+check_fails repo-add-garbage "invalid" sh -c "echo 'add nowhere 1 $TOKEN' > $D/repos"
+check_fails repo-add-refused "refused" sh -c "echo 'add 127.0.0.1:7499 1 $TOKEN' > $D/repos"
+check repo-bad-input-changed-nothing sh -c "[ -z \"\$(cat $D/repos)\" ]"
+check repo-add sh -c "echo 'add 127.0.0.1:7400 1 $TOKEN' > $D/repos"
+check repo-listed sh -c "grep -q '^0 127.0.0.1:7400 client 1 up' $D/repos"
+check fio-verify-remote fio --name=v --filename=/dev/coopswap0 --rw=randwrite --bs=4k --size=16M --direct=1 \
+    --ioengine=psync --verify=crc32c --do_verify=1 --verify_fatal=1 --output=/tmp/fio2.out
+check stats-remote sh -c "grep -q '^remote_stores [1-9]' $D/stats && grep -q '^remote_reads [1-9]' $D/stats"
+cat $D/repos $D/stats
+
+# --- swap under a memory hog that verifies every byte --------------------------------------------------------------
+check mkswap mkswap /dev/coopswap0
+check swapon swapon /dev/coopswap0
+avail=$(awk '/MemAvailable/ {print int($2/1024)}' /proc/meminfo)
+HOG=$((avail + 64))
+echo "coopswap: MemAvailable ${avail} MiB, hog ${HOG} MiB"
+check memcheck-swap $B/coopswap-memcheck --mib $HOG --passes 2 --seed 1
+check swap-was-used sh -c "[ \$(cat $D/writes) -gt 12000 ]"
+check_fails rmmod-while-swap "in use" rmmod coopswap
+check_fails power-off-while-swap "busy" sh -c "echo 0 > $D/power"
+check still-swapping sh -c 'grep -q coopswap0 /proc/swaps'
+cat $D/repos $D/stats
+
+# --- the repository dies mid-run: every page still correct, served from the local copy ----------------------------
+$B/coopswap-memcheck --mib $HOG --passes 3 --seed 2 >/tmp/memcheck3.out 2>&1 &
+HOGPID=$!
+sleep 20
+kill -9 $REPOD 2>/dev/null
+check memcheck-repo-killed wait $HOGPID
+cat /tmp/memcheck3.out
+check repo-marked-down sh -c "grep -q '^0 127.0.0.1:7400 client 1 down' $D/repos"
+check stats-fallbacks sh -c "grep -q '^local_reads [1-9]' $D/stats"
+cat $D/repos $D/stats
+
+# --- teardown -----------------------------------------------------------------------------------------------------
+check swapoff swapoff /dev/coopswap0
+check power-off sh -c "echo 0 > $D/power"
+check dev-gone sh -c '! test -e /dev/coopswap0'
+check rmdir-dev rmdir $D
+check rmmod-coopswap rmmod coopswap
+check_no_oops
+exit $OVC_FAILS

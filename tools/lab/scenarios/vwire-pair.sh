@@ -1,0 +1,147 @@
+#!/bin/sh
+# VirtualWire data plane on the pair topology (dissertation Ch. 5, Fig. 5.7): on each host a guest (a network
+# namespace) sits behind a bridge with the endpoint's interface vw7 enslaved; connector 7 joins the two hosts.
+#   ping across the connector, ARP (broadcast, non-IP), a VLAN-tagged path, full-MTU frames without fragmentation,
+#   counters, migration of host 1's endpoint to another port (create, repoint the sister, destroy: §5.2.4),
+#   collapse of a connector whose both ends are on host 0 (§5.2.3), and rmmod under traffic.
+# Both hosts run this at the same time; `barrier NAME` waits until the other host reached the same point.
+. /overcast/tests/lib.sh
+M=/overcast/modules
+me=${OVERCAST_HOST:-0}
+if [ "$me" = 0 ]; then L=10.99.0.1 R=10.99.0.2 G=192.168.7.1 PG=192.168.7.2 V=192.168.77.1 PV=192.168.77.2
+else L=10.99.0.2 R=10.99.0.1 G=192.168.7.2 PG=192.168.7.1 V=192.168.77.2 PV=192.168.77.1; fi
+
+# --- barrier over the link (UDP 5999, outside the connector) -------------------------------------------------------
+socat -u UDP-RECV:5999 OPEN:/tmp/barrier.log,creat,append &
+BARRIER_PID=$!
+barrier() {
+  local i=0
+  while [ $i -lt 240 ]; do
+    echo "$1" | socat -u - UDP-SENDTO:$R:5999 2>/dev/null
+    if grep -qx "$1" /tmp/barrier.log 2>/dev/null; then
+      echo "$1" | socat -u - UDP-SENDTO:$R:5999 2>/dev/null
+      return 0
+    fi
+    sleep 1; i=$((i + 1))
+  done
+  fail "barrier-$1" "the other host did not reach '$1' in 240 s"
+  return 1
+}
+# until_ok SECS CMD...: retries CMD once a second until it succeeds.
+until_ok() {
+  local n=$1; shift
+  while [ "$n" -gt 0 ]; do "$@" >/tmp/until.out 2>&1 && return 0; sleep 1; n=$((n - 1)); done
+  return 1
+}
+field() { awk -F': ' -v k="$2" '$1==k{print $2; exit}' "/proc/vw/$1"; }
+# field_is N KEY VALUE: the first block of /proc/vw/N has KEY: VALUE.
+field_is() { local v; v=$(field "$1" "$2"); [ "$v" = "$3" ] || { echo "$2 is '$v', want '$3'"; return 1; }; }
+counters_moved() { [ "$(field 7 rx_frames)" -gt 0 ] && [ "$(field 7 tx_frames)" -gt 0 ] && field_is 7 drops 0; }
+repoint_7() { echo "$1" > /proc/vw/7 && field_is 7 remote "$1"; }
+gx() { ip netns exec g "$@"; }
+# FragCreates of the host's IP counters (fragments it made).
+cat > /tmp/frag.awk <<'AWK'
+/^Ip: [A-Z]/ { for (i = 2; i <= NF; i++) if ($i == "FragCreates") col = i }
+/^Ip: [0-9]/ { print $col }
+AWK
+frag_creates() { awk -f /tmp/frag.awk /proc/net/snmp; }
+
+check insmod-vwire insmod $M/vwire.ko
+
+# --- a guest behind a bridge, vw7 enslaved next to its back-end interface (Fig. 5.7) ------------------------------
+ip netns add g
+ip link add veth0 type veth peer name veth1
+ip link set veth1 netns g
+gx ip link set lo up
+gx ip link set veth1 mtu 1450 up
+gx ip addr add $G/24 dev veth1
+gx ip link add link veth1 name veth1.100 type vlan id 100
+gx ip link set veth1.100 up
+gx ip addr add $V/24 dev veth1.100
+ip link add br0 type bridge
+ip link set br0 up
+ip link set veth0 master br0 up
+
+check vw-create sh -c "echo '7 $L:4789 $R:4789' > /proc/vw/create"
+check vw-iface-exists test -d /sys/class/net/vw7
+check vw-status-ifname field_is 7 ifname vw7
+check vw-status-mtu-1450 field_is 7 mtu 1450
+check vw-iface-mtu-1450 sh -c '[ "$(cat /sys/class/net/vw7/mtu)" = 1450 ]'
+check vw-enslave sh -c 'ip link set vw7 master br0 up && [ "$(basename $(readlink /sys/class/net/vw7/master))" = br0 ]'
+check_fails vw-port-in-use "in use" sh -c "ip link add vx1 type vxlan id 1 dstport 4800 local $L nolearning && ip link set vx1 up && echo '8 $L:4800 $R:4800' > /proc/vw/create"
+ip link del vx1 2>/dev/null
+check vw-port-in-use-changed-nothing sh -c '! test -e /proc/vw/8 && ! test -e /sys/class/net/vw8'
+
+barrier up
+check vw-ping until_ok 60 gx ping -c 1 -W 2 $PG
+check vw-ping-3 gx ping -c 3 -W 3 $PG
+check vw-arp-broadcast sh -c "ip netns exec g ip neigh flush dev veth1; ip netns exec g arping -c 2 -w 10 -I veth1 $PG | grep -q 'Received [12]'"
+check vw-vlan-tagged until_ok 20 gx ping -c 1 -W 2 $PV
+# A full-size guest packet (1450 bytes of IP: 1422 of ICMP payload) crosses without any fragment being made.
+frags0=$(frag_creates)
+check vw-full-mtu gx ping -c 2 -W 3 -s 1422 $PG
+check vw-full-mtu-no-fragments sh -c "[ '$frags0' = \"\$(awk -f /tmp/frag.awk /proc/net/snmp)\" ]"
+check vw-counters-move counters_moved
+check vw-iface-stats sh -c '[ "$(cat /sys/class/net/vw7/statistics/tx_packets)" -gt 0 ] && [ "$(cat /sys/class/net/vw7/statistics/rx_packets)" -gt 0 ]'
+barrier pinged
+
+# --- migration of host 1's endpoint to port 4790 (§5.2.4): create at the destination, repoint the sister, destroy
+if [ "$me" = 1 ]; then
+  check vw-migrate-create sh -c "echo '7 $L:4790 $R:4789' > /proc/vw/create"
+  check vw-second-iface-name test -d /sys/class/net/vw7-1
+  ip link set vw7 nomaster
+  ip link set vw7-1 master br0 up
+  barrier moved
+  barrier repointed
+  check vw-migrate-destroy-source sh -c "echo '7 $L:4789' > /proc/vw/destroy && ! test -e /sys/class/net/vw7"
+  check vw-after-migration-one-entry sh -c '[ "$(grep -c "^7 " /proc/vw/list)" = 1 ]'
+else
+  barrier moved
+  check vw-repoint repoint_7 $R:4790
+  barrier repointed
+fi
+check vw-ping-after-migration until_ok 30 gx ping -c 1 -W 2 $PG
+barrier migrated
+
+# --- collapse: both ends of connector 9 on host 0 (§5.2.3, Fig. 5.8) --------------------------------------------
+if [ "$me" = 0 ]; then
+  for i in 1 2; do
+    ip netns add c$i
+    ip link add cv$i type veth peer name cp$i
+    ip link set cp$i netns c$i
+    ip -n c$i link set lo up
+    ip -n c$i link set cp$i up
+    ip -n c$i addr add 10.9.0.$i/24 dev cp$i
+    ip link add cb$i type bridge
+    ip link set cb$i up
+    ip link set cv$i master cb$i up
+  done
+  check vw-collapse-create sh -c "echo '9 $L:5001 $L:5002' > /proc/vw/create && echo '9 $L:5002 $L:5001' > /proc/vw/create"
+  ip link set vw9 master cb1 up
+  ip link set vw9-1 master cb2 up
+  check vw-collapsed sh -c '[ "$(grep -c "^9 .* collapsed$" /proc/vw/list)" = 2 ]'
+  check vw-collapse-ping until_ok 20 ip netns exec c1 ping -c 1 -W 2 10.9.0.2
+  check vw-collapse-counters sh -c 'awk -F": " "\$1==\"tx_frames\"{s+=\$2} END{exit !(s>0)}" /proc/vw/9'
+  check vw-collapse-off sh -c 'echo "collapse off" > /proc/vw/manager && [ "$(grep -c "^9 .* encapsulating$" /proc/vw/list)" = 2 ]'
+  check vw-uncollapsed-ping until_ok 20 ip netns exec c1 ping -c 1 -W 2 10.9.0.2
+  check vw-collapse-on sh -c 'echo "collapse on" > /proc/vw/manager && [ "$(grep -c "^9 .* collapsed$" /proc/vw/list)" = 2 ]'
+  # Repointing one end elsewhere re-enables encapsulation for it, with no manual step.
+  check vw-repoint-uncollapses sh -c "echo '$L:5001 $R:5009' > /proc/vw/9 && grep -q '^9 endpoint $L:5001 $R:5009 encapsulating$' /proc/vw/list"
+fi
+barrier collapse
+
+# --- rmmod while a flow runs ------------------------------------------------------------------------------------
+gx ping -i 0.2 -W 1 $PG >/dev/null 2>&1 &
+PING_PID=$!
+sleep 2
+barrier flowing
+check vw-rmmod-under-traffic rmmod vwire
+kill $PING_PID 2>/dev/null
+check vw-ifaces-gone sh -c '! ls /sys/class/net | grep -q "^vw"'
+check vw-reinsmod insmod $M/vwire.ko
+check vw-rermmod rmmod vwire
+barrier done
+sleep 2
+kill $BARRIER_PID 2>/dev/null
+check_no_oops
+exit $OVC_FAILS
