@@ -17,5 +17,7 @@
 
 /* One header per helper group; each declares only basic C types, opaque structs and ovc_* functions. */
 #include "procfs.h"
+#include "net.h"
+#include "udp.h"
 
 #endif /* OVERCAST_HELPERS_H */

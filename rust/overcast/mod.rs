@@ -12,7 +12,11 @@ pub mod bindings;
 pub mod fmt;
 #[cfg(ovc_blk)]
 pub mod blk;
+#[cfg(ovc_net)]
+pub mod net;
 #[cfg(ovc_procfs)]
 pub mod procfs;
 #[cfg(ovc_sock)]
 pub mod sock;
+#[cfg(ovc_udp)]
+pub mod udp;
