@@ -32,7 +32,7 @@ struct Blanket;
 
 impl kernel::Module for Blanket {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        pr_info!("blanket: loaded; no virtio device is bound by this version (the C virtio drivers stay in charge)\n");
+        pr_info!("loaded; no virtio device is bound by this version (the C virtio drivers stay in charge)\n");
         Ok(Blanket)
     }
 }
