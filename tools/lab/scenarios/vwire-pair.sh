@@ -115,6 +115,28 @@ fi
 check vw-ping-after-migration until_ok 30 gx ping -c 1 -W 2 $PG
 barrier migrated
 
+# --- IPv6 outer addresses: connector 6 over fd99::/64 on the link (outer IPv6 costs 20 bytes more: MTU 1430) -----
+ip -6 addr add fd99::$((me + 1))/64 dev eth0 nodad
+check vw6-create sh -c "echo '6 [fd99::$((me + 1))]:4789 [fd99::$((2 - me))]:4789' > /proc/vw/create"
+check vw6-mtu-1430 field_is 6 mtu 1430
+ip addr add 10.6.0.$((me + 1))/24 dev vw6
+ip link set vw6 up
+check vw6-ping until_ok 30 ping -c 1 -W 2 10.6.0.$((2 - me))
+check vw6-counters sh -c '[ "$(awk -F": " "\$1==\"rx_frames\"{print \$2}" /proc/vw/6)" -gt 0 ]'
+
+# --- interoperation with the kernel's VXLAN (design doc §3.1): host 1 runs a VXLAN device with VNI 21 -------------
+if [ "$me" = 0 ]; then
+  check vx-create sh -c "echo '21 $L:4792 $R:4792' > /proc/vw/create"
+  ip addr add 10.21.0.1/24 dev vw21
+  ip link set vw21 up
+else
+  ip link add vx21 type vxlan id 21 local $L remote $R dstport 4792 nolearning
+  ip addr add 10.21.0.2/24 dev vx21
+  ip link set vx21 up
+fi
+check vx-ping-vxlan until_ok 30 ping -c 1 -W 2 10.21.0.$((2 - me))
+barrier v6-vxlan
+
 # --- collapse: both ends of connector 9 on host 0 (§5.2.3, Fig. 5.8) --------------------------------------------
 if [ "$me" = 0 ]; then
   for i in 1 2; do
