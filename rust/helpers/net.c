@@ -135,6 +135,11 @@ int ovc_netdev_receive(struct net_device *dev, struct sk_buff *skb, unsigned int
 	struct ovc_netdev_priv *p = netdev_priv(dev);
 	unsigned int len;
 
+	if (!(dev->flags & IFF_UP)) {
+		kfree_skb(skb);
+		dev_dstats_rx_dropped(dev);
+		return -ENETDOWN;
+	}
 	if (pull) {
 		/* Decapsulation: drop the UDP and tunnel headers; scrubs the outer packet's state. */
 		if (iptunnel_pull_header(skb, pull, htons(ETH_P_TEB), false))
@@ -153,11 +158,6 @@ int ovc_netdev_receive(struct net_device *dev, struct sk_buff *skb, unsigned int
 	}
 	/* Hand-off between two local interfaces (collapse): as veth does. */
 	len = skb->len;
-	if (!(dev->flags & IFF_UP)) {
-		kfree_skb(skb);
-		dev_dstats_rx_dropped(dev);
-		return -ENETDOWN;
-	}
 	if (dev_forward_skb(dev, skb) != NET_RX_SUCCESS) {
 		/* dev_forward_skb() freed it: over the MTU, or the backlog was full. */
 		dev_dstats_rx_dropped(dev);
