@@ -97,6 +97,18 @@ check vw-counters-move counters_moved
 check vw-iface-stats sh -c '[ "$(cat /sys/class/net/vw7/statistics/tx_packets)" -gt 0 ] && [ "$(cat /sys/class/net/vw7/statistics/rx_packets)" -gt 0 ]'
 barrier pinged
 
+# --- TCP and UDP streams across the connector (iperf3; host 1's guest serves) -------------------------------------
+if [ "$me" = 1 ]; then
+  gx iperf3 -s -D -B $G --logfile /tmp/iperf3-server.log
+  barrier iperf-up
+  barrier iperf-done
+else
+  barrier iperf-up
+  check vw-iperf3-tcp until_ok 10 gx iperf3 -c $PG -t 3
+  check vw-iperf3-udp gx iperf3 -c $PG -u -b 20M -l 1400 -t 3
+  barrier iperf-done
+fi
+
 # --- migration of host 1's endpoint to port 4790 (§5.2.4): create at the destination, repoint the sister, destroy
 if [ "$me" = 1 ]; then
   check vw-migrate-create sh -c "echo '7 $L:4790 $R:4789' > /proc/vw/create"
@@ -163,6 +175,26 @@ if [ "$me" = 0 ]; then
   check vw-repoint-uncollapses sh -c "echo '$L:5001 $R:5009' > /proc/vw/9 && grep -q '^9 endpoint $L:5001 $R:5009 encapsulating$' /proc/vw/list"
 fi
 barrier collapse
+
+# --- extender relays (§5.1.2, Fig. 5.4): host 1 relays connector 11 between two endpoints on host 0 --------------
+if [ "$me" = 1 ]; then
+  check vw-relay-create sh -c "echo 'relay 11 $L:6101 $R:6002' > /proc/vw/create && echo 'relay 11 $L:6102 $R:6001' > /proc/vw/create"
+  check vw-relay-mode sh -c '[ "$(grep -c "^11 relay .* relay$" /proc/vw/list)" = 2 ]'
+  check vw-relay-no-iface sh -c '! ls /sys/class/net | grep -q "^vw11"'
+  barrier relay-up
+  barrier relayed
+  check vw-relay-counters sh -c 'awk -F": " "\$1==\"tx_frames\"{s+=\$2} END{exit !(s>0)}" /proc/vw/11'
+else
+  echo "9 $L:5001" > /proc/vw/destroy
+  echo "9 $L:5002" > /proc/vw/destroy
+  check vw-relay-endpoints sh -c "echo '11 $L:6001 $R:6101' > /proc/vw/create && echo '11 $L:6002 $R:6102' > /proc/vw/create"
+  ip link set vw11 master cb1 up
+  ip link set vw11-1 master cb2 up
+  barrier relay-up
+  check vw-relay-ping until_ok 30 $IP netns exec c1 ping -c 1 -W 2 10.9.0.2
+  check vw-relay-endpoints-encapsulate sh -c '[ "$(grep -c "^11 endpoint .* encapsulating$" /proc/vw/list)" = 2 ]'
+  barrier relayed
+fi
 
 # --- rmmod while a flow runs ------------------------------------------------------------------------------------
 gx ping -i 0.2 -W 1 $PG >/dev/null 2>&1 &
