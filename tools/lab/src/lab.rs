@@ -157,9 +157,12 @@ pub fn totals(v: &Verdict) -> Totals {
     t
 }
 
-fn free_udp_port() -> Result<u16> {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").context("binding a UDP port on 127.0.0.1")?;
-    Ok(s.local_addr()?.port())
+/// Two distinct free UDP ports on 127.0.0.1 (both sockets are held until both ports are known, so the
+/// kernel cannot hand out the same port twice; QEMU binds them a moment later).
+fn free_udp_ports() -> Result<(u16, u16)> {
+    let a = std::net::UdpSocket::bind("127.0.0.1:0").context("binding a UDP port on 127.0.0.1")?;
+    let b = std::net::UdpSocket::bind("127.0.0.1:0").context("binding a UDP port on 127.0.0.1")?;
+    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
 }
 
 fn check_inputs(o: &RunOptions) -> Result<()> {
@@ -200,7 +203,7 @@ pub fn run(o: &RunOptions) -> Result<Report> {
         f.write_all(&base)?;
         f.write_all(&overlay)?;
     }
-    let ports = if o.topology == Topology::Pair { (free_udp_port()?, free_udp_port()?) } else { (0, 0) };
+    let ports = if o.topology == Topology::Pair { free_udp_ports()? } else { (0, 0) };
     let specs = host_specs(o, &initrd, ports);
     let n = specs.len();
     let runs: Vec<HostRun> = specs
@@ -362,6 +365,14 @@ mod tests {
         let lines: Vec<String> = "OVERCAST-BEGIN smoke\nOVERCAST-END smoke rc=0\n".lines().map(str::to_string).collect();
         let v = judge("smoke", &lines, &RunFacts::default(), &["s".parse().unwrap()]);
         assert_eq!(totals(&v), Totals { passed: 0, failed: 1, skipped: 0 }, "an unmet expectation fails the scenario item");
+    }
+
+    #[test]
+    fn udp_ports_differ() {
+        for _ in 0..20 {
+            let (a, b) = free_udp_ports().unwrap();
+            assert_ne!(a, b);
+        }
     }
 
     #[test]

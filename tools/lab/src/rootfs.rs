@@ -30,6 +30,7 @@ const GUEST_INIT: &str = include_str!("../init/guest-init");
 const GUEST_BOOT: &str = include_str!("../init/overcast-guest-boot");
 const KUNIT_HELPER: &str = include_str!("../init/overcast-kunit");
 const XEN_START: &str = include_str!("../init/overcast-xen-start");
+const BARRIER: &str = include_str!("../init/overcast-barrier");
 const SELFTEST: &str = include_str!("../init/tests/lab-selftest.sh");
 const THIS_RECIPE: &str = include_str!("rootfs.rs");
 
@@ -378,6 +379,7 @@ pub fn plan() -> Result<Plan> {
     t.file("usr/sbin/overcast-guest-boot", 0o755, bytes(GUEST_BOOT));
     t.file("usr/sbin/overcast-kunit", 0o755, bytes(KUNIT_HELPER));
     t.file("usr/sbin/overcast-xen-start", 0o755, bytes(XEN_START));
+    t.file("usr/sbin/overcast-barrier", 0o755, bytes(BARRIER));
     t.file("usr/share/overcast-lab/tests/lab-selftest.sh", 0o755, bytes(SELFTEST));
     t.file("etc/passwd", 0o644, bytes("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"));
     t.file("etc/group", 0o644, bytes("root:x:0:\nnogroup:x:65534:\n"));
@@ -389,7 +391,7 @@ pub fn plan() -> Result<Plan> {
     all_inputs.push(busybox.clone());
     let packages = package_versions(&all_inputs);
     let mut h = Sha256::new();
-    for part in [RECIPE_VERSION, THIS_RECIPE, INIT, GUEST_INIT, GUEST_BOOT, KUNIT_HELPER, XEN_START, SELFTEST] {
+    for part in [RECIPE_VERSION, THIS_RECIPE, INIT, GUEST_INIT, GUEST_BOOT, KUNIT_HELPER, XEN_START, BARRIER, SELFTEST] {
         h.update(part.as_bytes());
         h.update([0]);
     }

@@ -18,7 +18,10 @@ check proc-mounted test -e /proc/self/stat
 check debugfs-mounted test -d /sys/kernel/debug/tracing -o -d /sys/kernel/debug/block
 if [ "$OVERCAST_TOPOLOGY" = pair ]; then
     peer=10.99.0.$((2 - OVERCAST_HOST))
-    check "ping-peer" sh -c "i=0; while ! ping -c 1 -W 1 $peer >/dev/null; do i=\$((i+1)); [ \$i -gt 30 ] && exit 1; done"
+    # The hosts boot at different speeds: meet first, then ping, then meet again before powering off.
+    check barrier-start overcast-barrier selftest-start 90
+    check ping-peer ping -c 3 -W 2 $peer
+    check barrier-end overcast-barrier selftest-end 60
 fi
 if [ "$OVERCAST_TOPOLOGY" = nested ]; then
     check xen-dom0 test "$OVERCAST_XEN" = dom0
