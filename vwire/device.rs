@@ -68,6 +68,7 @@ impl NetDevHandler for Manager {
                     }
                     Err(TxError::NoRoute | TxError::Loop) => d.count_drop(Some(slot), DropReason::NoRoute),
                     Err(TxError::NoMemory) => d.count_drop(Some(slot), DropReason::NoMemory),
+                    Err(TxError::TooBig) => d.count_drop(Some(slot), DropReason::TooBig),
                     Err(TxError::Other(_)) => d.count_drop(Some(slot), DropReason::TxError),
                 }
             }

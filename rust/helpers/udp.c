@@ -3,6 +3,7 @@
  * UDP tunnel sockets for Overcast's Rust modules: receive in the kernel's UDP encapsulation path (encap_rcv) with a
  * Rust callback, transmit of encapsulated frames with udp_tunnel_xmit_skb()/udp_tunnel6_xmit_skb(). See udp.h.
  */
+#include <linux/if_bridge.h>
 #include <linux/if_vlan.h>
 #include <linux/in.h>
 #include <linux/in6.h>
@@ -140,6 +141,24 @@ void ovc_sk_put(struct sock *sk)
 	sock_put(sk);
 }
 
+/*
+ * The frame does not fit the route's current MTU (it shrank since the interface MTU was set): as VXLAN does, the
+ * kernel turned it into an ICMP "fragmentation needed" (IPv4) or "packet too big" (IPv6) for the guest that sent
+ * it; deliver that back out of the interface, towards the sender.
+ */
+static void ovc_udp_pmtu_reply(struct net_device *dev, struct sk_buff *skb)
+{
+	skb->pkt_type = PACKET_HOST;
+	skb->encapsulation = 0;
+	skb->dev = dev;
+	__skb_pull(skb, skb_network_offset(skb));
+	if (!(dev->flags & IFF_UP)) {
+		kfree_skb(skb);
+		return;
+	}
+	netif_rx(skb);
+}
+
 static int ovc_udp_prepare(struct sk_buff **pskb, unsigned int pull, const unsigned char *hdr,
 			   unsigned int hdr_len, unsigned int headroom, bool udp_csum)
 {
@@ -195,6 +214,23 @@ int ovc_udp_xmit(struct sock *sk, struct sk_buff *skb, unsigned int pull, const 
 			err = -ELOOP;
 			goto drop;
 		}
+		if (df && dev) {
+			err = skb_tunnel_check_pmtu(skb, &rt->dst, sizeof(struct iphdr) + sizeof(struct udphdr) +
+						    hdr_len + ETH_HLEN, netif_is_any_bridge_port(dev));
+			if (err) {
+				ip_rt_put(rt);
+				if (err > 0) {
+					ovc_udp_pmtu_reply(dev, skb);
+					dev_dstats_tx_dropped(dev);
+					return -EMSGSIZE;
+				}
+				err = -EMSGSIZE;
+				goto drop;
+			}
+			/* Not answerable (no DF inside, not IP, not bridged): better fragmented than lost. */
+			if (skb->len + hdr_len + sizeof(struct udphdr) + sizeof(struct iphdr) > dst_mtu(&rt->dst))
+				df = 0;
+		}
 		err = ovc_udp_prepare(&skb, pull, hdr, hdr_len,
 				      LL_RESERVED_SPACE(rt->dst.dev) + rt->dst.header_len +
 				      sizeof(struct iphdr) + sizeof(struct udphdr), false);
@@ -230,6 +266,20 @@ int ovc_udp_xmit(struct sock *sk, struct sk_buff *skb, unsigned int pull, const 
 			dst_release(ndst);
 			err = -ELOOP;
 			goto drop;
+		}
+		if (df && dev) {
+			err = skb_tunnel_check_pmtu(skb, ndst, sizeof(struct ipv6hdr) + sizeof(struct udphdr) +
+						    hdr_len + ETH_HLEN, netif_is_any_bridge_port(dev));
+			if (err) {
+				dst_release(ndst);
+				if (err > 0) {
+					ovc_udp_pmtu_reply(dev, skb);
+					dev_dstats_tx_dropped(dev);
+					return -EMSGSIZE;
+				}
+				err = -EMSGSIZE;
+				goto drop;
+			}
 		}
 		err = ovc_udp_prepare(&skb, pull, hdr, hdr_len,
 				      LL_RESERVED_SPACE(dst_dev(ndst)) + ndst->header_len +

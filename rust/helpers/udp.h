@@ -52,8 +52,11 @@ void ovc_sk_put(struct sock *sk);
  * Sends skb as one UDP datagram from sk's bound address and port to `dst`: removes `pull` bytes from the front of
  * skb (a received UDP header, when relaying), prepends the hdr_len bytes at hdr (the tunnel header), then UDP and
  * IP (DF set when df != 0). dev (may be NULL) is the interface the frame came from, for its statistics and to
- * refuse a route back into it. Consumes skb on every path. Returns 0, or a negative errno when the frame was dropped
- * (-ENETUNREACH no route, -ELOOP route into dev, -ENOMEM no headroom, -EAFNOSUPPORT family differs from sk's).
+ * refuse a route back into it. With df and dev, a frame that no longer fits the route's MTU is not sent: the guest
+ * that sent it gets an ICMP "fragmentation needed"/"packet too big" out of dev (when dev is a bridge port), as from
+ * a VXLAN device. Consumes skb on every path. Returns 0, or a negative errno when the frame was dropped
+ * (-ENETUNREACH no route, -ELOOP route into dev, -ENOMEM no headroom, -EMSGSIZE over the route's MTU,
+ * -EAFNOSUPPORT family differs from sk's).
  */
 int ovc_udp_xmit(struct sock *sk, struct sk_buff *skb, unsigned int pull, const unsigned char *hdr,
 		 unsigned int hdr_len, const struct ovc_sockaddr *dst, int df, struct net_device *dev);

@@ -80,6 +80,8 @@ pub enum TxError {
     Loop,
     /// No memory for the headers.
     NoMemory,
+    /// Larger than the route's MTU allows (the sender was sent an ICMP error when possible).
+    TooBig,
     /// Another errno.
     Other(i32),
 }
@@ -218,6 +220,7 @@ impl UdpSockRef {
             -101 => Err(TxError::NoRoute),
             -40 => Err(TxError::Loop),
             -12 => Err(TxError::NoMemory),
+            -90 => Err(TxError::TooBig),
             _ => Err(TxError::Other(err)),
         }
     }

@@ -95,6 +95,16 @@ check vw-full-mtu gx ping -c 2 -W 3 -s 1422 $PG
 check vw-full-mtu-no-fragments sh -c "[ '$frags0' = \"\$(awk -f /tmp/frag.awk /proc/net/snmp)\" ]"
 check vw-counters-move counters_moved
 check vw-iface-stats sh -c '[ "$(cat /sys/class/net/vw7/statistics/tx_packets)" -gt 0 ] && [ "$(cat /sys/class/net/vw7/statistics/rx_packets)" -gt 0 ]'
+
+# --- the path MTU shrinks (a route with MTU 1400 to the peer): the guest is told, as by VXLAN, and adapts ---------
+if [ "$me" = 0 ]; then
+  ip route add $R/32 dev eth0 mtu 1400
+  gx ping -c 1 -W 2 -s 1422 $PG >/dev/null 2>&1
+  check vw-pmtu-guest-told sh -c "$IP netns exec g $IP route get $PG | grep -q 'mtu 1350'"
+  check vw-pmtu-guest-adapts until_ok 10 gx ping -c 1 -W 2 -s 1422 $PG
+  check vw-pmtu-too-big-counted sh -c '[ "$(awk -F": " "\$1==\"drop_too_big\"{print \$2; exit}" /proc/vw/7)" -gt 0 ]'
+  ip route del $R/32 dev eth0
+fi
 barrier pinged
 
 # --- TCP and UDP streams across the connector (iperf3; host 1's guest serves) -------------------------------------
