@@ -17,17 +17,25 @@ check vw-create sh -c 'echo "7 10.99.0.1:4789 10.99.0.2:4789" > /proc/vw/create'
 check vw-file-appears test -f /proc/vw/7
 check vw-status-shows-remote sh -c 'grep -q "10.99.0.2:4789" /proc/vw/7'
 check vw-list sh -c 'grep -q "^7 " /proc/vw/list'
+check vw-iface-created sh -c 'test -d /sys/class/net/vw7 && grep -q "^ifname: vw7$" /proc/vw/7'
+check_fails vw-iface-not-deletable "not supported" /usr/sbin/ip link del vw7
 check_fails vw-create-duplicate "exists" sh -c 'echo "7 10.99.0.1:4789 10.99.0.3:4789" > /proc/vw/create'
 check_fails vw-create-fieldcount "invalid" sh -c 'echo "8 10.99.0.1" > /proc/vw/create'
 check_fails vw-create-badaddr "invalid" sh -c 'echo "8 10.99.0.1:4789 300.1.2.3:4789" > /proc/vw/create'
 check_fails vw-create-binary "invalid" sh -c 'printf "\377\376\001\000" | dd of=/proc/vw/create bs=64'
 check_fails vw-create-oversized "too long" sh -c 'head -c 5000 /dev/zero | tr "\0" "1" > /proc/vw/create'
-check vw-bad-input-changed-nothing sh -c '[ "$(wc -l < /proc/vw/list)" = 1 ] && ! test -e /proc/vw/8'
+# A port held by another socket on that address: EADDRINUSE, nothing created.
+socat -u UDP-RECV:4900 /dev/null &
+SOCAT=$!
+sleep 1
+check_fails vw-create-port-in-use "in use" sh -c 'echo "8 10.99.0.1:4900 10.99.0.2:4900" > /proc/vw/create'
+kill $SOCAT
+check vw-bad-input-changed-nothing sh -c '[ "$(wc -l < /proc/vw/list)" = 1 ] && ! test -e /proc/vw/8 && ! test -e /sys/class/net/vw8'
 check vw-repoint sh -c 'echo "10.99.0.5:4790" > /proc/vw/7 && grep -q "10.99.0.5:4790" /proc/vw/7'
 check_fails vw-repoint-bad "invalid" sh -c 'echo "nonsense" > /proc/vw/7'
 check vw-repoint-bad-kept-remote sh -c 'grep -q "10.99.0.5:4790" /proc/vw/7'
 check_fails vw-destroy-unknown "no such" sh -c 'echo 99 > /proc/vw/destroy'
-check vw-destroy sh -c 'echo 7 > /proc/vw/destroy && ! test -e /proc/vw/7'
+check vw-destroy sh -c 'echo 7 > /proc/vw/destroy && ! test -e /proc/vw/7 && ! test -e /sys/class/net/vw7'
 check vw-manager-collapse sh -c 'echo "collapse off" > /proc/vw/manager && grep -q "collapse: off" /proc/vw/manager'
 check_fails vw-manager-bad "invalid" sh -c 'echo "frobnicate" > /proc/vw/manager'
 # Writes racing from many processes: exactly one create of each id succeeds.
@@ -42,6 +50,7 @@ for m in vwire coopswap blanket; do
   check "rmmod-$m" rmmod $m
 done
 check vw-dir-gone sh -c '! test -e /proc/vw'
+check vw-ifaces-gone sh -c '! ls /sys/class/net | grep -q "^vw"'
 check_fails vw-stale-fd-read "error" sh -c 'cat <&3'
 exec 3<&-
 # And load again: nothing was left behind.
