@@ -18,7 +18,7 @@ KTOOLS := RUSTC=$(RUSTC_K) HOSTRUSTC=$(RUSTC_K) RUSTDOC=$(RUSTDOC_K) BINDGEN=$(B
 # KDIR: any Rust-enabled 7.x kernel build tree; by default our lab kernel (built on demand by `make kernel`).
 KDIR ?= $(shell scripts/build-kernel --path 2>/dev/null)
 XEN_ELF ?= $(OVERCAST_CACHE)/xen/xen.elf
-LAB := target/release/overcast-lab
+LAB := $(or $(CARGO_TARGET_DIR),target)/release/overcast-lab
 LAB_OUT := target/lab
 
 .PHONY: all help setup kernel kernel-path modules bindings clean test test-host test-kunit test-lab demo lab-tool \
