@@ -9,6 +9,15 @@ B=/overcast/bin
 C=/sys/kernel/config/coopswap
 D=$C/0
 TOKEN=00112233445566778899aabbccddeeff
+# wait_repod: until the repository answers a PING (at most 30 s).
+wait_repod() {
+  i=0
+  while [ $i -lt 30 ]; do
+    COOPSWAP_TOKEN=$TOKEN $B/coopswap-client --server 127.0.0.1:7400 --client-id 1 ping >/dev/null 2>&1 && return 0
+    sleep 1; i=$((i + 1))
+  done
+  return 1
+}
 
 mount -t configfs none /sys/kernel/config 2>/dev/null
 ip link set lo up 2>/dev/null
@@ -57,8 +66,7 @@ chmod 600 /tmp/repod.toml
 if [ -x $B/coopswap-repod ]; then
   $B/coopswap-repod --config /tmp/repod.toml >/tmp/repod.log 2>&1 &
   REPOD=$!
-  sleep 2
-  check repod-running kill -0 $REPOD
+  check repod-running wait_repod
 else
   fail repod-binary "no $B/coopswap-repod in the overlay (cargo build --release -p coopswap-repod)"
 fi
@@ -89,7 +97,7 @@ cat $D/repos $D/stats
 # for this swap device, so it may stall until the client's timeout declares it dead (then the local copies serve).
 $B/coopswap-repod --config /tmp/repod.toml >/tmp/repod2.log 2>&1 &
 REPOD=$!
-sleep 2
+check repod2-running wait_repod
 check repo-add-new sh -c "echo 'add 127.0.0.1:7400 1 $TOKEN' > $D/repos && grep -q '^1 127.0.0.1:7400 client 1 up' $D/repos"
 check mkswap mkswap /dev/coopswap0
 check swapon swapon /dev/coopswap0
@@ -118,6 +126,8 @@ cat /tmp/memcheck3.out
 check all-repos-down sh -c "! grep -q ' up' $D/repos"
 check no-io-errors-after-swap sh -c "grep -q '^io_errors 0' $D/stats"
 cat $D/repos $D/stats
+
+tail -n 5 /tmp/repod.log /tmp/repod2.log 2>/dev/null
 
 # --- teardown -----------------------------------------------------------------------------------------------------
 check swapoff swapoff /dev/coopswap0

@@ -66,6 +66,8 @@ pub struct RunFacts {
     pub timed_out: Option<u64>,
     /// QEMU's exit status when it ended by itself before END (e.g. a kernel panic with -no-reboot).
     pub early_exit: Option<String>,
+    /// Judge option: ignore KTAP printed before OVERCAST-BEGIN (the kernel's built-in suites at boot).
+    pub skip_boot_ktap: bool,
 }
 
 /// `--expect-ktap SUITE[:N]`.
@@ -121,7 +123,9 @@ pub fn judge(scenario: &str, lines: &[String], facts: &RunFacts, expect: &[KtapE
     let mut checks: Vec<Check> = Vec::new();
     let mut parser = ktap::Parser::new();
     for l in lines {
-        parser.feed(l);
+        if begin_seen || !facts.skip_boot_ktap {
+            parser.feed(l);
+        }
         match parse_marker(l) {
             Some(Marker::Begin { scenario: s }) if s == scenario => begin_seen = true,
             Some(Marker::End { scenario: s, rc }) if s == scenario => end_rc = Some(rc),
@@ -280,13 +284,26 @@ OVERCAST-END smoke rc=0
     #[test]
     fn timeout_and_panic_are_explained() {
         let text = "OVERCAST-BEGIN smoke\n[ 3.0] Kernel panic - not syncing: Attempted to kill init!\n";
-        let v = judge("smoke", &lines(text), &RunFacts { timed_out: Some(60), early_exit: None }, &[]);
+        let v = judge("smoke", &lines(text), &RunFacts { timed_out: Some(60), ..RunFacts::default() }, &[]);
         assert!(!v.passed);
         assert_eq!(v.reasons[0], "timeout: no OVERCAST-END smoke within 60 s");
         assert!(v.reasons[1].contains("Kernel panic"));
-        let v = judge("smoke", &[], &RunFacts { timed_out: None, early_exit: Some("exit status 1".into()) }, &[]);
+        let v = judge("smoke", &[], &RunFacts { early_exit: Some("exit status 1".into()), ..RunFacts::default() }, &[]);
         assert_eq!(v.reasons[0], "QEMU ended (exit status 1) before OVERCAST-END smoke");
         assert!(v.reasons[1].contains("never started"));
+    }
+
+    #[test]
+    fn boot_ktap_can_be_ignored() {
+        let boot = "KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: builtin\n    1..1\n    not ok 1 x\nnot ok 1 builtin\n";
+        let text = format!("{boot}{GOOD}");
+        let v = judge("smoke", &lines(&text), &RunFacts::default(), &[]);
+        assert!(!v.passed);
+        assert_eq!(v.kunit.fail, 1);
+        let facts = RunFacts { skip_boot_ktap: true, ..RunFacts::default() };
+        let v = judge("smoke", &lines(&text), &facts, &["vwire:2".parse().unwrap()]);
+        assert!(v.passed, "{:?}", v.reasons);
+        assert_eq!((v.kunit.pass, v.kunit.fail), (2, 0));
     }
 
     #[test]

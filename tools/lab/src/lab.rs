@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::console::{judge, summary_lines, CheckStatus, KtapExpectation, Verdict};
+use crate::console::{judge, summary_lines, CheckStatus, KtapExpectation, RunFacts, Verdict};
 use crate::qemu::{Accel, HostKind, HostSpec, Net, Topology};
 use crate::rootfs;
 use crate::runner::{run_host, HostResult, HostRun};
@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub log_dir: PathBuf,
     pub quiet: bool,
     pub cache: PathBuf,
+    /// Do not count KTAP printed before OVERCAST-BEGIN (the kernel's built-in suites).
+    pub skip_boot_ktap: bool,
 }
 
 /// The default Xen image: $OVERCAST_CACHE/xen/xen.elf (what scripts/setup installs).
@@ -228,7 +230,8 @@ pub fn run(o: &RunOptions) -> Result<Report> {
     let mut hosts = Vec::new();
     for (r, run) in results.into_iter().zip(runs.iter()) {
         let r = r?;
-        let verdict = judge(&o.scenario, &r.lines, &r.facts, &o.expect);
+        let facts = RunFacts { skip_boot_ktap: o.skip_boot_ktap, ..r.facts.clone() };
+        let verdict = judge(&o.scenario, &r.lines, &facts, &o.expect);
         hosts.push(HostReport {
             host: r.index,
             kind: run.spec.kind,
@@ -304,7 +307,6 @@ fn print_host(h: &HostReport, r: &HostResult, multi: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::console::{judge, RunFacts};
 
     fn opts(t: Topology) -> RunOptions {
         RunOptions {
@@ -327,6 +329,7 @@ mod tests {
             log_dir: "/tmp".into(),
             quiet: true,
             cache: "/tmp".into(),
+            skip_boot_ktap: false,
         }
     }
 
@@ -356,7 +359,7 @@ mod tests {
     #[test]
     fn totals_count_a_crash_as_a_failure() {
         let lines: Vec<String> = "OVERCAST-BEGIN smoke\nOVERCAST-CHECK PASS a\n".lines().map(str::to_string).collect();
-        let v = judge("smoke", &lines, &RunFacts { timed_out: Some(5), early_exit: None }, &[]);
+        let v = judge("smoke", &lines, &RunFacts { timed_out: Some(5), ..RunFacts::default() }, &[]);
         assert_eq!(totals(&v), Totals { passed: 1, failed: 1, skipped: 0 });
         let lines: Vec<String> =
             "OVERCAST-BEGIN smoke\nOVERCAST-CHECK FAIL a x\nOVERCAST-END smoke rc=0\n".lines().map(str::to_string).collect();

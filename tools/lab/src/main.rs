@@ -33,6 +33,8 @@ enum Cmd {
     Judge {
         #[arg(long)]
         scenario: String,
+        #[arg(long)]
+        skip_boot_ktap: bool,
         #[arg(long, value_name = "SUITE[:N]")]
         expect_ktap: Vec<KtapExpectation>,
         log: PathBuf,
@@ -96,6 +98,10 @@ struct RunArgs {
     quiet: bool,
     #[arg(long)]
     cache: Option<PathBuf>,
+    /// Ignore KTAP printed before OVERCAST-BEGIN (the kernel's built-in KUnit suites at boot), e.g. so that a
+    /// series of runs counts them once.
+    #[arg(long)]
+    skip_boot_ktap: bool,
 }
 
 fn words(v: &[String]) -> Vec<String> {
@@ -151,6 +157,7 @@ fn real_main() -> Result<bool> {
                 log_dir,
                 quiet,
                 cache,
+                skip_boot_ktap,
             } = *a;
             let o = RunOptions {
                 topology,
@@ -172,18 +179,24 @@ fn real_main() -> Result<bool> {
                 log_dir: log_dir.unwrap_or_else(lab::default_log_dir),
                 quiet,
                 cache: cache.unwrap_or_else(rootfs::cache_dir),
+                skip_boot_ktap,
             };
             Ok(lab::run(&o)?.passed)
         }
         Cmd::Judge {
             scenario,
+            skip_boot_ktap,
             expect_ktap,
             log,
         } => {
             let text = std::fs::read_to_string(&log)
                 .with_context(|| format!("reading {}", log.display()))?;
             let lines: Vec<String> = text.lines().map(str::to_string).collect();
-            let v = console::judge(&scenario, &lines, &RunFacts::default(), &expect_ktap);
+            let facts = RunFacts {
+                skip_boot_ktap,
+                ..RunFacts::default()
+            };
+            let v = console::judge(&scenario, &lines, &facts, &expect_ktap);
             for l in console::summary_lines(&v) {
                 println!("{l}");
             }
