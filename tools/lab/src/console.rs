@@ -179,7 +179,7 @@ pub fn judge(scenario: &str, lines: &[String], facts: &RunFacts, expect: &[KtapE
 /// One summary line per check and per KUnit case: `PASS|FAIL|SKIP|MISS <kind> <name> [reason]`.
 pub fn summary_lines(v: &Verdict) -> Vec<String> {
     let mut out = Vec::new();
-    for (path, t) in v.ktap.cases() {
+    for (path, t) in v.ktap.unique_cases() {
         let s = match t.status {
             ktap::Status::Pass => "PASS",
             ktap::Status::Fail => "FAIL",

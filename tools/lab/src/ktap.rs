@@ -318,9 +318,32 @@ impl KtapLog {
         self.all().into_iter().filter(|(_, t)| t.subtests.is_empty()).collect()
     }
 
+    /// Leaf cases with duplicates merged: the same KTAP can reach the console more than once (printk, a
+    /// `dmesg`, the debugfs results file, a module loaded twice), so each case path counts once, with the
+    /// worst status any occurrence had (fail, then unfinished, then pass, then skip).
+    pub fn unique_cases(&self) -> Vec<(String, &KtapTest)> {
+        fn rank(s: Status) -> u8 {
+            match s {
+                Status::Skip => 0,
+                Status::Pass => 1,
+                Status::Incomplete => 2,
+                Status::Fail => 3,
+            }
+        }
+        let mut out: Vec<(String, &KtapTest)> = Vec::new();
+        for (p, t) in self.cases() {
+            match out.iter_mut().find(|(q, _)| *q == p) {
+                Some(slot) if rank(t.status) > rank(slot.1.status) => slot.1 = t,
+                Some(_) => {}
+                None => out.push((p, t)),
+            }
+        }
+        out
+    }
+
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
-        for (_, t) in self.cases() {
+        for (_, t) in self.unique_cases() {
             match t.status {
                 Status::Pass => c.pass += 1,
                 Status::Fail => c.fail += 1,
@@ -368,6 +391,8 @@ impl KtapLog {
             }
         }
         v.extend(self.plan_problems().into_iter().map(|(m, _)| m));
+        let mut seen = std::collections::HashSet::new();
+        v.retain(|m| seen.insert(m.clone()));
         v
     }
 
@@ -509,6 +534,18 @@ not ok 1 suite
         let text = "KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: s\n    1..1\n    not ok 1 x\nok 1 s\n";
         let p = parse(text).problems();
         assert!(p.iter().any(|m| m.contains("reported ok but has failed cases")), "{p:?}");
+    }
+
+    #[test]
+    fn repeated_output_counts_once_with_the_worst_status() {
+        let pass = "KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: s\n    1..2\n    ok 1 a\n    ok 2 b\nok 1 s\n";
+        let log = parse(&format!("{pass}[  1.0] {}", pass.replace('\n', "\n[  1.0] ")));
+        assert_eq!(log.docs.len(), 2);
+        assert_eq!(log.counts(), Counts { pass: 2, fail: 0, skip: 0, missing: 0 });
+        let fail = pass.replace("    ok 2 b", "    not ok 2 b").replace("ok 1 s", "not ok 1 s");
+        let log = parse(&format!("{pass}{fail}{pass}"));
+        assert_eq!(log.counts(), Counts { pass: 1, fail: 1, skip: 0, missing: 0 });
+        assert_eq!(log.problems(), vec!["KUnit case failed: s/b".to_string()]);
     }
 
     #[test]

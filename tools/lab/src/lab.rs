@@ -191,12 +191,25 @@ fn check_inputs(o: &RunOptions) -> Result<()> {
     Ok(())
 }
 
+/// Initrds of runs that were killed (they are removed when a run ends) and are older than an hour.
+fn remove_stale_initrds(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let old = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|a| a.as_secs() > 3600);
+        if name.starts_with('.') && name.ends_with(".initrd") && old {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// The whole `run` command. Returns the report; the caller maps `passed` to the exit status.
 pub fn run(o: &RunOptions) -> Result<Report> {
     check_inputs(o)?;
     let rootfs = rootfs::ensure_raw_rootfs(&o.cache, true)?;
     let overlay = rootfs::overlay_cpio(&o.overlays)?;
     std::fs::create_dir_all(&o.log_dir).with_context(|| format!("creating {}", o.log_dir.display()))?;
+    remove_stale_initrds(&o.log_dir);
     let stem = format!("{}-{}", topology_name(o.topology), o.scenario);
     let initrd = o.log_dir.join(format!(".{stem}.{}.initrd", std::process::id()));
     {
