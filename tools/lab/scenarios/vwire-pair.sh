@@ -131,7 +131,7 @@ if [ "$me" = 1 ]; then
   check vw-after-migration-one-entry sh -c '[ "$(grep -c "^7 " /proc/vw/list)" = 1 ]'
 else
   # A flow runs through the migration (ping every 100 ms); it must go on afterwards. The gap is printed.
-  gx ping -i 0.1 -W 1 $PG >/tmp/mig.ping 2>&1 &
+  gx ping -c 150 -i 0.1 -W 1 $PG >/tmp/mig.ping 2>&1 &
   MIGPING=$!
   barrier moved
   check vw-repoint repoint_7 $R:4790
@@ -140,7 +140,7 @@ else
   n0=$(grep -c "bytes from" /tmp/mig.ping)
   sleep 2
   check vw-flow-survives-migration sh -c "[ \$(grep -c 'bytes from' /tmp/mig.ping) -gt $n0 ]"
-  kill -INT $MIGPING; sleep 1
+  wait $MIGPING
   echo "migration flow: $(grep -E 'transmitted|received' /tmp/mig.ping | tr '\n' ' ')"
 fi
 check vw-ping-after-migration until_ok 30 gx ping -c 1 -W 2 $PG
