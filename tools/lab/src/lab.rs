@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub dom0_mem: Option<u32>,
     pub append: Vec<String>,
     pub xen_append: Vec<String>,
+    /// Extra QEMU arguments for every host, appended verbatim.
+    pub qemu_args: Vec<String>,
     pub accel: Accel,
     pub kvm_hang_secs: u64,
     pub expect: Vec<KtapExpectation>,
@@ -98,6 +100,7 @@ pub fn host_specs(o: &RunOptions, initrd: &Path, ports: (u16, u16)) -> Vec<HostS
                 xen_args: o.xen_append.clone(),
                 net,
                 mac: format!("52:54:00:99:00:{:02x}", i + 1),
+                extra_args: o.qemu_args.clone(),
             }
         })
         .collect()
@@ -335,6 +338,7 @@ mod tests {
             dom0_mem: None,
             append: vec!["quiet".into()],
             xen_append: vec![],
+            qemu_args: vec![],
             accel: Accel::Tcg,
             kvm_hang_secs: 20,
             expect: vec![],
@@ -358,6 +362,16 @@ mod tests {
         assert!(s[1].kernel_args.contains(&"overcast.ip=10.99.0.2/24".to_string()));
         assert_ne!(s[0].mac, s[1].mac);
         assert_eq!(s[0].kernel_args.last().map(String::as_str), Some("quiet"));
+    }
+
+    #[test]
+    fn qemu_args_reach_every_host() {
+        let mut o = opts(Topology::Pair);
+        o.qemu_args = vec!["-device".into(), "virtio-blk-pci,drive=d1".into()];
+        let s = host_specs(&o, Path::new("/i"), (1, 2));
+        assert_eq!(s.len(), 2);
+        assert!(s.iter().all(|h| h.extra_args == o.qemu_args));
+        assert!(host_specs(&opts(Topology::Vm), Path::new("/i"), (0, 0))[0].extra_args.is_empty());
     }
 
     #[test]

@@ -76,6 +76,10 @@ struct RunArgs {
     /// Extra Xen arguments (space separated; repeatable).
     #[arg(long)]
     xen_append: Vec<String>,
+    /// One extra QEMU argument, appended verbatim to each QEMU command line (repeatable; not split on spaces),
+    /// e.g. `--qemu-arg=-drive --qemu-arg=file=/tmp/d.img,if=none,id=d1,format=raw`.
+    #[arg(long, allow_hyphen_values = true)]
+    qemu_arg: Vec<String>,
     /// What each host of a pair is.
     #[arg(long, value_enum, default_value_t = HostKind::Vm)]
     pair_kind: HostKind,
@@ -149,6 +153,7 @@ fn real_main() -> Result<bool> {
                 dom0_mem,
                 append,
                 xen_append,
+                qemu_arg,
                 pair_kind,
                 accel,
                 kvm_hang_secs,
@@ -172,6 +177,7 @@ fn real_main() -> Result<bool> {
                 dom0_mem,
                 append: words(&append),
                 xen_append: words(&xen_append),
+                qemu_args: qemu_arg,
                 accel,
                 kvm_hang_secs,
                 expect: expect_ktap,
@@ -206,5 +212,21 @@ fn real_main() -> Result<bool> {
             println!("{}", if v.passed { "PASS" } else { "FAIL" });
             Ok(v.passed)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qemu_arg_takes_hyphenated_values_verbatim() {
+        let cli = Cli::try_parse_from([
+            "overcast-lab", "run", "--topology", "vm", "--kernel", "/k", "--scenario", "s",
+            "--qemu-arg", "-drive", "--qemu-arg", "file=/t/a b.img,if=none,id=d1", "--qemu-arg=-device",
+        ])
+        .unwrap();
+        let Cmd::Run(a) = cli.cmd else { panic!("not a run") };
+        assert_eq!(a.qemu_arg, ["-drive", "file=/t/a b.img,if=none,id=d1", "-device"]);
     }
 }

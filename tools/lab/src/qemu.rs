@@ -64,6 +64,8 @@ pub struct HostSpec {
     pub xen_args: Vec<String>,
     pub net: Net,
     pub mac: String,
+    /// Extra QEMU arguments, appended verbatim after everything else (e.g. a second `-drive`/`-device`).
+    pub extra_args: Vec<String>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -148,6 +150,7 @@ pub fn build_args(spec: &HostSpec) -> Result<Vec<String>, QemuError> {
             &format!("virtio-net-pci,netdev=n0,mac={}", spec.mac),
         ]),
     }
+    a.extend(spec.extra_args.iter().cloned());
     Ok(a)
 }
 
@@ -169,7 +172,21 @@ mod tests {
             xen_args: vec![],
             net: Net::User,
             mac: "52:54:00:99:00:01".into(),
+            extra_args: vec![],
         }
+    }
+
+    #[test]
+    fn extra_args_are_appended_verbatim() {
+        let plain = build_args(&spec(HostKind::Vm)).unwrap();
+        let mut s = spec(HostKind::Vm);
+        s.extra_args = vec!["-drive".into(), "file=/tmp/a b.img,if=none,id=d1,format=raw".into()];
+        let a = build_args(&s).unwrap();
+        assert_eq!(&a[..plain.len()], &plain[..]);
+        assert_eq!(&a[plain.len()..], &s.extra_args[..]);
+        let mut n = spec(HostKind::Nested);
+        n.extra_args = vec!["-device".into(), "virtio-blk-pci,drive=d1".into()];
+        assert_eq!(build_args(&n).unwrap().last().map(String::as_str), Some("virtio-blk-pci,drive=d1"));
     }
 
     fn after<'a>(args: &'a [String], flag: &str) -> &'a str {
