@@ -23,12 +23,13 @@ enum Plan {
 impl NetDevHandler for Manager {
     fn xmit(&self, slot: usize, skb: Skb) {
         let len = skb.len();
+        let frame_len = skb.frame_len();
         let plan = {
             let mut d = self.data.lock();
             let io = d.io.get(slot);
             let dev = io.and_then(|io| io.dev.clone());
             let sock = io.and_then(|io| io.sock.clone());
-            match (classify_tx(&d.table, slot, len), dev) {
+            match (classify_tx(&d.table, slot, frame_len), dev) {
                 (TxVerdict::Encapsulate { remote, header, fits_path, .. }, Some(dev)) => match sock {
                     Some(sock) => Plan::Encapsulate { sock, dev, remote, header, df: fits_path },
                     None => {

@@ -8,6 +8,8 @@
 #include <linux/netdevice.h>
 #include <linux/rtnetlink.h>
 #include <linux/skbuff.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
 #include <net/gro_cells.h>
 #include <net/ip_tunnels.h>
 
@@ -58,6 +60,14 @@ static void ovc_netdev_setup(struct net_device *dev)
 	dev->priv_flags &= ~IFF_TX_SKB_SHARING;
 	dev->lltx = true;
 	dev->pcpu_stat_type = NETDEV_PCPU_STAT_DSTATS;
+	/*
+	 * Scatter-gather, checksum and TCP/UDP segmentation offload: the stack hands over large frames with the
+	 * checksum left to do, and the encapsulated datagram is checksummed/segmented by the underlay device (in
+	 * hardware or in software at its transmit), as for VXLAN. Frames that are already encapsulated get none of
+	 * these (hw_enc_features stays 0): the stack finishes them before they reach us.
+	 */
+	dev->features |= NETIF_F_SG | NETIF_F_HW_CSUM | NETIF_F_ALL_TSO | NETIF_F_GSO_UDP_L4;
+	dev->hw_features |= NETIF_F_SG | NETIF_F_HW_CSUM | NETIF_F_ALL_TSO | NETIF_F_GSO_UDP_L4;
 	dev->needs_free_netdev = false;
 	eth_hw_addr_random(dev);
 }
@@ -185,6 +195,21 @@ void ovc_netdev_tx_dropped(struct net_device *dev)
 unsigned int ovc_skb_len(const struct sk_buff *skb)
 {
 	return skb->len;
+}
+
+unsigned int ovc_skb_frame_len(const struct sk_buff *skb)
+{
+	unsigned int hdr;
+
+	if (!skb_is_gso(skb))
+		return skb->len;
+	if (skb_shinfo(skb)->gso_type & (SKB_GSO_TCPV4 | SKB_GSO_TCPV6))
+		hdr = skb_tcp_all_headers(skb);
+	else if (skb_shinfo(skb)->gso_type & SKB_GSO_UDP_L4)
+		hdr = skb_transport_offset(skb) + sizeof(struct udphdr);
+	else
+		return skb->len;
+	return min(skb->len, hdr + skb_shinfo(skb)->gso_size);
 }
 
 void ovc_skb_free(struct sk_buff *skb)

@@ -55,6 +55,8 @@ void ovc_netdev_tx_dropped(struct net_device *dev);
 
 /* skb->len. */
 unsigned int ovc_skb_len(const struct sk_buff *skb);
+/* Length of the largest Ethernet frame skb stands for: skb->len, or one segment's for a TCP/UDP GSO frame. */
+unsigned int ovc_skb_frame_len(const struct sk_buff *skb);
 /* Frees an skb that is dropped (kfree_skb: counted as a drop by the kernel's drop monitor). */
 void ovc_skb_free(struct sk_buff *skb);
 

@@ -228,7 +228,8 @@ int ovc_udp_xmit(struct sock *sk, struct sk_buff *skb, unsigned int pull, const 
 				goto drop;
 			}
 			/* Not answerable (no DF inside, not IP, not bridged): better fragmented than lost. */
-			if (skb->len + hdr_len + sizeof(struct udphdr) + sizeof(struct iphdr) > dst_mtu(&rt->dst))
+			if (!skb_is_gso(skb) &&
+			    skb->len + hdr_len + sizeof(struct udphdr) + sizeof(struct iphdr) > dst_mtu(&rt->dst))
 				df = 0;
 		}
 		err = ovc_udp_prepare(&skb, pull, hdr, hdr_len,

@@ -48,6 +48,13 @@ impl Skb {
         unsafe { bindings::ovc_skb_len(self.0.as_ptr()) as usize }
     }
 
+    /// Length of the largest Ethernet frame this buffer stands for on the wire: [`Skb::len`], or the length of
+    /// one segment when the stack handed over a TCP/UDP segmentation-offload frame.
+    pub fn frame_len(&self) -> usize {
+        // SAFETY: `self.0` is a valid `sk_buff` we own.
+        unsafe { bindings::ovc_skb_frame_len(self.0.as_ptr()) as usize }
+    }
+
     /// Whether there is no data.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -46,6 +46,10 @@ arp_ok() {
   gx arping -c 3 -w 10 -I veth1 $PG >/tmp/arp.out 2>&1; cat /tmp/arp.out
   grep -q 'Received [1-9]' /tmp/arp.out
 }
+# iperf3 client in the guest towards the peer guest; prints the summary (TCG numbers, not a benchmark).
+iperf_run() {
+  gx iperf3 -c $PG "$@" >/tmp/iperf.out 2>&1 || { cat /tmp/iperf.out; return 1; }
+}
 repoint_7() { echo "$1" > /proc/vw/7 && field_is 7 remote "$1"; }
 gx() { $IP netns exec g "$@"; }
 # FragCreates of the host's IP counters (fragments it made).
@@ -114,8 +118,12 @@ if [ "$me" = 1 ]; then
   barrier iperf-done
 else
   barrier iperf-up
-  check vw-iperf3-tcp until_ok 10 gx iperf3 -c $PG -t 3
-  check vw-iperf3-udp gx iperf3 -c $PG -u -b 20M -l 1400 -t 3
+  check vw-iperf3-tcp until_ok 10 iperf_run -t 3
+  grep -E 'sender|receiver' /tmp/iperf.out | sed 's/^/iperf3 tcp: /'
+  check vw-iperf3-udp iperf_run -u -b 20M -l 1400 -t 3
+  grep -E 'sender|receiver' /tmp/iperf.out | sed 's/^/iperf3 udp: /'
+  ethtool -k vw7 2>/dev/null | grep -E '^(tcp-segmentation-offload|tx-checksumming|scatter-gather):' | sed 's/^/vw7 offload: /'
+
   barrier iperf-done
 fi
 
