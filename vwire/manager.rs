@@ -111,6 +111,8 @@ pub(crate) struct Ctl {
     socks: KVec<Option<SockEntry>>,
     /// Interfaces by slot.
     devs: KVec<Option<DevEntry>>,
+    /// Set by [`Manager::teardown`]: the module is going away, a create racing with it must not make anything.
+    closing: bool,
 }
 
 /// An endpoint's interface.
@@ -175,7 +177,12 @@ impl Manager {
             io: vec_of(CAPACITY, SlotIo::default)?,
             sock_addrs: vec_of(CAPACITY, || None)?,
         };
-        let ctl = Ctl { files: KVec::new(), socks: vec_of(CAPACITY, || None)?, devs: vec_of(CAPACITY, || None)? };
+        let ctl = Ctl {
+            files: KVec::new(),
+            socks: vec_of(CAPACITY, || None)?,
+            devs: vec_of(CAPACITY, || None)?,
+            closing: false,
+        };
         Arc::pin_init(
             pin_init!(Manager {
                 ctl <- kernel::new_mutex!(ctl),
@@ -197,6 +204,9 @@ impl Manager {
         let name = endpoint_file_name(&mut name, id)?;
         let pmtu = path_mtu(&c.local, &c.remote);
         let mut ctl = self.ctl.lock();
+        if ctl.closing {
+            return Err(ENODEV);
+        }
         // Room first, so that nothing can fail after the file was made.
         ctl.files.reserve(1, GFP_KERNEL)?;
         let slot = self.data.lock().table.create(&c, pmtu).map_err(|e| {
@@ -433,6 +443,7 @@ impl Manager {
     pub(crate) fn teardown(&self) {
         let files = {
             let mut ctl = self.ctl.lock();
+            ctl.closing = true;
             for slot in 0..CAPACITY {
                 let io = self.data.lock().io.get_mut(slot).map(core::mem::take);
                 drop(io);

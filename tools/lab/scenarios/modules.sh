@@ -46,9 +46,14 @@ check vw-racing-creates-one-wins sh -c '[ "$(wc -l < /tmp/race.ok)" = 1 ] && [ "
 # --- unload while busy: an fd open on a /proc file and a live endpoint --------------------------------------------
 echo "9 10.99.0.1:4800 10.99.0.2:4800" > /proc/vw/create
 exec 3</proc/vw/9
+# ... and creates/destroys racing with the unload (each create makes an interface and a socket).
+(while :; do echo "60 10.99.0.1:5600 10.99.0.2:5600" > /proc/vw/create; echo 60 > /proc/vw/destroy; done) 2>/dev/null &
+CHURN=$!
+sleep 1
 for m in vwire coopswap blanket; do
   check "rmmod-$m" rmmod $m
 done
+kill $CHURN
 check vw-dir-gone sh -c '! test -e /proc/vw'
 check vw-ifaces-gone sh -c '! ls /sys/class/net | grep -q "^vw"'
 check_fails vw-stale-fd-read "error" sh -c 'cat <&3'
