@@ -1,53 +1,62 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Cooperative swap (dissertation §6.1.2, §6.2.4): the block device that keeps swap pages in remote page
-//! repositories with a local write-through copy.
+//! Cooperative swap (dissertation §6.1.2, §6.2.4): the block device `/dev/coopswap<N>` that keeps swap pages in
+//! remote page repositories with a local write-through copy.
 //!
-//! This version carries the repository protocol, the page map, placement and the map export format (coopswap/proto,
-//! shared with the repository server and the host tests) and their KUnit suite; the block device itself is not
-//! written yet (issue 4), so loading the module creates no device.
+//! * `config.rs`: the configfs interface (/sys/kernel/config/coopswap/<N>/);
+//! * `device.rs`: the blk-mq device, its worker and the write-through page map;
+//! * `repo.rs`: a repository connection (the protocol of coopswap/proto/src/wire.rs over a kernel TCP socket);
+//! * coopswap/proto (shared with the repository server and the host tests): protocol, page map, placement, map
+//!   export. Documentation/coopswap.md is the admin guide.
 
 use kernel::prelude::*;
 
-// The protocol and page-map logic, compiled from coopswap/proto (one implementation with the host tests).
-// They sit at the crate root because their files refer to each other as `super::<file>`.
 #[allow(dead_code, unreachable_pub)]
-#[path = "proto/src/crc32c.rs"]
-mod crc32c;
+#[path = "../rust/overcast/mod.rs"]
+mod overcast;
+
+mod config;
+mod device;
+mod repo;
+
+/// The protocol and page-map logic, compiled from coopswap/proto (one implementation with the host tests).
 #[allow(dead_code, unreachable_pub)]
-#[path = "proto/src/mapfile.rs"]
-mod mapfile;
-#[allow(dead_code, unreachable_pub)]
-#[path = "proto/src/pagemap.rs"]
-mod pagemap;
-#[allow(dead_code, unreachable_pub)]
-#[path = "proto/src/placement.rs"]
-mod placement;
-#[allow(dead_code, unreachable_pub)]
-#[path = "proto/src/selftest.rs"]
-mod selftest;
-#[allow(dead_code, unreachable_pub)]
-#[path = "proto/src/wire.rs"]
-mod wire;
+#[path = "proto/src"]
 mod core_logic {
-    #[allow(unused_imports)]
-    pub(crate) use super::{crc32c, mapfile, pagemap, placement, selftest, wire};
+    #[path = "crc32c.rs"]
+    pub mod crc32c;
+    #[path = "mapfile.rs"]
+    pub mod mapfile;
+    #[path = "pagemap.rs"]
+    pub mod pagemap;
+    #[path = "placement.rs"]
+    pub mod placement;
+    #[path = "selftest.rs"]
+    pub mod selftest;
+    #[path = "wire.rs"]
+    pub mod wire;
 }
 
 module! {
     type: CoopSwap,
     name: "coopswap",
     authors: ["Overcast developers"],
-    description: "Overcast cooperative swap (protocol and page-map logic with tests; no block device yet)",
+    description: "Overcast cooperative swap: block devices backed by page repositories with a local write-through copy",
     license: "GPL",
 }
 
-struct CoopSwap;
+#[pin_data]
+struct CoopSwap {
+    #[pin]
+    configfs: kernel::configfs::Subsystem<config::Config>,
+}
 
-impl kernel::Module for CoopSwap {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        pr_info!("coopswap: loaded; this version creates no device yet\n");
-        Ok(CoopSwap)
+impl kernel::InPlaceModule for CoopSwap {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        pr_info!("loaded; create devices under /sys/kernel/config/coopswap/\n");
+        try_pin_init!(Self {
+            configfs <- config::subsystem(),
+        })
     }
 }
 
@@ -77,5 +86,37 @@ mod tests {
         assert!(wire::decode_request(&garbage).is_err());
         assert!(wire::decode_request(&[]).is_err());
         assert!(wire::decode_reply(&garbage[..3]).is_err());
+    }
+}
+
+/// The device's own parsing of configfs input (repository address and token).
+#[kunit_tests(overcast_coopswap_dev)]
+mod dev_tests {
+    use super::device::{parse_addr, parse_token, repo_id};
+
+    #[test]
+    fn repository_addresses() {
+        assert_eq!(parse_addr("127.0.0.1:7400").ok(), Some(([127, 0, 0, 1], 7400)));
+        assert_eq!(parse_addr("10.1.2.3:1").ok(), Some(([10, 1, 2, 3], 1)));
+        for bad in ["127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "1.2.3:80", "1.2.3.4.5:80", "256.0.0.1:80", "a.b.c.d:80", ":80", ""] {
+            assert!(parse_addr(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn capability_tokens() {
+        let t = parse_token("00112233445566778899aabbccddeeff").map(|c| c.0).ok();
+        assert_eq!(t, Some([0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]));
+        assert!(parse_token("00112233445566778899AABBCCDDEEFF").is_ok());
+        for bad in ["", "0011", "00112233445566778899aabbccddeeff00", "00112233445566778899aabbccddeefg", "00000000000000000000000000000000"] {
+            assert!(parse_token(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn repository_ids_are_stable_and_distinct() {
+        assert_eq!(repo_id([10, 0, 0, 1], 7400), repo_id([10, 0, 0, 1], 7400));
+        assert_ne!(repo_id([10, 0, 0, 1], 7400), repo_id([10, 0, 0, 2], 7400));
+        assert_ne!(repo_id([10, 0, 0, 1], 7400), repo_id([10, 0, 0, 1], 7401));
     }
 }

@@ -19,5 +19,7 @@
 #include "procfs.h"
 #include "net.h"
 #include "udp.h"
+#include "blk.h"
+#include "sock.h"
 
 #endif /* OVERCAST_HELPERS_H */

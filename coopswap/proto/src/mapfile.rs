@@ -435,7 +435,11 @@ impl MapImporter {
             let take = need.saturating_sub(self.have).min(data.len());
             let end = self.have.saturating_add(take);
             if let (Some(dst), Some(src)) = (self.buf.get_mut(self.have..end), data.get(..take)) {
-                dst.copy_from_slice(src);
+                // Element-wise: the lengths are equal, but `copy_from_slice` would keep a length-mismatch panic path
+                // in the kernel build (objtool flags its noreturn call).
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = *s;
+                }
             }
             self.have = end;
             data = data.get(take..).unwrap_or(&[]);

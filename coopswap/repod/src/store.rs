@@ -35,6 +35,16 @@ impl LockedMem {
             let rc = unsafe { libc::mlock(mem.buf.as_ptr().cast(), len) };
             if rc == 0 {
                 mem.locked = true;
+                // The daemon's own code, stack and heap must not be swapped either: it may be serving the swap
+                // device of this very host (a repository in Dom0), and a page fault that waits for swap-in from
+                // ourselves would stall until the client's timeout.
+                // SAFETY: mlockall only changes residency of this process's current mappings.
+                if unsafe { libc::mlockall(libc::MCL_CURRENT) } != 0 {
+                    log::warn!(
+                        "mlockall failed: {}; the daemon's own pages may be swapped out",
+                        std::io::Error::last_os_error()
+                    );
+                }
             } else {
                 let err = std::io::Error::last_os_error();
                 let msg = format!(

@@ -115,9 +115,9 @@ cat $D/repos $D/stats
 
 # --- and the repository killed in the middle of a second run -------------------------------------------------------
 avail=$(awk '/MemAvailable/ {print int($2/1024)}' /proc/meminfo)
-HOG=$((avail + 96))
+HOG=$((avail + 48))
 echo "coopswap: MemAvailable ${avail} MiB, hog ${HOG} MiB"
-$B/coopswap-memcheck --mib $HOG --passes 3 --seed 2 >/tmp/memcheck3.out 2>&1 &
+$B/coopswap-memcheck --mib $HOG --passes 2 --seed 2 >/tmp/memcheck3.out 2>&1 &
 HOGPID=$!
 sleep 10
 kill -9 $REPOD 2>/dev/null

@@ -1,0 +1,367 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The configfs interface, /sys/kernel/config/coopswap/ (the rnull pattern):
+//!
+//! ```text
+//! mkdir /sys/kernel/config/coopswap/0          # device 0, later /dev/coopswap0
+//! echo 256 > .../0/size_mib                    # size (while off)
+//! echo /dev/vdb > .../0/store                  # local write-through store: block device or file (while off)
+//! echo 1 > .../0/power                         # create /dev/coopswap0
+//! echo "add 10.0.0.2:7400 1 <32 hex digits>" > .../0/repos   # a page repository (while on)
+//! cat .../0/state .../0/repos .../0/stats; cat .../0/reads .../0/writes
+//! echo "remove 0" > .../0/repos; echo 0 > .../0/power; rmdir .../0
+//! ```
+//!
+//! Malformed writes fail with EINVAL (EBUSY when the device state forbids them) and change nothing.
+
+use super::device::{parse_addr, parse_token, repo_id, Device, Stats};
+use super::overcast::blk::pin_module_forever;
+use super::repo::Repo;
+use kernel::configfs::{self, AttributeOperations};
+use kernel::configfs_attrs;
+use kernel::fmt::Write as _;
+use kernel::new_mutex;
+use kernel::page::PAGE_SIZE;
+use kernel::prelude::*;
+use kernel::str::{kstrtobool_bytes, CString};
+use kernel::sync::atomic::Relaxed;
+use kernel::sync::{Arc, Mutex};
+
+/// Largest device, in MiB (the page map of 16 GiB is 128 MiB of records... kept well below that).
+const MAX_SIZE_MIB: u64 = 65536;
+/// Highest device number (the directory name).
+const MAX_INDEX: u32 = 255;
+
+pub(crate) fn subsystem() -> impl PinInit<configfs::Subsystem<Config>, Error> {
+    let item_type = configfs_attrs! {
+        container: configfs::Subsystem<Config>,
+        data: Config,
+        child: DeviceConfig,
+        attributes: [
+            features: 0,
+        ],
+    };
+    configfs::Subsystem::new(c"coopswap", item_type, try_pin_init!(Config {}))
+}
+
+#[pin_data]
+pub(crate) struct Config {}
+
+#[vtable]
+impl AttributeOperations<0> for Config {
+    type Data = Config;
+
+    fn show(_this: &Config, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = kernel::str::Formatter::new(page);
+        w.write_str("power,size_mib,store,repos,state,stats,reads,writes\n")?;
+        Ok(w.bytes_written())
+    }
+}
+
+#[vtable]
+impl configfs::GroupOperations for Config {
+    type Child = DeviceConfig;
+
+    fn make_group(&self, name: &CStr) -> Result<impl PinInit<configfs::Group<DeviceConfig>, Error>> {
+        let index = name
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+            .filter(|i| *i <= MAX_INDEX)
+            .ok_or_else(|| {
+                pr_err!("a device directory is named by its number 0..=255 (mkdir .../coopswap/0 makes /dev/coopswap0)\n");
+                EINVAL
+            })?;
+        let item_type = configfs_attrs! {
+            container: configfs::Group<DeviceConfig>,
+            data: DeviceConfig,
+            attributes: [
+                power: 0,
+                size_mib: 1,
+                store: 2,
+                repos: 3,
+                state: 4,
+                stats: 5,
+                reads: 6,
+                writes: 7,
+            ],
+        };
+        let disk_name = CString::try_from_fmt(fmt!("coopswap{}", index))?;
+        let stats = Arc::new(Stats::new(), GFP_KERNEL)?;
+        Ok(configfs::Group::new(
+            name.try_into()?,
+            item_type,
+            try_pin_init!(DeviceConfig {
+                data <- new_mutex!(DevCfg { disk_name, size_mib: 0, store: None, device: None }),
+                stats,
+            }),
+        ))
+    }
+}
+
+#[pin_data]
+pub(crate) struct DeviceConfig {
+    #[pin]
+    data: Mutex<DevCfg>,
+    stats: Arc<Stats>,
+}
+
+struct DevCfg {
+    disk_name: CString,
+    size_mib: u64,
+    store: Option<CString>,
+    device: Option<Device>,
+}
+
+impl Drop for DevCfg {
+    fn drop(&mut self) {
+        if let Some(dev) = self.device.take() {
+            if dev.openers() > 0 {
+                // The configuration directory was removed while the disk is open (e.g. active swap). Removing the disk
+                // now would fail the swap I/O; keep it serving and keep the module loaded instead.
+                pr_err!(
+                    "/dev/{} is still open (active swap?) and stays in service; the module stays loaded until reboot. Run swapoff and 'echo 0 > power' before rmdir\n",
+                    self.disk_name.to_str().unwrap_or("?")
+                );
+                pin_module_forever();
+                core::mem::forget(dev);
+            }
+        }
+    }
+}
+
+fn input(page: &[u8]) -> Result<&str> {
+    core::str::from_utf8(page).map(str::trim).map_err(|_| EINVAL)
+}
+
+#[vtable]
+impl AttributeOperations<0> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = kernel::str::Formatter::new(page);
+        w.write_str(if this.data.lock().device.is_some() { "1\n" } else { "0\n" })?;
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &DeviceConfig, page: &[u8]) -> Result {
+        let on = kstrtobool_bytes(page).inspect_err(|_| pr_err!("power takes 0 or 1\n"))?;
+        let mut cfg = this.data.lock();
+        let name = CString::try_from(&*cfg.disk_name)?;
+        match (on, cfg.device.is_some()) {
+            (true, false) => {
+                let Some(path) = cfg.store.as_ref() else {
+                    pr_err!("{}: set store (the local write-through store) before power\n", name.to_str()?);
+                    return Err(EINVAL);
+                };
+                if cfg.size_mib == 0 {
+                    pr_err!("{}: set size_mib before power\n", name.to_str()?);
+                    return Err(EINVAL);
+                }
+                let dev = Device::new(&name, cfg.size_mib * 256, path, this.stats.clone())?;
+                cfg.device = Some(dev);
+                pr_info!("/dev/{} is up ({} MiB)\n", name.to_str()?, cfg.size_mib);
+                Ok(())
+            }
+            (false, true) => {
+                let openers = cfg.device.as_ref().map_or(0, |d| d.openers());
+                if openers > 0 {
+                    pr_err!("/dev/{} is open ({} openers, active swap?): swapoff first\n", name.to_str()?, openers);
+                    return Err(EBUSY);
+                }
+                drop(cfg.device.take());
+                pr_info!("/dev/{} removed\n", name.to_str()?);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[vtable]
+impl AttributeOperations<1> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = kernel::str::Formatter::new(page);
+        w.write_fmt(fmt!("{}\n", this.data.lock().size_mib))?;
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &DeviceConfig, page: &[u8]) -> Result {
+        let v: u64 = input(page)?.parse().map_err(|_| EINVAL)?;
+        if v == 0 || v > MAX_SIZE_MIB {
+            pr_err!("size_mib must be 1..={}\n", MAX_SIZE_MIB);
+            return Err(EINVAL);
+        }
+        let mut cfg = this.data.lock();
+        if cfg.device.is_some() {
+            return Err(EBUSY);
+        }
+        cfg.size_mib = v;
+        Ok(())
+    }
+}
+
+#[vtable]
+impl AttributeOperations<2> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = kernel::str::Formatter::new(page);
+        if let Some(p) = this.data.lock().store.as_ref() {
+            w.write_fmt(fmt!("{}\n", p.to_str()?))?;
+        }
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &DeviceConfig, page: &[u8]) -> Result {
+        let path = input(page)?;
+        if !path.starts_with('/') || path.len() > 255 || path.contains(char::is_whitespace) {
+            pr_err!("store takes an absolute path (a block device or a file)\n");
+            return Err(EINVAL);
+        }
+        let path = CString::try_from_fmt(fmt!("{}", path))?;
+        let mut cfg = this.data.lock();
+        if cfg.device.is_some() {
+            return Err(EBUSY);
+        }
+        cfg.store = Some(path);
+        Ok(())
+    }
+}
+
+#[vtable]
+impl AttributeOperations<3> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = kernel::str::Formatter::new(page);
+        let cfg = this.data.lock();
+        let Some(dev) = cfg.device.as_ref() else { return Ok(0) };
+        let st = dev.io.state.lock();
+        for (i, r) in st.repos.iter().enumerate() {
+            let [a, b, c, d] = r.addr;
+            let state = match r.down_reason {
+                None => "up",
+                Some(_) => "down",
+            };
+            let full = st.infos.get(i).is_some_and(|x| x.flags.0 & super::core_logic::placement::RepoFlags::FULL != 0);
+            w.write_fmt(fmt!(
+                "{} {}.{}.{}.{}:{} client {} {}{} pages {} stores {} fetches {} full {} failed {}{}{}\n",
+                i, a, b, c, d, r.port, r.client_id, state, if full { ",full" } else { "" },
+                st.pages_on(i as u16), r.counters.stores, r.counters.fetches, r.counters.full, r.counters.failed,
+                if r.down_reason.is_some() { " reason: " } else { "" }, r.down_reason.unwrap_or("")
+            ))?;
+        }
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &DeviceConfig, page: &[u8]) -> Result {
+        let line = input(page)?;
+        let mut words = line.split_whitespace();
+        let usage = || {
+            pr_err!("repos takes 'add A.B.C.D:PORT CLIENT_ID TOKEN(32 hex)' or 'remove INDEX'\n");
+            EINVAL
+        };
+        match words.next() {
+            Some("add") => {
+                let (addr, port) = words.next().ok_or_else(usage).and_then(|s| parse_addr(s).map_err(|_| usage()))?;
+                let client: u64 = words.next().and_then(|s| s.parse().ok()).ok_or_else(usage)?;
+                let cap = words.next().ok_or_else(usage).and_then(|s| parse_token(s).map_err(|_| usage()))?;
+                if words.next().is_some() {
+                    return Err(usage());
+                }
+                let cfg = this.data.lock();
+                let Some(dev) = cfg.device.as_ref() else {
+                    pr_err!("{}: power the device on before adding repositories\n", cfg.disk_name.to_str()?);
+                    return Err(EBUSY);
+                };
+                let repo = Repo::connect(addr, port, client, cap).inspect_err(|e| {
+                    let [a, b, c, d] = addr;
+                    let why = if *e == EACCES {
+                        "client id or token refused"
+                    } else {
+                        "cannot connect or no HELLO answer; is coopswap-repod running there?"
+                    };
+                    let errno = e.to_errno();
+                    pr_err!("repository {}.{}.{}.{}:{} not added: {} (errno {})\n", a, b, c, d, port, why, errno);
+                })?;
+                let max = repo.max_pages;
+                let idx = dev.io.state.lock().add_repo(repo, repo_id(addr, port))?;
+                pr_info!("repository {} added ({} pages allowed)\n", idx, max);
+                Ok(())
+            }
+            Some("remove") => {
+                let idx: u16 = words.next().and_then(|s| s.parse().ok()).ok_or_else(usage)?;
+                if words.next().is_some() {
+                    return Err(usage());
+                }
+                let cfg = this.data.lock();
+                let dev = cfg.device.as_ref().ok_or(ENOENT)?;
+                let mut st = dev.io.state.lock();
+                if usize::from(idx) >= st.repos.len() {
+                    return Err(ENOENT);
+                }
+                st.repo_down(idx, "removed by the administrator");
+                Ok(())
+            }
+            _ => Err(usage()),
+        }
+    }
+}
+
+#[vtable]
+impl AttributeOperations<4> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = kernel::str::Formatter::new(page);
+        let cfg = this.data.lock();
+        w.write_fmt(fmt!("disk {}\n", cfg.disk_name.to_str()?))?;
+        w.write_fmt(fmt!("power {}\n", if cfg.device.is_some() { "on" } else { "off" }))?;
+        w.write_fmt(fmt!("size_mib {}\n", cfg.size_mib))?;
+        if let Some(dev) = cfg.device.as_ref() {
+            w.write_fmt(fmt!("openers {}\n", dev.openers()))?;
+            let st = dev.io.state.lock();
+            let up = st.repos.iter().filter(|r| r.down_reason.is_none()).count();
+            w.write_fmt(fmt!("repos {} up {}\n", st.repos.len(), up))?;
+        }
+        Ok(w.bytes_written())
+    }
+}
+
+macro_rules! counter_attr {
+    ($id:literal, $field:ident) => {
+        #[vtable]
+        impl AttributeOperations<$id> for DeviceConfig {
+            type Data = DeviceConfig;
+
+            fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+                let mut w = kernel::str::Formatter::new(page);
+                w.write_fmt(fmt!("{}\n", this.stats.$field.load(Relaxed)))?;
+                Ok(w.bytes_written())
+            }
+        }
+    };
+}
+counter_attr!(6, reads);
+counter_attr!(7, writes);
+
+#[vtable]
+impl AttributeOperations<5> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = kernel::str::Formatter::new(page);
+        let s = &this.stats;
+        w.write_fmt(fmt!(
+            "reads {}\nwrites {}\nremote_reads {}\nlocal_reads {}\nzero_reads {}\nremote_stores {}\nstore_full {}\nstore_failed {}\nfetch_fallbacks {}\nlocal_write_errors {}\ndiscards {}\nio_errors {}\n",
+            s.reads.load(Relaxed), s.writes.load(Relaxed), s.remote_reads.load(Relaxed), s.local_reads.load(Relaxed),
+            s.zero_reads.load(Relaxed), s.remote_stores.load(Relaxed), s.store_full.load(Relaxed),
+            s.store_failed.load(Relaxed), s.fetch_fallbacks.load(Relaxed), s.local_write_errors.load(Relaxed),
+            s.discards.load(Relaxed), s.io_errors.load(Relaxed)
+        ))?;
+        Ok(w.bytes_written())
+    }
+}

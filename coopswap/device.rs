@@ -1,0 +1,691 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The block device `/dev/coopswap<N>` (dissertation §6.2.4): blk-mq requests are handed to a per-device worker on a
+//! `WQ_MEM_RECLAIM` workqueue, which serves them one at a time, write-through:
+//!
+//! * **write**: each 4 KiB page goes to the local store *and*, when a repository is placed for it, to that
+//!   repository (the STOREs of one request are pipelined on the connections, then their replies collected); the
+//!   request completes when both finished. It fails only if neither copy could be made.
+//! * **read**: from the repository that acknowledged the page's current content (FETCHes pipelined), checked against
+//!   the CRC-32C recorded at write time; on any failure (dead, stalled, NOT_FOUND, wrong content) from the local copy.
+//! * **discard / write-zeroes**: the pages are forgotten (read as zeroes) and dropped at their repository.
+//!
+//! The page map is one `PageRecord` per device page, allocated when the device is switched on, so the I/O path
+//! never allocates memory.
+
+use super::core_logic::crc32c::crc32c;
+use super::core_logic::pagemap::{PageRecord, ReadPlan, StoreOutcome};
+use super::core_logic::placement::{place, RepoFlags, RepoInfo, MAX_REPOS};
+use super::core_logic::wire::{op, status, Capability, ReplyHeader, PAGE_SIZE};
+use super::overcast::blk::{self, Disk, LocalStore, Memalloc, OwnedQueue, RqInfo, RqOp};
+use super::repo::Repo;
+use kernel::block::mq::{self, Operations, TagSet};
+use kernel::new_mutex;
+use kernel::new_spinlock;
+use kernel::prelude::*;
+use kernel::str::CString;
+use kernel::sync::aref::ARef;
+use kernel::sync::atomic::{Atomic, Relaxed};
+use kernel::sync::{Arc, ArcBorrow, Mutex, SpinLock};
+use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
+
+/// Requests in flight per device (blk-mq tags), and the size of the hand-off ring.
+pub(crate) const QUEUE_DEPTH: usize = 64;
+/// Most repository requests outstanding before the worker collects replies.
+const MAX_PENDING: usize = 256;
+const PAGE: u64 = PAGE_SIZE as u64;
+
+/// Cumulative counters of a device, in 4 KiB pages unless named otherwise. They survive power cycles.
+pub(crate) struct Stats {
+    pub(crate) reads: Atomic<u64>,
+    pub(crate) writes: Atomic<u64>,
+    pub(crate) remote_reads: Atomic<u64>,
+    pub(crate) local_reads: Atomic<u64>,
+    pub(crate) zero_reads: Atomic<u64>,
+    pub(crate) remote_stores: Atomic<u64>,
+    pub(crate) store_full: Atomic<u64>,
+    pub(crate) store_failed: Atomic<u64>,
+    pub(crate) fetch_fallbacks: Atomic<u64>,
+    pub(crate) local_write_errors: Atomic<u64>,
+    pub(crate) discards: Atomic<u64>,
+    pub(crate) io_errors: Atomic<u64>,
+}
+
+impl Stats {
+    pub(crate) fn new() -> Self {
+        Self {
+            reads: Atomic::new(0),
+            writes: Atomic::new(0),
+            remote_reads: Atomic::new(0),
+            local_reads: Atomic::new(0),
+            zero_reads: Atomic::new(0),
+            remote_stores: Atomic::new(0),
+            store_full: Atomic::new(0),
+            store_failed: Atomic::new(0),
+            fetch_fallbacks: Atomic::new(0),
+            local_write_errors: Atomic::new(0),
+            discards: Atomic::new(0),
+            io_errors: Atomic::new(0),
+        }
+    }
+}
+
+fn inc(c: &Atomic<u64>) {
+    c.add(1u64, Relaxed);
+}
+
+/// Requests handed from `queue_rq` to the worker (FIFO, fixed capacity = tags, so pushing never allocates).
+pub(crate) struct Ring {
+    slots: [Option<ARef<mq::Request<CoopDev>>>; QUEUE_DEPTH],
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    fn new() -> Self {
+        Self { slots: [const { None }; QUEUE_DEPTH], head: 0, len: 0 }
+    }
+
+    fn push(&mut self, rq: ARef<mq::Request<CoopDev>>) -> Result<(), ARef<mq::Request<CoopDev>>> {
+        if self.len >= QUEUE_DEPTH {
+            return Err(rq);
+        }
+        let at = (self.head + self.len) % QUEUE_DEPTH;
+        match self.slots.get_mut(at) {
+            Some(slot) => {
+                *slot = Some(rq);
+                self.len += 1;
+                Ok(())
+            }
+            None => Err(rq),
+        }
+    }
+
+    fn pop(&mut self) -> Option<ARef<mq::Request<CoopDev>>> {
+        if self.len == 0 {
+            return None;
+        }
+        let rq = self.slots.get_mut(self.head).and_then(Option::take);
+        self.head = (self.head + 1) % QUEUE_DEPTH;
+        self.len -= 1;
+        rq
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Store,
+    Fetch,
+    Drop,
+}
+
+/// A repository request whose reply is outstanding.
+#[derive(Clone, Copy)]
+struct Pending {
+    tag: u64,
+    repo: u16,
+    kind: Kind,
+    page: u64,
+    /// Offset of the page in the request (FETCH: where the data goes).
+    off: u32,
+    seq: u32,
+}
+
+/// Everything the worker uses; behind one mutex (configfs takes it to add/remove repositories and to render state).
+pub(crate) struct IoState {
+    pub(crate) name: CString,
+    records: KVVec<PageRecord>,
+    store: LocalStore,
+    pub(crate) repos: KVec<Repo>,
+    pub(crate) infos: KVec<RepoInfo>,
+    seed: u64,
+    buf: KVec<u8>,
+    pend: KVec<Pending>,
+    next_tag: u64,
+    stats: Arc<Stats>,
+}
+
+/// The device's I/O side: the blk-mq queue data.
+#[pin_data]
+pub(crate) struct DevIo {
+    #[pin]
+    ring: SpinLock<Ring>,
+    #[pin]
+    work: Work<DevIo>,
+    #[pin]
+    pub(crate) state: Mutex<IoState>,
+    wq: Arc<OwnedQueue>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for DevIo { self.work }
+}
+
+impl WorkItem for DevIo {
+    type Pointer = Arc<DevIo>;
+
+    fn run(this: Arc<DevIo>) {
+        loop {
+            let next = this.ring.lock().pop();
+            let Some(rq) = next else { break };
+            this.serve(rq);
+        }
+    }
+}
+
+impl DevIo {
+    fn serve(&self, rq: ARef<mq::Request<CoopDev>>) {
+        let info = blk::rq_info(&rq);
+        // Swap-out must make progress when memory is short: no I/O from our allocations, reserves for writes.
+        let _scope = Memalloc::enter(info.op == RqOp::Write);
+        let res = self.state.lock().handle(&rq, &info);
+        if let Err(rq) = blk::rq_end(rq, res) {
+            // Cannot happen: the worker holds the only reference. Complete it rather than leak it.
+            pr_err!("a request had extra references when it finished; completing it anyway\n");
+            drop(rq);
+        }
+    }
+}
+
+/// The blk-mq driver type of coopswap devices.
+pub(crate) struct CoopDev;
+
+#[vtable]
+impl Operations for CoopDev {
+    type QueueData = Arc<DevIo>;
+
+    fn queue_rq(io: ArcBorrow<'_, DevIo>, rq: ARef<mq::Request<Self>>, _is_last: bool) -> Result {
+        // May run in atomic context: only hand the request to the worker.
+        if io.ring.lock().push(rq).is_err() {
+            return Err(EBUSY);
+        }
+        let io: Arc<DevIo> = io.into();
+        let wq = io.wq.clone();
+        // Already queued is fine: the running or pending worker will find the request in the ring.
+        let _ = wq.queue().enqueue(io);
+        Ok(())
+    }
+
+    fn commit_rqs(_io: ArcBorrow<'_, DevIo>) {}
+
+    fn complete(rq: ARef<mq::Request<Self>>) {
+        let _ = mq::Request::end_ok(rq);
+    }
+}
+
+/// A switched-on device: its disk, its I/O side and its workqueue.
+pub(crate) struct Device {
+    disk: Option<Disk<CoopDev>>,
+    pub(crate) io: Arc<DevIo>,
+    wq: Arc<OwnedQueue>,
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        // Remove the disk first (it waits for every request, which the worker completes), then wait for the worker to
+        // leave, so that the last references to the I/O side and the workqueue are dropped here and not by the
+        // worker itself (which could not destroy its own workqueue).
+        drop(self.disk.take());
+        self.wq.flush();
+    }
+}
+
+impl Device {
+    /// Switches a device on: opens the local store, allocates the page map, creates `/dev/<name>`.
+    pub(crate) fn new(name: &CStr, pages: u64, store_path: &CStr, stats: Arc<Stats>) -> Result<Self> {
+        let store = LocalStore::open(store_path).inspect_err(|e| {
+            pr_err!(
+                "{}: cannot open the local store {} (errno {}): give a block device or a file that exists\n",
+                name.to_str().unwrap_or("?"),
+                store_path.to_str().unwrap_or("?"),
+                e.to_errno()
+            );
+        })?;
+        let need = pages.checked_mul(PAGE).ok_or(EINVAL)?;
+        if store.size() < need {
+            pr_err!(
+                "{}: the local store {} has {} bytes, the device needs {}: make it larger or the device smaller\n",
+                name.to_str().unwrap_or("?"),
+                store_path.to_str().unwrap_or("?"),
+                store.size(),
+                need
+            );
+            return Err(ENOSPC);
+        }
+        let n = usize::try_from(pages).map_err(|_| EINVAL)?;
+        let mut records = KVVec::with_capacity(n, GFP_KERNEL).inspect_err(|_| {
+            pr_err!("no memory for the page map of {} pages: make the device smaller\n", pages);
+        })?;
+        for p in 0..pages {
+            records.push(PageRecord::new(p), GFP_KERNEL)?;
+        }
+        let mut buf = KVec::with_capacity(PAGE_SIZE, GFP_KERNEL)?;
+        buf.resize(PAGE_SIZE, 0u8, GFP_KERNEL)?;
+        let pend = KVec::with_capacity(MAX_PENDING, GFP_KERNEL)?;
+        let repos = KVec::with_capacity(MAX_REPOS, GFP_KERNEL)?;
+        let infos = KVec::with_capacity(MAX_REPOS, GFP_KERNEL)?;
+        let state = IoState {
+            name: CString::try_from(name)?,
+            records,
+            store,
+            repos,
+            infos,
+            seed: super::core_logic::placement::mix64(pages),
+            buf,
+            pend,
+            next_tag: 1,
+            stats,
+        };
+        let wq = Arc::new(OwnedQueue::new(name)?, GFP_KERNEL)?;
+        let io_wq = wq.clone();
+        let io = Arc::pin_init(
+            pin_init!(DevIo {
+                ring <- new_spinlock!(Ring::new(), "coopswap::ring"),
+                work <- new_work!("coopswap::work"),
+                state <- new_mutex!(state, "coopswap::state"),
+                wq: io_wq,
+            }),
+            GFP_KERNEL,
+        )?;
+        let tagset = Arc::pin_init(TagSet::new(1, QUEUE_DEPTH as u32, 1), GFP_KERNEL)?;
+        let disk = Disk::new(name, pages * (PAGE / 512), tagset, io.clone())?;
+        Ok(Self { disk: Some(disk), io, wq })
+    }
+
+    /// Openers of the disk (swapon, mkswap, …).
+    pub(crate) fn openers(&self) -> u32 {
+        self.disk.as_ref().map_or(0, |d| d.openers())
+    }
+}
+
+impl IoState {
+    fn dev(&self) -> &str {
+        self.name.to_str().unwrap_or("coopswap")
+    }
+
+    /// Adds a connected repository. Returns its index.
+    pub(crate) fn add_repo(&mut self, repo: Repo, id: u64) -> Result<usize> {
+        if self.repos.len() >= MAX_REPOS {
+            return Err(ENOSPC);
+        }
+        self.repos.push(repo, GFP_KERNEL)?;
+        self.infos.push(RepoInfo::new(id, RepoFlags::UP), GFP_KERNEL)?;
+        Ok(self.repos.len() - 1)
+    }
+
+    /// Takes repository `idx` out of service (administrator's removal or failure): no new pages go there, no page
+    /// is read from there; the local copies serve its pages.
+    pub(crate) fn repo_down(&mut self, idx: u16, why: &'static str) {
+        let dev = self.name.to_str().unwrap_or("coopswap");
+        if let Some(r) = self.repos.get_mut(usize::from(idx)) {
+            if r.down_reason.is_none() {
+                let [a, b, c, d] = r.addr;
+                pr_err!(
+                    "{}: repository {} ({}.{}.{}.{}:{}) is out of service: {}; its pages are read from the local store; add it again when it is back\n",
+                    dev, idx, a, b, c, d, r.port, why
+                );
+            }
+            r.conn = None;
+            if r.down_reason.is_none() {
+                r.down_reason = Some(why);
+            }
+        }
+        if let Some(i) = self.infos.get_mut(usize::from(idx)) {
+            i.flags = RepoFlags(RepoFlags::DEAD);
+        }
+        // Forget the remote copies: every page of that repository is now served by its local copy.
+        let mut lost = 0u64;
+        for rec in self.records.iter_mut() {
+            if !rec.repo_gone(idx) {
+                lost += 1;
+            }
+        }
+        if lost > 0 {
+            pr_err!("{}: {} pages had no local copy (local store write errors) and are lost\n", dev, lost);
+        }
+    }
+
+    /// Number of pages that currently have a valid copy only at repository `idx` (would be lost without the local
+    /// copy; 0 with write-through working).
+    pub(crate) fn pages_on(&self, idx: u16) -> u64 {
+        self.records
+            .iter()
+            .filter(|r| r.repo == idx && r.flags.has(super::core_logic::pagemap::PageFlags::REMOTE_VALID))
+            .count() as u64
+    }
+
+    fn handle(&mut self, rq: &mq::Request<CoopDev>, info: &RqInfo) -> Result {
+        let stats = self.stats.clone();
+        let res = self.handle_inner(rq, info, &stats);
+        if res.is_err() {
+            inc(&stats.io_errors);
+        }
+        res
+    }
+
+    fn handle_inner(&mut self, rq: &mq::Request<CoopDev>, info: &RqInfo, stats: &Stats) -> Result {
+        if info.op == RqOp::Flush {
+            return self.store.flush();
+        }
+        if info.pos % PAGE != 0 || u64::from(info.len) % PAGE != 0 {
+            return Err(EIO);
+        }
+        let first = info.pos / PAGE;
+        let count = u64::from(info.len) / PAGE;
+        match first.checked_add(count) {
+            Some(end) if end <= self.records.len() as u64 => {}
+            _ => return Err(EIO),
+        }
+        match info.op {
+            RqOp::Read => self.read(rq, first, count, stats),
+            RqOp::Write => self.write(rq, first, count, stats),
+            RqOp::Discard | RqOp::WriteZeroes => self.discard(rq, first, count, stats),
+            _ => Err(EOPNOTSUPP),
+        }
+    }
+
+    fn record(&mut self, page: u64) -> Result<&mut PageRecord> {
+        let i = usize::try_from(page).map_err(|_| EIO)?;
+        self.records.get_mut(i).ok_or(EIO)
+    }
+
+    /// Sends one repository request and remembers it; collects replies first if too many are outstanding.
+    fn send(&mut self, rq: &mq::Request<CoopDev>, p: Pending, payload: bool) -> Result {
+        if self.pend.len() >= MAX_PENDING {
+            self.collect(rq)?;
+        }
+        let opcode = match p.kind {
+            Kind::Store => op::STORE,
+            Kind::Fetch => op::FETCH,
+            Kind::Drop => op::DROP,
+        };
+        let crc = if payload { crc32c(&self.buf) } else { 0 };
+        let Some(r) = self.repos.get_mut(usize::from(p.repo)) else { return Err(EIO) };
+        let data = if payload { Some((&self.buf[..], crc)) } else { None };
+        match r.send(opcode, p.tag, p.page, data) {
+            Ok(()) => {
+                self.pend.push_within_capacity(p).map_err(|_| EIO)?;
+                Ok(())
+            }
+            Err(e) => {
+                self.repo_down(p.repo, "send failed");
+                Err(e)
+            }
+        }
+    }
+
+    fn tag(&mut self) -> u64 {
+        self.next_tag = self.next_tag.wrapping_add(1);
+        self.next_tag
+    }
+
+    /// Reads page `slot` of the local store into the request at `off`.
+    fn read_local(&mut self, rq: &mq::Request<CoopDev>, slot: u64, off: u32) -> Result {
+        let pos = slot.checked_mul(PAGE).ok_or(EIO)?;
+        self.store.read(pos, &mut self.buf).inspect_err(|e| {
+            pr_err!("{}: local store read at {} failed (errno {})\n", self.dev(), pos, e.to_errno());
+        })?;
+        if blk::rq_write_data(rq, off, &self.buf) != PAGE_SIZE {
+            return Err(EIO);
+        }
+        inc(&self.stats.local_reads);
+        Ok(())
+    }
+
+    fn read(&mut self, rq: &mq::Request<CoopDev>, first: u64, count: u64, stats: &Stats) -> Result {
+        let mut res = Ok(());
+        for i in 0..count {
+            let page = first + i;
+            let off = u32::try_from(i * PAGE).map_err(|_| EIO)?;
+            let rec = *self.record(page)?;
+            inc(&stats.reads);
+            let r = match rec.read_plan(&self.infos) {
+                ReadPlan::Remote { repo, .. } => {
+                    let p = Pending { tag: self.tag(), repo, kind: Kind::Fetch, page, off, seq: rec.seq };
+                    match self.send(rq, p, false) {
+                        Ok(()) => Ok(()),
+                        Err(_) => self.fallback(rq, page, off),
+                    }
+                }
+                ReadPlan::Local { slot } => self.read_local(rq, slot, off),
+                ReadPlan::Unmapped => {
+                    self.buf.fill(0);
+                    inc(&stats.zero_reads);
+                    if blk::rq_write_data(rq, off, &self.buf) == PAGE_SIZE { Ok(()) } else { Err(EIO) }
+                }
+                ReadPlan::Wait | ReadPlan::Lost => {
+                    pr_err!("{}: page {} has no readable copy\n", self.dev(), page);
+                    Err(EIO)
+                }
+            };
+            if r.is_err() {
+                res = r;
+            }
+        }
+        let c = self.collect(rq);
+        res.and(c)
+    }
+
+    /// A remote read failed: serve the local copy if the record has one.
+    fn fallback(&mut self, rq: &mq::Request<CoopDev>, page: u64, off: u32) -> Result {
+        inc(&self.stats.fetch_fallbacks);
+        let rec = *self.record(page)?;
+        if rec.flags.has(super::core_logic::pagemap::PageFlags::LOCAL_VALID) {
+            self.read_local(rq, rec.local, off)
+        } else {
+            pr_err!("{}: page {}: the repository copy failed and there is no local copy\n", self.dev(), page);
+            Err(EIO)
+        }
+    }
+
+    fn write(&mut self, rq: &mq::Request<CoopDev>, first: u64, count: u64, stats: &Stats) -> Result {
+        for i in 0..count {
+            let page = first + i;
+            let off = u32::try_from(i * PAGE).map_err(|_| EIO)?;
+            if blk::rq_read_data(rq, off, &mut self.buf) != PAGE_SIZE {
+                let _ = self.collect(rq);
+                return Err(EIO);
+            }
+            inc(&stats.writes);
+            let crc = crc32c(&self.buf);
+            let repo = place(self.seed, page, &self.infos, 0);
+            let plan = self.record(page)?.begin_write(crc, repo, Some(page));
+            if let Some(old) = plan.drop_stale {
+                let p = Pending { tag: self.tag(), repo: old, kind: Kind::Drop, page, off, seq: plan.seq };
+                let _ = self.send(rq, p, false);
+            }
+            if let Some(r) = plan.store_to {
+                let p = Pending { tag: self.tag(), repo: r, kind: Kind::Store, page, off, seq: plan.seq };
+                if self.send(rq, p, true).is_err() {
+                    self.record(page)?.complete_remote(plan.seq, StoreOutcome::Failed);
+                    inc(&stats.store_failed);
+                }
+            }
+            let pos = page.checked_mul(PAGE).ok_or(EIO)?;
+            let ok = self.store.write(pos, &self.buf).is_ok();
+            if !ok {
+                inc(&stats.local_write_errors);
+                pr_err!("{}: local store write at {} failed\n", self.dev(), pos);
+            }
+            self.record(page)?.complete_local(plan.seq, ok);
+        }
+        let c = self.collect(rq);
+        // A page is written if at least one copy holds it.
+        for page in first..first + count {
+            let rec = *self.record(page)?;
+            let any = super::core_logic::pagemap::PageFlags::LOCAL_VALID
+                | super::core_logic::pagemap::PageFlags::REMOTE_VALID;
+            if !rec.flags.any(any) {
+                pr_err!("{}: page {}: neither the local store nor a repository took it\n", self.dev(), page);
+                return Err(EIO);
+            }
+        }
+        // Replies that failed only lose the remote copy; the local copy holds the page.
+        let _ = c;
+        Ok(())
+    }
+
+    fn discard(&mut self, rq: &mq::Request<CoopDev>, first: u64, count: u64, stats: &Stats) -> Result {
+        for page in first..first + count {
+            inc(&stats.discards);
+            if let Some(repo) = self.record(page)?.discard() {
+                let alive = self.infos.get(usize::from(repo)).is_some_and(|i| i.can_read());
+                if alive {
+                    let p = Pending { tag: self.tag(), repo, kind: Kind::Drop, page, off: 0, seq: 0 };
+                    let _ = self.send(rq, p, false);
+                }
+            }
+        }
+        let _ = self.collect(rq);
+        Ok(())
+    }
+
+    /// Collects the replies of every outstanding request (in any order, matched by tag) and applies them.
+    fn collect(&mut self, rq: &mq::Request<CoopDev>) -> Result {
+        let mut res = Ok(());
+        while let Some(first) = self.pend.first().copied() {
+            let repo = first.repo;
+            let got = match self.repos.get_mut(usize::from(repo)) {
+                Some(r) if r.conn.is_some() => r.recv(&mut self.buf).map_err(|e| e.to_errno()),
+                _ => Err(-(ENOTCONN.to_errno())),
+            };
+            match got {
+                Ok(h) => {
+                    let at = self.pend.iter().position(|p| p.repo == repo && p.tag == h.tag);
+                    match at {
+                        Some(at) => {
+                            let p = self.pend.remove(at).map_err(|_| EIO)?;
+                            if let Err(e) = self.apply(rq, p, Some(h)) {
+                                res = Err(e);
+                            }
+                        }
+                        None => self.repo_down(repo, "reply with an unknown tag"),
+                    }
+                }
+                Err(e) => {
+                    if self.infos.get(usize::from(repo)).is_some_and(|i| i.can_read()) {
+                        self.repo_down(repo, if e == ETIMEDOUT.to_errno() { "timed out" } else { "connection lost" });
+                    }
+                    // Every request outstanding on this repository failed.
+                    while let Some(at) = self.pend.iter().position(|p| p.repo == repo) {
+                        let p = self.pend.remove(at).map_err(|_| EIO)?;
+                        if let Err(e) = self.apply(rq, p, None) {
+                            res = Err(e);
+                        }
+                    }
+                }
+            }
+        }
+        res
+    }
+
+    /// Applies one reply (`None`: the request failed) to the page map; for a FETCH, delivers the page or falls back.
+    fn apply(&mut self, rq: &mq::Request<CoopDev>, p: Pending, h: Option<ReplyHeader>) -> Result {
+        let stats = self.stats.clone();
+        match p.kind {
+            Kind::Store => {
+                let outcome = match h.map(|h| h.status) {
+                    Some(status::OK) => {
+                        inc(&stats.remote_stores);
+                        if let Some(r) = self.repos.get_mut(usize::from(p.repo)) {
+                            r.counters.stores += 1;
+                        }
+                        StoreOutcome::Stored
+                    }
+                    Some(status::FULL) => {
+                        inc(&stats.store_full);
+                        if let Some(r) = self.repos.get_mut(usize::from(p.repo)) {
+                            r.counters.full += 1;
+                        }
+                        if let Some(i) = self.infos.get_mut(usize::from(p.repo)) {
+                            i.flags = RepoFlags(i.flags.0 | RepoFlags::FULL);
+                        }
+                        StoreOutcome::Full
+                    }
+                    Some(status::DENIED) => {
+                        self.repo_down(p.repo, "token refused (DENIED)");
+                        StoreOutcome::Failed
+                    }
+                    _ => {
+                        inc(&stats.store_failed);
+                        if let Some(r) = self.repos.get_mut(usize::from(p.repo)) {
+                            r.counters.failed += 1;
+                        }
+                        StoreOutcome::Failed
+                    }
+                };
+                self.record(p.page)?.complete_remote(p.seq, outcome);
+                Ok(())
+            }
+            Kind::Fetch => {
+                let rec = *self.record(p.page)?;
+                let good = matches!(h, Some(h) if h.status == status::DATA
+                    && h.value == p.page
+                    && rec.seq == p.seq
+                    && rec.verify_fetched(p.repo, h.csum));
+                if good {
+                    if blk::rq_write_data(rq, p.off, &self.buf) != PAGE_SIZE {
+                        return Err(EIO);
+                    }
+                    inc(&stats.remote_reads);
+                    if let Some(r) = self.repos.get_mut(usize::from(p.repo)) {
+                        r.counters.fetches += 1;
+                    }
+                    return Ok(());
+                }
+                if let Some(h) = h {
+                    if h.status == status::DENIED {
+                        self.repo_down(p.repo, "token refused (DENIED)");
+                    } else {
+                        // NOT_FOUND (e.g. the repository restarted) or content that is not the current page.
+                        self.record(p.page)?.remote_copy_bad();
+                    }
+                }
+                self.fallback(rq, p.page, p.off)
+            }
+            Kind::Drop => Ok(()),
+        }
+    }
+}
+
+/// Parses "a.b.c.d:port".
+pub(crate) fn parse_addr(s: &str) -> Result<([u8; 4], u16)> {
+    let (ip, port) = s.split_once(':').ok_or(EINVAL)?;
+    let port: u16 = port.parse().map_err(|_| EINVAL)?;
+    if port == 0 {
+        return Err(EINVAL);
+    }
+    let mut out = [0u8; 4];
+    let mut parts = ip.split('.');
+    for b in out.iter_mut() {
+        *b = parts.next().ok_or(EINVAL)?.parse().map_err(|_| EINVAL)?;
+    }
+    if parts.next().is_some() {
+        return Err(EINVAL);
+    }
+    Ok((out, port))
+}
+
+/// Parses a 128-bit token written as 32 hex digits.
+pub(crate) fn parse_token(s: &str) -> Result<Capability> {
+    let b = s.as_bytes();
+    if b.len() != 32 {
+        return Err(EINVAL);
+    }
+    let mut out = [0u8; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        let hi = b.get(2 * i).and_then(|c| (*c as char).to_digit(16)).ok_or(EINVAL)?;
+        let lo = b.get(2 * i + 1).and_then(|c| (*c as char).to_digit(16)).ok_or(EINVAL)?;
+        *o = (hi * 16 + lo) as u8;
+    }
+    if out == [0u8; 16] {
+        return Err(EINVAL);
+    }
+    Ok(Capability(out))
+}
+
+/// The stable repository id used for placement: a hash of address and port (the same on every host).
+pub(crate) fn repo_id(addr: [u8; 4], port: u16) -> u64 {
+    let v = (u64::from(u32::from_be_bytes(addr)) << 16) | u64::from(port);
+    super::core_logic::placement::mix64(v)
+}

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One page repository as the device sees it: its address, client id and capability token, and one TCP
+//! connection speaking the repository protocol (Documentation/coopswap-protocol.md). Requests are pipelined: the
+//! device sends many frames, each with its own tag, and collects the replies afterwards (matching them by tag).
+
+use super::core_logic::wire::{self, op, status, Capability, ReplyHeader, RequestHeader, PAGE_SIZE};
+use super::overcast::sock::TcpStream;
+use kernel::prelude::*;
+
+/// Send/receive timeout of a repository connection: a repository that does not answer within it is declared dead
+/// and its pages are read from the local store.
+pub(crate) const TIMEOUT_MS: u32 = 5000;
+
+/// Per-repository counters (pages).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct RepoCounters {
+    pub(crate) stores: u64,
+    pub(crate) fetches: u64,
+    pub(crate) full: u64,
+    pub(crate) failed: u64,
+}
+
+/// A repository in the device's table. Entries are never removed (page records refer to them by index); a removed
+/// or failed repository stays as a dead entry.
+pub(crate) struct Repo {
+    pub(crate) addr: [u8; 4],
+    pub(crate) port: u16,
+    pub(crate) client_id: u64,
+    pub(crate) cap: Capability,
+    pub(crate) conn: Option<TcpStream>,
+    pub(crate) max_pages: u64,
+    pub(crate) counters: RepoCounters,
+    /// Why the repository is not in use (None while up).
+    pub(crate) down_reason: Option<&'static str>,
+}
+
+fn wire_err(_e: wire::WireError) -> Error {
+    EPROTO
+}
+
+impl Repo {
+    /// Connects and says HELLO. Errors: connection errno (ECONNREFUSED, ETIMEDOUT, …), EACCES for a wrong token or
+    /// unknown client id, EPROTO for a peer that does not speak the protocol.
+    pub(crate) fn connect(addr: [u8; 4], port: u16, client_id: u64, cap: Capability) -> Result<Self> {
+        let mut conn = TcpStream::connect(addr, port, TIMEOUT_MS)?;
+        let hello = RequestHeader {
+            op: op::HELLO,
+            flags: 0,
+            tag: 0,
+            cap,
+            page: client_id,
+            count: u32::from(wire::MIN_VERSION) | (u32::from(wire::MAX_VERSION) << 16),
+            len: 0,
+            csum: 0,
+        };
+        let mut hdr = [0u8; wire::REQUEST_HEADER_LEN];
+        hello.write(&mut hdr).map_err(wire_err)?;
+        conn.send2(&hdr, &[])?;
+        let mut rh = [0u8; wire::REPLY_HEADER_LEN];
+        conn.recv_exact(&mut rh)?;
+        let h = ReplyHeader::parse(&rh).map_err(wire_err)?;
+        if h.payload_len().map_err(wire_err)? != 0 {
+            return Err(EPROTO);
+        }
+        match h.status {
+            status::WELCOME => Ok(Self {
+                addr,
+                port,
+                client_id,
+                cap,
+                conn: Some(conn),
+                max_pages: h.value,
+                counters: RepoCounters::default(),
+                down_reason: None,
+            }),
+            status::DENIED => Err(EACCES),
+            _ => Err(EPROTO),
+        }
+    }
+
+    /// Sends one request (STORE with `payload`, FETCH or DROP). On error the connection is closed.
+    pub(crate) fn send(&mut self, opcode: u8, tag: u64, page: u64, payload: Option<(&[u8], u32)>) -> Result {
+        let conn = self.conn.as_mut().ok_or(ENOTCONN)?;
+        let (len, csum, data): (u32, u32, &[u8]) = match payload {
+            Some((d, crc)) => (PAGE_SIZE as u32, crc, d),
+            None => (0, 0, &[]),
+        };
+        let h = RequestHeader {
+            op: opcode,
+            flags: 0,
+            tag,
+            cap: self.cap,
+            page,
+            count: if opcode == op::DROP { 1 } else { 0 },
+            len,
+            csum,
+        };
+        let mut hdr = [0u8; wire::REQUEST_HEADER_LEN];
+        h.write(&mut hdr).map_err(wire_err)?;
+        let res = conn.send2(&hdr, data);
+        if res.is_err() {
+            self.conn = None;
+        }
+        res
+    }
+
+    /// Receives one reply; a DATA payload lands in `page` and is checked (length, fields, checksum). On any error
+    /// (timeout, reset, malformed frame) the connection is closed.
+    pub(crate) fn recv(&mut self, page: &mut [u8]) -> Result<ReplyHeader> {
+        let res = self.recv_inner(page);
+        if res.is_err() {
+            self.conn = None;
+        }
+        res
+    }
+
+    fn recv_inner(&mut self, page: &mut [u8]) -> Result<ReplyHeader> {
+        let conn = self.conn.as_mut().ok_or(ENOTCONN)?;
+        let mut rh = [0u8; wire::REPLY_HEADER_LEN];
+        conn.recv_exact(&mut rh)?;
+        let h = ReplyHeader::parse(&rh).map_err(wire_err)?;
+        let n = h.payload_len().map_err(wire_err)?;
+        let payload = page.get_mut(..n).ok_or(EPROTO)?;
+        if n > 0 {
+            conn.recv_exact(payload)?;
+        }
+        h.reply(payload).map_err(wire_err)?;
+        Ok(h)
+    }
+}

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Block-device helpers (blk.c): what a Rust blk-mq driver needs beyond the kernel crate's block::mq — a gendisk
+ * whose fops carry THIS_MODULE (so an open device pins the module), request data copies, ending a request with an
+ * error, a WQ_MEM_RECLAIM workqueue, memalloc scopes, and page-sized I/O on a local store (file or block device).
+ * Part of overcast_helpers.h.
+ */
+#ifndef OVERCAST_HELPERS_BLK_H
+#define OVERCAST_HELPERS_BLK_H
+
+struct request;
+struct gendisk;
+struct blk_mq_tag_set;
+struct workqueue_struct;
+struct ovc_blk_store;
+
+/* Operation of a request, as reported by ovc_blk_rq_info(). */
+#define OVC_BLK_OP_READ 0
+#define OVC_BLK_OP_WRITE 1
+#define OVC_BLK_OP_FLUSH 2
+#define OVC_BLK_OP_DISCARD 3
+#define OVC_BLK_OP_WRITE_ZEROES 4
+#define OVC_BLK_OP_OTHER 5
+
+struct ovc_blk_rq_info {
+	unsigned int op;          /* OVC_BLK_OP_* */
+	unsigned int len;         /* bytes */
+	unsigned long long pos;   /* byte offset on the device */
+};
+
+/* Fills *info for rq (a request the driver owns). */
+void ovc_blk_rq_info(struct request *rq, struct ovc_blk_rq_info *info);
+/*
+ * Copies len bytes between buf and the request's data, starting off bytes into the request.
+ * to_rq != 0: buf -> request (reads); to_rq == 0: request -> buf (writes). Returns the bytes copied.
+ */
+unsigned int ovc_blk_rq_copy(struct request *rq, unsigned int off, void *buf, unsigned int len, int to_rq);
+/*
+ * Ends rq with errno err (negative) if the Rust block::mq abstraction holds exactly one reference to it (its
+ * per-request refcount is 2), exactly as Request::end_ok does for success. Returns 0, or -EBUSY (nothing done).
+ */
+int ovc_blk_rq_end_err(struct request *rq, int err);
+
+/*
+ * Allocates a blk-mq disk over set (a live tag set) with 4 KiB logical and physical blocks, discard support,
+ * capacity sectors (512 B), name (NUL-terminated), queuedata, and fops owned by this module, and adds it.
+ * Returns the disk or NULL (*err is the negative errno).
+ */
+struct gendisk *ovc_blk_disk_add(struct blk_mq_tag_set *set, void *queuedata, unsigned long long sectors,
+				 const char *name, int *err);
+/* del_gendisk + put_disk. */
+void ovc_blk_disk_remove(struct gendisk *disk);
+/* How many openers the whole disk has (swapon, mkswap, a shell's fd). */
+unsigned int ovc_blk_disk_openers(struct gendisk *disk);
+
+/* alloc_workqueue(name, WQ_MEM_RECLAIM | WQ_HIGHPRI | WQ_UNBOUND, 0): it can make progress when memory is short. */
+struct workqueue_struct *ovc_blk_wq_alloc(const char *name);
+void ovc_blk_wq_destroy(struct workqueue_struct *wq);
+/* Waits until every work item queued so far has finished. */
+void ovc_blk_wq_flush(struct workqueue_struct *wq);
+
+/* Takes a module reference that is never put: for a device that must outlive its configuration (still open). */
+void ovc_blk_module_pin(void);
+
+/* Enter/leave a scope in which allocations do no I/O (NOIO) and, if reserves != 0, may use the memalloc reserves. */
+unsigned int ovc_blk_memalloc_enter(int reserves);
+void ovc_blk_memalloc_leave(unsigned int cookie);
+
+/*
+ * Opens path (a regular file or a block device) read-write as a local page store; O_DIRECT when the file supports
+ * it. *size receives its size in bytes, *direct whether O_DIRECT is used. NULL on failure (*err = -errno).
+ */
+struct ovc_blk_store *ovc_blk_store_open(const char *path, unsigned long long *size, int *direct, int *err);
+/* Reads (write == 0) or writes len <= 4096 bytes of buf at byte offset pos. 0 or -errno (short I/O is -EIO). */
+int ovc_blk_store_rw(struct ovc_blk_store *s, void *buf, unsigned int len, unsigned long long pos, int write);
+/* fsync of the store. 0 or -errno. */
+int ovc_blk_store_flush(struct ovc_blk_store *s);
+void ovc_blk_store_close(struct ovc_blk_store *s);
+
+#endif /* OVERCAST_HELPERS_BLK_H */
