@@ -42,10 +42,14 @@ fn write_script(overlay: &Path, name: &str, body: &str) {
 }
 
 fn lab(args: &[&str], json: &Path) -> (bool, serde_json::Value, String) {
+    // Console logs next to the JSON, not in target/lab-logs where `make test` keeps the scenarios' logs.
+    let logs = json.parent().unwrap().join("logs");
     let out = Command::new(env!("CARGO_BIN_EXE_overcast-lab"))
         .args(args)
         .args(["--quiet", "--json"])
         .arg(json)
+        .arg("--log-dir")
+        .arg(&logs)
         .output()
         .expect("running overcast-lab");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
