@@ -57,8 +57,7 @@ fn spawn_reader<R: std::io::Read + Send + 'static>(r: R, tx: mpsc::Sender<Msg>, 
             match br.read_until(b'\n', &mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    let s = String::from_utf8_lossy(&buf).replace('\r', "");
-                    let s = s.trim_end_matches('\n').to_string();
+                    let s = strip_terminal_controls(&String::from_utf8_lossy(&buf));
                     let m = if is_err { Msg::Err(s) } else { Msg::Out(s) };
                     if tx.send(m).is_err() {
                         return;
@@ -70,6 +69,37 @@ fn spawn_reader<R: std::io::Read + Send + 'static>(r: R, tx: mpsc::Sender<Msg>, 
             let _ = tx.send(Msg::Eof);
         }
     });
+}
+
+/// Drops carriage returns and terminal escape sequences (SeaBIOS clears the screen; echoed live, that would
+/// clear the operator's terminal) and the trailing newline.
+pub fn strip_terminal_controls(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.peek() {
+                // CSI: ESC [ parameters... final byte in '@'..='~'
+                Some('[') => {
+                    chars.next();
+                    for d in chars.by_ref() {
+                        if ('@'..='~').contains(&d) {
+                            break;
+                        }
+                    }
+                }
+                // Two-character sequences such as ESC c (reset).
+                Some(_) => {
+                    chars.next();
+                }
+                None => {}
+            },
+            '\r' | '\n' => {}
+            c if c.is_control() && c != '\t' => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn kill(child: &mut Child) {
@@ -208,5 +238,18 @@ pub fn run_host(run: &HostRun) -> Result<HostResult> {
                 spec.accel = Accel::Tcg;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_terminal_controls;
+
+    #[test]
+    fn terminal_controls_are_removed() {
+        assert_eq!(strip_terminal_controls("\u{1b}c\u{1b}[?7l\u{1b}[2J\u{1b}[0mSeaBIOS (version 1.16)\r\n"), "SeaBIOS (version 1.16)");
+        assert_eq!(strip_terminal_controls("    ok 1 a\r\n"), "    ok 1 a");
+        assert_eq!(strip_terminal_controls("tab\there\u{7}"), "tab\there");
+        assert_eq!(strip_terminal_controls("cut \u{1b}["), "cut ");
     }
 }
