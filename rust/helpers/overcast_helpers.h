@@ -21,5 +21,6 @@
 #include "udp.h"
 #include "blk.h"
 #include "sock.h"
+#include "virtio.h"
 
 #endif /* OVERCAST_HELPERS_H */

@@ -20,3 +20,5 @@ pub mod procfs;
 pub mod sock;
 #[cfg(ovc_udp)]
 pub mod udp;
+#[cfg(ovc_virtio)]
+pub mod virtio;

@@ -138,52 +138,287 @@ pub fn plan(caps: &DevCaps, op: Op, sector: u64, segs: u16, len: u64) -> Result<
             (req::DISCARD, true, false)
         }
     };
-    if needs_data && (segs == 0 || len == 0 || (op != Op::Discard && len % 512 != 0)) {
+    if needs_data && (segs == 0 || len == 0 || (op != Op::Discard && !len.is_multiple_of(512))) {
         return Err(ReqError::BadLength);
     }
     let data_segs = if needs_data { segs } else { 0 };
     if u32::from(data_segs) + 2 > u32::from(caps.max_descs) {
         return Err(ReqError::TooManySegments);
     }
-    Ok(Plan { header: Header { type_, sector }, data_segs, data_device_writes: writes })
+    Ok(Plan {
+        header: Header { type_, sector },
+        data_segs,
+        data_device_writes: writes,
+    })
+}
+
+/// Status byte values the device writes (virtio 1.2 §5.2.6).
+pub mod status {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// Device or driver error.
+    pub const IOERR: u8 = 1;
+    /// Request unsupported by the device.
+    pub const UNSUPP: u8 = 2;
+}
+
+/// A request the device did not complete successfully.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusError {
+    /// VIRTIO_BLK_S_IOERR.
+    IoErr,
+    /// VIRTIO_BLK_S_UNSUPP.
+    Unsupported,
+    /// A status byte the specification does not define (0xff: the device wrote none).
+    Unknown(u8),
+}
+
+impl StatusError {
+    /// The errno the request completes with.
+    pub const fn errno(self) -> i32 {
+        match self {
+            Self::IoErr | Self::Unknown(_) => 5, // EIO
+            Self::Unsupported => 95,             // EOPNOTSUPP
+        }
+    }
+}
+
+/// What a completed request's status byte means.
+pub const fn check_status(s: u8) -> Result<(), StatusError> {
+    match s {
+        status::OK => Ok(()),
+        status::IOERR => Err(StatusError::IoErr),
+        status::UNSUPP => Err(StatusError::Unsupported),
+        other => Err(StatusError::Unknown(other)),
+    }
+}
+
+/// Largest scatterlist the driver allocates per request.
+pub const MAX_SEGMENTS: u32 = 256;
+/// Largest tag-set depth the driver asks for.
+pub const MAX_DEPTH: u32 = 128;
+/// Largest request, in 512-byte sectors (1 MiB).
+pub const MAX_HW_SECTORS: u32 = 2048;
+
+/// Queue limits of the disk, from the device's configuration and its ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Logical block size in bytes (512..=4096, a power of two).
+    pub logical_block_size: u32,
+    /// Data segments per request.
+    pub max_segments: u32,
+    /// Bytes per segment (0: the block layer's default).
+    pub max_segment_size: u32,
+    /// Sectors per request.
+    pub max_hw_sectors: u32,
+    /// Requests in flight (tag-set depth).
+    pub depth: u32,
+}
+
+/// Why a device's configuration cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The ring cannot hold even a one-segment request (header, data, status).
+    RingTooSmall(u32),
+    /// blk_size is not a power of two in 512..=4096.
+    BadBlockSize(u32),
+}
+
+impl ConfigError {
+    /// The errno the probe fails with.
+    pub const fn errno(self) -> i32 {
+        22 // EINVAL
+    }
+}
+
+/// The smaller of two limits where 0 means "no limit".
+pub const fn min_nonzero(a: u32, b: u32) -> u32 {
+    match (a, b) {
+        (0, x) | (x, 0) => x,
+        (x, y) if x < y => x,
+        (_, y) => y,
+    }
+}
+
+/// Computes the disk's queue limits. `seg_max`, `size_max`, `blk_size` are the configuration fields (0 when their
+/// feature was not negotiated); `ring` is the virtqueue's size; `indirect` whether indirect descriptors were
+/// negotiated (a request then takes one ring slot, else 2 + its segments).
+pub const fn queue_limits(
+    seg_max: u32,
+    size_max: u32,
+    blk_size: u32,
+    ring: u32,
+    indirect: bool,
+) -> Result<QueueLimits, ConfigError> {
+    if ring < 3 {
+        return Err(ConfigError::RingTooSmall(ring));
+    }
+    let logical_block_size = if blk_size == 0 {
+        512
+    } else if blk_size < 512 || blk_size > 4096 || !blk_size.is_power_of_two() {
+        return Err(ConfigError::BadBlockSize(blk_size));
+    } else {
+        blk_size
+    };
+    // Without SEG_MAX the device promises nothing beyond one segment (as the C driver assumes).
+    let mut max_segments = if seg_max == 0 { 1 } else { seg_max };
+    if max_segments > MAX_SEGMENTS {
+        max_segments = MAX_SEGMENTS;
+    }
+    if !indirect && max_segments > ring - 2 {
+        max_segments = ring - 2;
+    }
+    let depth = if ring < MAX_DEPTH { ring } else { MAX_DEPTH };
+    Ok(QueueLimits {
+        logical_block_size,
+        max_segments,
+        max_segment_size: size_max,
+        max_hw_sectors: MAX_HW_SECTORS,
+        depth,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const CAPS: DevCaps = DevCaps { flush: true, discard: false, read_only: false, max_descs: 8 };
+    const CAPS: DevCaps = DevCaps {
+        flush: true,
+        discard: false,
+        read_only: false,
+        max_descs: 8,
+    };
 
     #[test]
     fn read_chain_has_header_data_status() {
         let p = plan(&CAPS, Op::Read, 8, 3, 3 * 4096).unwrap();
         assert_eq!(p.descs(), 5);
         assert!(p.data_device_writes);
-        assert_eq!(p.header.encode(), [0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            p.header.encode(),
+            [0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0]
+        );
     }
 
     #[test]
     fn write_header_encodes_type_and_sector() {
         let p = plan(&CAPS, Op::Write, 0x0102_0304_0506_0708, 1, 512).unwrap();
-        assert_eq!(p.header.encode(), [1, 0, 0, 0, 0, 0, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1]);
+        assert_eq!(
+            p.header.encode(),
+            [1, 0, 0, 0, 0, 0, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1]
+        );
         assert!(!p.data_device_writes);
     }
 
     #[test]
     fn flush_has_no_data() {
         assert_eq!(plan(&CAPS, Op::Flush, 0, 4, 0).unwrap().descs(), 2);
-        let no_flush = DevCaps { flush: false, ..CAPS };
-        assert_eq!(plan(&no_flush, Op::Flush, 0, 0, 0), Err(ReqError::Unsupported));
+        let no_flush = DevCaps {
+            flush: false,
+            ..CAPS
+        };
+        assert_eq!(
+            plan(&no_flush, Op::Flush, 0, 0, 0),
+            Err(ReqError::Unsupported)
+        );
+    }
+
+    #[test]
+    fn status_bytes_map_to_errnos() {
+        assert_eq!(check_status(status::OK), Ok(()));
+        assert_eq!(
+            check_status(status::IOERR).map_err(StatusError::errno),
+            Err(5)
+        );
+        assert_eq!(
+            check_status(status::UNSUPP).map_err(StatusError::errno),
+            Err(95)
+        );
+        assert_eq!(check_status(0xff), Err(StatusError::Unknown(0xff)));
+        for s in 3..=255u8 {
+            assert_eq!(check_status(s).map_err(StatusError::errno), Err(5));
+        }
+    }
+
+    #[test]
+    fn min_nonzero_treats_zero_as_unlimited() {
+        assert_eq!(min_nonzero(0, 0), 0);
+        assert_eq!(min_nonzero(0, 262_144), 262_144);
+        assert_eq!(min_nonzero(65_536, 0), 65_536);
+        assert_eq!(min_nonzero(65_536, 262_144), 65_536);
+        assert_eq!(min_nonzero(1_048_576, 262_144), 262_144);
+    }
+
+    #[test]
+    fn queue_limits_follow_config_and_ring() {
+        // QEMU's defaults: seg_max 254, 256-entry ring, indirect descriptors.
+        let l = queue_limits(254, 0, 512, 256, true).unwrap();
+        assert_eq!(
+            (
+                l.logical_block_size,
+                l.max_segments,
+                l.max_segment_size,
+                l.depth
+            ),
+            (512, 254, 0, MAX_DEPTH)
+        );
+        assert_eq!(l.max_hw_sectors, MAX_HW_SECTORS);
+        // Without indirect descriptors a request's chain must fit the ring.
+        assert_eq!(
+            queue_limits(254, 0, 0, 64, false).map(|l| (l.max_segments, l.depth)),
+            Ok((62, 64))
+        );
+        // No SEG_MAX: one segment; huge seg_max is capped; size_max is passed through.
+        assert_eq!(
+            queue_limits(0, 0, 0, 256, true).map(|l| l.max_segments),
+            Ok(1)
+        );
+        assert_eq!(
+            queue_limits(100_000, 65536, 4096, 256, true).map(|l| (
+                l.max_segments,
+                l.max_segment_size,
+                l.logical_block_size
+            )),
+            Ok((MAX_SEGMENTS, 65536, 4096))
+        );
+        assert_eq!(
+            queue_limits(8, 0, 0, 2, true),
+            Err(ConfigError::RingTooSmall(2))
+        );
+        assert_eq!(
+            queue_limits(8, 0, 1000, 256, true),
+            Err(ConfigError::BadBlockSize(1000))
+        );
+        assert_eq!(
+            queue_limits(8, 0, 8192, 256, true),
+            Err(ConfigError::BadBlockSize(8192))
+        );
+        assert_eq!(
+            queue_limits(8, 0, 256, 256, true),
+            Err(ConfigError::BadBlockSize(256))
+        );
     }
 
     #[test]
     fn limits_are_enforced() {
-        assert_eq!(plan(&CAPS, Op::Read, 0, 7, 7 * 512), Err(ReqError::TooManySegments));
-        assert_eq!(plan(&CAPS, Op::Read, 0, 6, 6 * 512).map(|p| p.descs()), Ok(8));
+        assert_eq!(
+            plan(&CAPS, Op::Read, 0, 7, 7 * 512),
+            Err(ReqError::TooManySegments)
+        );
+        assert_eq!(
+            plan(&CAPS, Op::Read, 0, 6, 6 * 512).map(|p| p.descs()),
+            Ok(8)
+        );
         assert_eq!(plan(&CAPS, Op::Read, 0, 1, 100), Err(ReqError::BadLength));
         assert_eq!(plan(&CAPS, Op::Write, 0, 0, 0), Err(ReqError::BadLength));
-        let ro = DevCaps { read_only: true, ..CAPS };
+        let ro = DevCaps {
+            read_only: true,
+            ..CAPS
+        };
         assert_eq!(plan(&ro, Op::Write, 0, 1, 512), Err(ReqError::ReadOnly));
-        assert_eq!(plan(&CAPS, Op::Discard, 0, 1, 16), Err(ReqError::Unsupported));
+        assert_eq!(
+            plan(&CAPS, Op::Discard, 0, 1, 16),
+            Err(ReqError::Unsupported)
+        );
     }
 }

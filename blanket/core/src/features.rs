@@ -119,14 +119,54 @@ pub const fn supported(kind: DeviceKind) -> Features {
     use bit::*;
     match kind {
         DeviceKind::Net => Features::of(&[
-            NET_CSUM, NET_GUEST_CSUM, NET_MTU, NET_MAC, NET_GUEST_TSO4, NET_HOST_TSO4, NET_MRG_RXBUF, NET_STATUS,
-            NET_CTRL_VQ, NET_MQ, RING_EVENT_IDX, VERSION_1, ACCESS_PLATFORM,
+            NET_CSUM,
+            NET_GUEST_CSUM,
+            NET_MTU,
+            NET_MAC,
+            NET_GUEST_TSO4,
+            NET_HOST_TSO4,
+            NET_MRG_RXBUF,
+            NET_STATUS,
+            NET_CTRL_VQ,
+            NET_MQ,
+            RING_EVENT_IDX,
+            VERSION_1,
+            ACCESS_PLATFORM,
         ]),
+        // What blanket_blk implements today: one request queue, no discard (MQ and DISCARD join when they do).
         DeviceKind::Blk => Features::of(&[
-            BLK_SIZE_MAX, BLK_SEG_MAX, BLK_RO, BLK_BLK_SIZE, BLK_FLUSH, BLK_MQ, BLK_DISCARD, RING_EVENT_IDX,
-            VERSION_1, ACCESS_PLATFORM,
+            BLK_SIZE_MAX,
+            BLK_SEG_MAX,
+            BLK_RO,
+            BLK_BLK_SIZE,
+            BLK_FLUSH,
+            RING_INDIRECT_DESC,
+            RING_EVENT_IDX,
+            VERSION_1,
+            ACCESS_PLATFORM,
         ]),
     }
+}
+
+/// First transport feature bit (virtio 1.2 §6): bits below it are device-specific.
+pub const TRANSPORT_FIRST: u32 = 24;
+
+/// The device-specific bits of [`supported`] (those below [`TRANSPORT_FIRST`]), ascending, for the virtio core's
+/// driver feature table: the first `n` entries of the array, `n` returned alongside. The core adds the transport
+/// bits (VERSION_1, ACCESS_PLATFORM, ring features) the device offers by itself.
+pub const fn device_table(kind: DeviceKind) -> ([u32; 24], usize) {
+    let sup = supported(kind);
+    let mut out = [0u32; 24];
+    let mut n = 0;
+    let mut b = 0;
+    while b < TRANSPORT_FIRST {
+        if sup.has(b) && n < out.len() {
+            out[n] = b;
+            n += 1;
+        }
+        b += 1;
+    }
+    (out, n)
 }
 
 /// The features to accept from a device offering `offered`, or why it cannot be driven.
@@ -150,7 +190,10 @@ mod tests {
 
     #[test]
     fn legacy_device_is_refused() {
-        assert_eq!(negotiate(DeviceKind::Blk, Features::of(&[bit::BLK_FLUSH])), Err(NegotiationError::Legacy));
+        assert_eq!(
+            negotiate(DeviceKind::Blk, Features::of(&[bit::BLK_FLUSH])),
+            Err(NegotiationError::Legacy)
+        );
     }
 
     #[test]
@@ -176,6 +219,39 @@ mod tests {
         assert!(!negotiate(DeviceKind::Net, off).unwrap().has(bit::NET_MQ));
         let off = Features::of(&[bit::VERSION_1, bit::NET_MQ, bit::NET_CTRL_VQ]);
         assert!(negotiate(DeviceKind::Net, off).unwrap().has(bit::NET_MQ));
+    }
+
+    #[test]
+    fn device_table_lists_device_bits_only() {
+        let (t, n) = device_table(DeviceKind::Blk);
+        assert_eq!(
+            &t[..n],
+            &[
+                bit::BLK_SIZE_MAX,
+                bit::BLK_SEG_MAX,
+                bit::BLK_RO,
+                bit::BLK_BLK_SIZE,
+                bit::BLK_FLUSH
+            ]
+        );
+        let (t, n) = device_table(DeviceKind::Net);
+        assert!(t[..n]
+            .iter()
+            .all(|&b| b < TRANSPORT_FIRST && supported(DeviceKind::Net).has(b)));
+        assert!(t[..n].contains(&bit::NET_MQ));
+    }
+
+    #[test]
+    fn blk_accepts_indirect_but_not_unimplemented_mq_or_discard() {
+        let off = Features::of(&[
+            bit::VERSION_1,
+            bit::RING_INDIRECT_DESC,
+            bit::BLK_MQ,
+            bit::BLK_DISCARD,
+        ]);
+        let acc = negotiate(DeviceKind::Blk, off).unwrap();
+        assert!(acc.has(bit::RING_INDIRECT_DESC));
+        assert!(!acc.has(bit::BLK_MQ) && !acc.has(bit::BLK_DISCARD));
     }
 
     #[test]

@@ -4,5 +4,5 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-pub mod features;
 pub mod blkreq;
+pub mod features;

@@ -1,0 +1,3 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The rust/helpers groups blanket.ko uses, compiled into this module (see Documentation/build.md). */
+#include "../rust/helpers/virtio.c"

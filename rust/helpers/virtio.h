@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * virtio helpers (virtio.c): a virtio driver whose validate/probe/remove are Rust callbacks, and the mechanics of a
+ * virtio-blk request queue (one virtqueue, per-tag header/status/scatterlist slots, DMA through the virtio core's
+ * DMA API path) and its blk-mq disk. The decisions (which features, which limits, which request header, what a
+ * status means) are the Rust driver's. Part of overcast_helpers.h.
+ */
+#ifndef OVERCAST_HELPERS_VIRTIO_H
+#define OVERCAST_HELPERS_VIRTIO_H
+
+struct virtio_device;
+struct request;
+struct gendisk;
+struct blk_mq_tag_set;
+struct ovc_virtio_driver;
+struct ovc_vblk_queue;
+
+/*
+ * Callbacks of one virtio driver, implemented in Rust; ctx is the pointer given at registration.
+ * validate: offered = the device's feature bits 0..63; *accept holds on entry the bits the virtio core accepted
+ *           (driver table & device, plus transport bits) and on return the bits to keep (bits can only be
+ *           dropped). 0 or a negative errno (the device is then not bound).
+ * probe:    returns the driver's data for vdev, or NULL with *err set to a negative errno.
+ * remove:   vdev is going away (unbind, rmmod, hot-unplug); release drvdata. The device must be reset by then.
+ */
+struct ovc_virtio_driver_ops {
+	int (*validate)(const void *ctx, struct virtio_device *vdev, unsigned long long offered,
+			unsigned long long *accept);
+	void *(*probe)(const void *ctx, struct virtio_device *vdev, int *err);
+	void (*remove)(const void *ctx, struct virtio_device *vdev, void *drvdata);
+};
+
+/*
+ * Registers a virtio driver name for virtio device id device_id whose feature table is features[0..nfeatures)
+ * (device-specific bits; the virtio core adds the transport bits the device offers). NULL with *err on failure.
+ */
+struct ovc_virtio_driver *ovc_virtio_driver_register(const char *name, unsigned int device_id,
+						     const unsigned int *features, unsigned int nfeatures,
+						     const struct ovc_virtio_driver_ops *ops, const void *ctx,
+						     int *err);
+/* Unregisters (removing every bound device first) and frees. */
+void ovc_virtio_driver_unregister(struct ovc_virtio_driver *drv);
+
+/* Whether feature bit is negotiated. */
+int ovc_virtio_has_feature(struct virtio_device *vdev, unsigned int bit);
+/* The device's name on the virtio bus ("virtio3"). */
+const char *ovc_virtio_dev_name(struct virtio_device *vdev);
+
+/* virtio-blk configuration fields (virtio 1.2 §5.2.4); a field whose feature was not negotiated reads as 0. */
+struct ovc_vblk_config {
+	unsigned long long capacity; /* 512-byte sectors */
+	unsigned int size_max;       /* VIRTIO_BLK_F_SIZE_MAX */
+	unsigned int seg_max;        /* VIRTIO_BLK_F_SEG_MAX */
+	unsigned int blk_size;       /* VIRTIO_BLK_F_BLK_SIZE */
+	unsigned int max_dma;        /* largest single DMA mapping (virtio_max_dma_size: swiotlb's under Xen) */
+};
+void ovc_vblk_read_config(struct virtio_device *vdev, struct ovc_vblk_config *cfg);
+
+/*
+ * Called (in interrupt context, under the queue's lock) for every request the device has finished, with the
+ * status byte the device wrote (0xff if it wrote none). The callee ends the request.
+ */
+typedef void (*ovc_vblk_done_fn)(struct request *rq, unsigned char status);
+
+/*
+ * Finds vdev's request virtqueue (the first) and allocates, per ring slot, a DMA-able 16-byte header + status byte
+ * and a scatterlist of max_segs entries. done is called for completions. NULL with *err on failure.
+ * Only one queue per device (the probe owns vdev's driver data).
+ */
+struct ovc_vblk_queue *ovc_vblk_queue_new(struct virtio_device *vdev, unsigned int max_segs, ovc_vblk_done_fn done,
+					  int *err);
+/* Number of descriptors of the ring. */
+unsigned int ovc_vblk_queue_ring_size(struct ovc_vblk_queue *q);
+/* Sets DRIVER_OK: the device may now use the queue. */
+void ovc_vblk_queue_ready(struct ovc_vblk_queue *q);
+/*
+ * Maps rq's data into rq's slot (by tag). Returns the number of data segments (0 for a request without data), or
+ * -EINVAL (tag beyond the ring) / -E2BIG (more segments than max_segs).
+ */
+int ovc_vblk_map(struct ovc_vblk_queue *q, struct request *rq);
+/*
+ * Adds rq to the ring as header (hdr, 16 bytes, copied into the slot), nsegs data segments mapped by ovc_vblk_map
+ * (device-writable if data_in), status; then notifies the device. 0, -ENOSPC (ring full: retry later) or -errno.
+ */
+int ovc_vblk_add(struct ovc_vblk_queue *q, struct request *rq, const unsigned char *hdr, unsigned int nsegs,
+		 int data_in);
+/*
+ * Resets the device (no more interrupts, DMA or completions), deletes the virtqueue and frees the slots. Requests
+ * still in the ring are not completed: call after the disk is gone.
+ */
+void ovc_vblk_queue_free(struct ovc_vblk_queue *q);
+
+/* Operation of a request, as reported by ovc_vblk_rq_info(). */
+#define OVC_VBLK_OP_READ 0
+#define OVC_VBLK_OP_WRITE 1
+#define OVC_VBLK_OP_FLUSH 2
+#define OVC_VBLK_OP_OTHER 3
+/* op (OVC_VBLK_OP_*), first sector (512 B) and length in bytes of rq. */
+void ovc_vblk_rq_info(struct request *rq, unsigned int *op, unsigned long long *sector, unsigned int *bytes);
+
+/* Ends rq with a negative errno, or 0 for success. */
+void ovc_vblk_end(struct request *rq, int err);
+
+/* Queue limits of a disk, chosen by the driver. */
+struct ovc_vblk_limits {
+	unsigned int logical_block_size;
+	unsigned int max_segments;
+	unsigned int max_segment_size; /* 0: block layer default */
+	unsigned int max_hw_sectors;
+	int write_cache;               /* device has a volatile cache: the block layer sends flushes */
+	int read_only;
+};
+/*
+ * Allocates a blk-mq disk over set (a live tag set), named name, with capacity sectors (512 B) and lim, as a child
+ * of vdev, and adds it. NULL with *err on failure.
+ */
+struct gendisk *ovc_vblk_disk_add(struct virtio_device *vdev, struct blk_mq_tag_set *set, void *queuedata,
+				  unsigned long long sectors, const struct ovc_vblk_limits *lim, const char *name,
+				  int *err);
+/* del_gendisk (waits for the requests in flight) + put_disk. */
+void ovc_vblk_disk_remove(struct gendisk *disk);
+
+#endif /* OVERCAST_HELPERS_VIRTIO_H */

@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! virtio drivers in Rust, over the C helpers of rust/helpers/virtio.c:
+//!
+//! * [`Registration`]: a virtio driver for one device id whose feature validation, probe and remove are a
+//!   [`Driver`]'s methods;
+//! * [`BlkQueue`]: the request virtqueue of a virtio-blk device — map a blk-mq request's data, add it with a header
+//!   and a status byte, get [`InFlight`] completions back (in interrupt context) and end them;
+//! * [`BlkDisk`]: the blk-mq disk over a kernel-crate [`TagSet`], with the queue limits the driver chose.
+//!
+//! All device addresses come from the virtio core's DMA API path (`virtqueue_add_sgs`), which in a Xen PV Dom0 is
+//! swiotlb-xen: the pseudo-physical to machine translation of dissertation §4.2.2.
+
+// Each module compiles the whole rust/overcast tree but uses only some of it.
+#![allow(dead_code, unreachable_pub)]
+
+use super::bindings;
+use core::ffi::c_void;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+use kernel::block::mq::{Operations, Request, TagSet};
+use kernel::prelude::*;
+use kernel::sync::aref::ARef;
+use kernel::sync::Arc;
+use kernel::types::ForeignOwnable;
+
+/// virtio device id of a block device.
+pub const ID_BLOCK: u32 = 2;
+
+/// A bound virtio device, as handed to a [`Driver`]'s callbacks (valid for the duration of the call).
+pub struct Device(NonNull<bindings::virtio_device>);
+
+impl Device {
+    /// Whether feature `bit` was negotiated.
+    pub fn has_feature(&self, bit: u32) -> bool {
+        // SAFETY: `self.0` is a bound device (type invariant: only built inside the driver callbacks).
+        unsafe { bindings::ovc_virtio_has_feature(self.0.as_ptr(), bit) != 0 }
+    }
+
+    /// The device's name on the virtio bus (`virtio3`).
+    pub fn name(&self) -> &CStr {
+        // SAFETY: as above; `dev_name` is a NUL-terminated string that lives as long as the device.
+        unsafe { CStr::from_char_ptr(bindings::ovc_virtio_dev_name(self.0.as_ptr())) }
+    }
+
+    /// The virtio-blk configuration space (fields of features not negotiated read as 0).
+    pub fn blk_config(&self) -> bindings::ovc_vblk_config {
+        let mut c = bindings::ovc_vblk_config { capacity: 0, size_max: 0, seg_max: 0, blk_size: 0, max_dma: 0 };
+        // SAFETY: as above; `c` is a valid out-pointer.
+        unsafe { bindings::ovc_vblk_read_config(self.0.as_ptr(), &mut c) };
+        c
+    }
+}
+
+/// A virtio driver.
+pub trait Driver: Sync + Send + Sized + 'static {
+    /// Per-device data, from probe to remove.
+    type Data: Send;
+    /// Given the device's `offered` feature bits and the bits the virtio core `accepted`, returns the bits to keep
+    /// (a subset of `accepted`), or an error that refuses the device.
+    fn validate(&self, dev: &Device, offered: u64, accepted: u64) -> Result<u64>;
+    /// Binds the device.
+    fn probe(&self, dev: &Device) -> Result<KBox<Self::Data>>;
+    /// Unbinds the device: `data` is dropped after this returns; the device must be reset by then.
+    fn remove(&self, dev: &Device, data: KBox<Self::Data>);
+}
+
+/// A registered virtio driver; unregistered (unbinding every device) when dropped.
+pub struct Registration<T: Driver> {
+    drv: NonNull<bindings::ovc_virtio_driver>,
+    ctx: *mut T,
+}
+
+// SAFETY: the registration is only unregistered (from `drop`); `T` is `Send + Sync`.
+unsafe impl<T: Driver> Send for Registration<T> {}
+// SAFETY: `&Registration` gives no access to anything.
+unsafe impl<T: Driver> Sync for Registration<T> {}
+
+impl<T: Driver> Registration<T> {
+    const OPS: bindings::ovc_virtio_driver_ops = bindings::ovc_virtio_driver_ops {
+        validate: Some(Self::validate_cb),
+        probe: Some(Self::probe_cb),
+        remove: Some(Self::remove_cb),
+    };
+
+    /// Registers `driver` as virtio driver `name` for devices of `device_id` with device-specific `features`.
+    pub fn new(name: &CStr, device_id: u32, features: &[u32], driver: KBox<T>) -> Result<Self> {
+        let ctx = KBox::into_raw(driver);
+        let n = u32::try_from(features.len()).map_err(|_| EINVAL)?;
+        let mut err: kernel::ffi::c_int = 0;
+        // SAFETY: `name` is NUL-terminated (copied); `features` is valid for `n` entries (copied); `OPS` is static;
+        // `ctx` stays valid until after unregistration in `drop`.
+        let drv = unsafe {
+            bindings::ovc_virtio_driver_register(
+                name.as_char_ptr(),
+                device_id,
+                features.as_ptr(),
+                n,
+                &Self::OPS,
+                ctx.cast::<c_void>().cast_const(),
+                &mut err,
+            )
+        };
+        match NonNull::new(drv) {
+            Some(drv) => Ok(Self { drv, ctx }),
+            None => {
+                // SAFETY: `ctx` came from `into_raw` above and nothing else refers to it.
+                drop(unsafe { KBox::from_raw(ctx) });
+                Err(if err < 0 { Error::from_errno(err) } else { ENOMEM })
+            }
+        }
+    }
+
+    /// # Safety
+    /// `ctx` is the `T` of a live registration; `vdev` is a device being bound to it.
+    unsafe fn parts<'a>(ctx: *const c_void, vdev: *mut bindings::virtio_device) -> Option<(&'a T, Device)> {
+        // SAFETY: by the function's contract.
+        let t = unsafe { ctx.cast::<T>().as_ref() }?;
+        Some((t, Device(NonNull::new(vdev)?)))
+    }
+
+    unsafe extern "C" fn validate_cb(
+        ctx: *const c_void,
+        vdev: *mut bindings::virtio_device,
+        offered: u64,
+        accept: *mut u64,
+    ) -> kernel::ffi::c_int {
+        // SAFETY: the C helper calls us with our registration's ctx and the device being validated.
+        let Some((t, dev)) = (unsafe { Self::parts(ctx, vdev) }) else { return EINVAL.to_errno() };
+        // SAFETY: `accept` is a valid in/out pointer for this call.
+        let Some(acc) = (unsafe { accept.as_mut() }) else { return EINVAL.to_errno() };
+        match t.validate(&dev, offered, *acc) {
+            Ok(keep) => {
+                *acc &= keep;
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    unsafe extern "C" fn probe_cb(
+        ctx: *const c_void,
+        vdev: *mut bindings::virtio_device,
+        err: *mut kernel::ffi::c_int,
+    ) -> *mut c_void {
+        // SAFETY: as in `validate_cb`.
+        let Some((t, dev)) = (unsafe { Self::parts(ctx, vdev) }) else { return core::ptr::null_mut() };
+        match t.probe(&dev) {
+            Ok(data) => KBox::into_raw(data).cast::<c_void>(),
+            Err(e) => {
+                // SAFETY: `err` is a valid out-pointer for this call.
+                if let Some(err) = unsafe { err.as_mut() } {
+                    *err = e.to_errno();
+                }
+                core::ptr::null_mut()
+            }
+        }
+    }
+
+    unsafe extern "C" fn remove_cb(ctx: *const c_void, vdev: *mut bindings::virtio_device, data: *mut c_void) {
+        // SAFETY: as in `validate_cb`.
+        let Some((t, dev)) = (unsafe { Self::parts(ctx, vdev) }) else { return };
+        if data.is_null() {
+            return;
+        }
+        // SAFETY: `data` is what `probe_cb` returned for this device (from `KBox::into_raw`), handed back once.
+        let data = unsafe { KBox::from_raw(data.cast::<T::Data>()) };
+        t.remove(&dev, data);
+    }
+}
+
+impl<T: Driver> Drop for Registration<T> {
+    fn drop(&mut self) {
+        // SAFETY: registered in `new`, unregistered once; this removes every bound device, so no callback uses
+        // `ctx` afterwards.
+        unsafe { bindings::ovc_virtio_driver_unregister(self.drv.as_ptr()) };
+        // SAFETY: `ctx` came from `KBox::into_raw` in `new`; no callback can run any more.
+        drop(unsafe { KBox::from_raw(self.ctx) });
+    }
+}
+
+fn raw_rq<T: Operations>(rq: &Request<T>) -> *mut bindings::request {
+    // `Request<T>` is `#[repr(transparent)]` over the C `struct request`.
+    core::ptr::from_ref(rq).cast_mut().cast::<bindings::request>()
+}
+
+/// Operation of a block request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlkOp {
+    /// Read into the request's pages.
+    Read,
+    /// Write from the request's pages.
+    Write,
+    /// Flush the device's volatile cache.
+    Flush,
+    /// Anything else (discard, write-zeroes, ...): not driven.
+    Other,
+}
+
+/// Operation, first sector (512 B) and length in bytes of `rq`.
+pub fn rq_info<T: Operations>(rq: &Request<T>) -> (BlkOp, u64, u32) {
+    let (mut op, mut sector, mut bytes) = (0u32, 0u64, 0u32);
+    // SAFETY: `rq` is a live request we own; the out-pointers are valid.
+    unsafe { bindings::ovc_vblk_rq_info(raw_rq(rq), &mut op, &mut sector, &mut bytes) };
+    let op = match op {
+        bindings::OVC_VBLK_OP_READ => BlkOp::Read,
+        bindings::OVC_VBLK_OP_WRITE => BlkOp::Write,
+        bindings::OVC_VBLK_OP_FLUSH => BlkOp::Flush,
+        _ => BlkOp::Other,
+    };
+    (op, sector, bytes)
+}
+
+/// Receives a virtio-blk queue's completions.
+pub trait BlkCompletion<T: Operations> {
+    /// `rq` finished with device `status` (0xff: none written). Called in interrupt context; must end `rq`.
+    fn done(rq: InFlight<T>, status: u8);
+}
+
+/// A request the device has finished; the driver must [`end`](InFlight::end) it.
+pub struct InFlight<T: Operations> {
+    rq: NonNull<bindings::request>,
+    _t: PhantomData<T>,
+}
+
+impl<T: Operations> InFlight<T> {
+    /// Ends the request: `Ok` completes it, `Err(e)` fails it with `e`.
+    pub fn end(self, res: Result) {
+        let err = match res {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        };
+        // SAFETY: the device gave the request back; we hold the reference `BlkQueue::add` took over from the block
+        // layer (its `ARef` was turned into this handle), so ending it here is ours to do, once.
+        unsafe { bindings::ovc_vblk_end(self.rq.as_ptr(), err) };
+    }
+}
+
+/// The request virtqueue of a virtio-blk device. Dropping it resets the device and deletes the queue: only after
+/// the disk over it is gone.
+pub struct BlkQueue<T: Operations> {
+    q: NonNull<bindings::ovc_vblk_queue>,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: the C queue serialises ring access with its own spinlock; the handle is just a pointer.
+unsafe impl<T: Operations> Send for BlkQueue<T> {}
+// SAFETY: as above.
+unsafe impl<T: Operations> Sync for BlkQueue<T> {}
+
+impl<T: Operations> BlkQueue<T> {
+    unsafe extern "C" fn done_cb<C: BlkCompletion<T>>(rq: *mut bindings::request, status: u8) {
+        if let Some(rq) = NonNull::new(rq) {
+            C::done(InFlight { rq, _t: PhantomData }, status);
+        }
+    }
+
+    /// Sets up the queue of `dev` with scatterlists of `max_segs` entries; completions go to `C`.
+    pub fn new<C: BlkCompletion<T>>(dev: &Device, max_segs: u32) -> Result<Self> {
+        let mut err: kernel::ffi::c_int = 0;
+        // SAFETY: `dev` is being probed (its driver data is ours); `done_cb` is a valid callback for the queue's life.
+        let q = unsafe { bindings::ovc_vblk_queue_new(dev.0.as_ptr(), max_segs, Some(Self::done_cb::<C>), &mut err) };
+        NonNull::new(q).map(|q| Self { q, _t: PhantomData }).ok_or(if err < 0 { Error::from_errno(err) } else { ENOMEM })
+    }
+
+    /// Descriptors in the ring.
+    pub fn ring_size(&self) -> u32 {
+        // SAFETY: `q` is live until `drop`.
+        unsafe { bindings::ovc_vblk_queue_ring_size(self.q.as_ptr()) }
+    }
+
+    /// Lets the device run (DRIVER_OK).
+    pub fn ready(&self) {
+        // SAFETY: `q` is live until `drop`.
+        unsafe { bindings::ovc_vblk_queue_ready(self.q.as_ptr()) };
+    }
+
+    /// Maps `rq`'s data; returns its number of data segments.
+    pub fn map(&self, rq: &Request<T>) -> Result<u32> {
+        // SAFETY: `q` is live; `rq` is a started request we own (its tag is reserved for it).
+        let n = unsafe { bindings::ovc_vblk_map(self.q.as_ptr(), raw_rq(rq)) };
+        u32::try_from(n).map_err(|_| Error::from_errno(n))
+    }
+
+    /// Adds `rq` (mapped by [`map`](Self::map) into `nsegs` segments) behind header `hdr`. On success the device
+    /// owns the request until it comes back as [`InFlight`]; on failure it is handed back with the error.
+    pub fn add(
+        &self,
+        rq: ARef<Request<T>>,
+        hdr: &[u8; 16],
+        nsegs: u32,
+        data_in: bool,
+    ) -> Result<(), (Error, ARef<Request<T>>)> {
+        // SAFETY: `q` is live; `rq` is owned by us and mapped; `hdr` is 16 readable bytes (copied).
+        let ret = unsafe {
+            bindings::ovc_vblk_add(self.q.as_ptr(), raw_rq(&rq), hdr.as_ptr(), nsegs, i32::from(data_in))
+        };
+        if ret == 0 {
+            // The device holds the request now: keep its reference alive until `InFlight::end`.
+            let _ = ARef::into_raw(rq);
+            Ok(())
+        } else {
+            Err((Error::from_errno(ret), rq))
+        }
+    }
+}
+
+impl<T: Operations> Drop for BlkQueue<T> {
+    fn drop(&mut self) {
+        // SAFETY: created in `new`, freed once; the owner drops it only after the disk (and so every request) is
+        // gone.
+        unsafe { bindings::ovc_vblk_queue_free(self.q.as_ptr()) };
+    }
+}
+
+/// Queue limits of a [`BlkDisk`].
+pub type BlkLimits = bindings::ovc_vblk_limits;
+
+/// A blk-mq disk of a virtio device, added on creation and removed (after its requests finish) when dropped.
+pub struct BlkDisk<T: Operations> {
+    disk: NonNull<bindings::gendisk>,
+    data: *mut c_void,
+    _tagset: Arc<TagSet<T>>,
+}
+
+// SAFETY: the disk is driven through thread-safe block-layer calls; `data` is a `QueueData` (which is `Sync`)
+// released once in `drop`.
+unsafe impl<T: Operations> Send for BlkDisk<T> where T::QueueData: Send {}
+// SAFETY: `&BlkDisk` gives access to nothing.
+unsafe impl<T: Operations> Sync for BlkDisk<T> where T::QueueData: Send {}
+
+impl<T: Operations> BlkDisk<T> {
+    /// Creates and adds disk `name` of `sectors` × 512 bytes with `lim`, as a child of `dev`.
+    pub fn new(
+        dev: &Device,
+        name: &CStr,
+        sectors: u64,
+        lim: &BlkLimits,
+        tagset: Arc<TagSet<T>>,
+        queue_data: T::QueueData,
+    ) -> Result<Self> {
+        let data = queue_data.into_foreign();
+        // `TagSet<T>` is `#[repr(transparent)]` over the C `struct blk_mq_tag_set`.
+        let set = Arc::as_ptr(&tagset).cast::<bindings::blk_mq_tag_set>().cast_mut();
+        let mut err: kernel::ffi::c_int = 0;
+        // SAFETY: `dev` is being probed; `set` is a live tag set kept alive by `tagset` (dropped after the disk);
+        // `data` is the queue data the Operations callbacks borrow, released only after the disk is removed; `name`
+        // is NUL-terminated; `lim` is read during the call.
+        let disk =
+            unsafe { bindings::ovc_vblk_disk_add(dev.0.as_ptr(), set, data, sectors, lim, name.as_char_ptr(), &mut err) };
+        match NonNull::new(disk) {
+            Some(disk) => Ok(Self { disk, data, _tagset: tagset }),
+            None => {
+                // SAFETY: `data` came from `into_foreign` above and no disk uses it.
+                drop(unsafe { T::QueueData::from_foreign(data) });
+                Err(if err < 0 { Error::from_errno(err) } else { ENOMEM })
+            }
+        }
+    }
+}
+
+impl<T: Operations> Drop for BlkDisk<T> {
+    fn drop(&mut self) {
+        // SAFETY: added in `new`, removed once; `del_gendisk` waits for every request in flight, so no callback
+        // borrows `data` afterwards.
+        unsafe { bindings::ovc_vblk_disk_remove(self.disk.as_ptr()) };
+        // SAFETY: `data` came from `into_foreign` in `new` and is converted back exactly once, here.
+        drop(unsafe { T::QueueData::from_foreign(self.data) });
+    }
+}

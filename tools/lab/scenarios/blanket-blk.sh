@@ -1,0 +1,99 @@
+#!/bin/sh
+# blanket_blk (blanket.ko) drives a provider virtio-blk disk: the run attaches one extra virtio-blk disk (a 64 MiB
+# raw image, --qemu-arg); the C virtio_blk driver has it at boot and keeps it when blanket.ko loads. The scenario
+# hands it to blanket_blk through sysfs, checks data written by either driver reads back through the other, that
+# flushes reach the device, fio's verification under concurrency, unbind/rebind, rmmod refused while the disk is
+# open and clean while idle, and finally gives the disk back to virtio_blk.
+. /overcast/tests/lib.sh
+M=/overcast/modules
+C=/sys/bus/virtio/drivers/virtio_blk
+B=/sys/bus/virtio/drivers/blanket_blk
+
+# The virtio device of the extra disk: the lab's root is an initramfs, so it is the only virtio-blk (id 2) device.
+V=
+for d in /sys/bus/virtio/devices/*; do
+  [ "$(cat "$d/device" 2>/dev/null)" = 0x0002 ] && V=$(basename "$d")
+done
+check has-virtio-blk-device test -n "$V"
+# The block device a driver made for $V (vda from virtio_blk, bvd<N> from blanket_blk).
+blkdev() { ls /sys/bus/virtio/devices/$V/block 2>/dev/null | head -1; }
+
+check insmod-blanket insmod $M/blanket.ko
+check driver-registered test -d $B
+check c-driver-keeps-device sh -c "[ \"\$(basename \"\$(readlink /sys/bus/virtio/devices/$V/driver)\")\" = virtio_blk ]"
+CDEV=$(blkdev)
+check c-driver-has-disk test -b "/dev/$CDEV"
+
+# Data written through the C driver (8 MiB at 0), to be read back through ours.
+dd if=/dev/urandom of=/tmp/pat1 bs=1M count=8 2>/dev/null
+dd if=/dev/urandom of=/tmp/pat2 bs=1M count=8 2>/dev/null
+check c-driver-write dd if=/tmp/pat1 of=/dev/$CDEV bs=1M conv=fsync
+
+# --- hand the device to blanket_blk -------------------------------------------------------------------------------
+check unbind-c-driver sh -c "echo $V > $C/unbind"
+check c-disk-gone sh -c "! test -e /sys/block/$CDEV"
+check bind-blanket sh -c "echo $V > $B/bind"
+check bound-to-blanket sh -c "[ \"\$(basename \"\$(readlink /sys/bus/virtio/devices/$V/driver)\")\" = blanket_blk ]"
+D=$(blkdev)
+echo "blanket disk: $D (virtio device $V)"
+check disk-name-bvd0 test "$D" = bvd0
+check disk-node test -b /dev/bvd0
+# Without the disk the rest would only write files into /dev: stop here.
+if ! test -b /dev/bvd0; then check_no_oops; exit $OVC_FAILS; fi
+check disk-size-64MiB test "$(cat /sys/block/bvd0/size)" = 131072
+check disk-write-cache sh -c 'grep -q "write back" /sys/block/bvd0/queue/write_cache'
+check disk-is-virtio-child test -e /sys/block/bvd0/device/driver
+dmesg | grep 'blanket_blk' | tail -3
+
+# Reads of what virtio_blk wrote.
+check read-c-written sh -c 'dd if=/dev/bvd0 of=/tmp/r1 bs=1M count=8 2>/dev/null && cmp /tmp/pat1 /tmp/r1'
+# Our writes, flushed (fsync on a block device sends a flush request), read back past the page cache.
+check blanket-write-fsync dd if=/tmp/pat2 of=/dev/bvd0 bs=1M seek=16 conv=fsync
+check flush-reached-device sh -c 'set -- $(cat /sys/block/bvd0/stat); [ "${16:-0}" -gt 0 ]'
+check read-back sh -c 'echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/bvd0 of=/tmp/r2 bs=1M skip=16 count=8 2>/dev/null && cmp /tmp/pat2 /tmp/r2'
+# Direct, concurrent random writes with verification (4 jobs -> several requests in flight), then a verify pass.
+# Each job its own 4 MiB region (offset_increment), so the verification sees only its own writes.
+check fio-verify fio --name=v --filename=/dev/bvd0 --offset=32M --size=4M --offset_increment=4M --rw=randwrite \
+    --bs=4k --direct=1 --ioengine=psync --numjobs=4 --verify=crc32c --verify_fatal=1 --do_verify=1 --group_reporting \
+    --output=/tmp/fio.out
+tail -5 /tmp/fio.out 2>/dev/null
+check fio-mixed-sizes fio --name=m --filename=/dev/bvd0 --offset=48M --size=8M --rw=write --bsrange=4k-1m \
+    --direct=1 --ioengine=psync --verify=md5 --verify_fatal=1 --output=/tmp/fio2.out
+check read-at-end-is-empty sh -c '[ "$(dd if=/dev/bvd0 bs=512 skip=131072 count=1 2>/dev/null | wc -c)" = 0 ]'
+
+# --- unbind / rebind while idle: the disk goes and comes back with the same name and data --------------------------
+check unbind-blanket sh -c "echo $V > $B/unbind"
+check bvd0-gone sh -c '! test -e /sys/block/bvd0 && ! test -e /dev/bvd0'
+check rebind-blanket sh -c "echo $V > $B/bind"
+check rebind-same-name test "$(blkdev)" = bvd0
+check rebind-data-kept sh -c 'dd if=/dev/bvd0 of=/tmp/r3 bs=1M skip=16 count=8 2>/dev/null && cmp /tmp/pat2 /tmp/r3'
+
+# --- unbind under load: the disk goes, the reader's I/O fails cleanly (no hang, no oops), and it binds again -----
+fio --name=load --filename=/dev/bvd0 --rw=randread --bs=4k --direct=1 --ioengine=psync --numjobs=2 --time_based \
+    --runtime=60 --output=/tmp/fio3.out >/dev/null 2>&1 &
+FIO=$!
+sleep 3
+check unbind-under-load sh -c "echo $V > $B/unbind"
+check load-stops sh -c "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do kill -0 $FIO 2>/dev/null || exit 0; sleep 1; done; exit 1"
+kill $FIO 2>/dev/null; wait $FIO 2>/dev/null
+check rebind-after-load sh -c "echo $V > $B/bind && test -b /dev/bvd0"
+check data-after-load sh -c 'dd if=/dev/bvd0 of=/tmp/r5 bs=1M skip=16 count=8 2>/dev/null && cmp /tmp/pat2 /tmp/r5'
+
+# --- rmmod: refused while the disk is open, clean when idle --------------------------------------------------------
+exec 3</dev/bvd0
+# (busybox rmmod asks with O_NONBLOCK: EWOULDBLOCK, "Resource temporarily unavailable"; kmod: "in use")
+check_fails rmmod-while-open 'in use\|unavailable' rmmod blanket
+exec 3<&-
+check rmmod-idle rmmod blanket
+check rmmod-unbound sh -c "! test -e /sys/bus/virtio/devices/$V/driver && ! test -e /sys/block/bvd0"
+
+# --- back to virtio_blk: it reads what blanket_blk wrote ----------------------------------------------------------
+check rebind-c-driver sh -c "echo $V > $C/bind"
+CDEV=$(blkdev)
+check c-reads-blanket-written sh -c "dd if=/dev/$CDEV of=/tmp/r4 bs=1M skip=16 count=8 2>/dev/null && cmp /tmp/pat2 /tmp/r4"
+# Loading again takes nothing from virtio_blk.
+check reinsmod insmod $M/blanket.ko
+check reinsmod-no-steal sh -c "[ \"\$(basename \"\$(readlink /sys/bus/virtio/devices/$V/driver)\")\" = virtio_blk ] && ! test -e /sys/block/bvd0"
+check rermmod rmmod blanket
+check_no_oops
+exit $OVC_FAILS
