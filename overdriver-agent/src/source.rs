@@ -69,15 +69,32 @@ fn sum_files(dir: &Path, names: &[&str], basis: u32) -> Result<CounterReading, S
     Ok(CounterReading { value: total, basis })
 }
 
-/// A coopswap device: `<dir>/stats/reads` + `<dir>/stats/writes` (e.g. `/sys/kernel/coopswap/<dev>`).
+/// A coopswap device: `<dir>/stats/reads` + `<dir>/stats/writes` (e.g. `/sys/kernel/coopswap/<dev>`), or, where
+/// `stats` is not a directory, `<dir>/reads` + `<dir>/writes`: the layout of coopswap.ko's configfs directory
+/// `/sys/kernel/config/coopswap/<N>` (configfs cannot make a `stats/` subdirectory; there `stats` is a file).
 #[derive(Debug, Clone)]
 pub struct CoopswapSource {
     pub dir: PathBuf,
 }
 
+/// The directory holding a coopswap device's `reads` and `writes` counters, if `dir` is a device.
+fn coopswap_counter_dir(dir: &Path) -> Option<PathBuf> {
+    let stats = dir.join("stats");
+    if stats.is_dir() {
+        Some(stats)
+    } else if dir.join("reads").is_file() {
+        Some(dir.to_path_buf())
+    } else {
+        None
+    }
+}
+
 impl Source for CoopswapSource {
     fn read(&self) -> Result<CounterReading, SourceError> {
-        sum_files(&self.dir.join("stats"), &["reads", "writes"], 1)
+        match coopswap_counter_dir(&self.dir) {
+            Some(d) => sum_files(&d, &["reads", "writes"], 1),
+            None => Err(SourceError::NotFound(self.dir.join("stats").display().to_string())),
+        }
     }
     fn describe(&self) -> String {
         format!("coopswap:{}", self.dir.display())
@@ -197,12 +214,13 @@ pub struct Discovered {
     pub source: Box<dyn Source>,
 }
 
-/// Every subdirectory of `root` that has a `stats/` directory is a coopswap device; the VM is named after it.
+/// Every subdirectory of `root` that has a `stats/` directory (or, as in coopswap.ko's configfs, a `reads` file) is
+/// a coopswap device; the VM is named after it.
 pub fn discover_coopswap(root: &Path) -> Vec<Discovered> {
     let Ok(rd) = std::fs::read_dir(root) else { return vec![] };
     let mut out: Vec<Discovered> = rd
         .flatten()
-        .filter(|e| e.path().join("stats").is_dir())
+        .filter(|e| coopswap_counter_dir(&e.path()).is_some())
         .filter_map(|e| {
             let name = e.file_name().to_str()?.to_string();
             Some(Discovered { domain: name.clone(), name, source: Box::new(CoopswapSource { dir: e.path() }) })
@@ -259,6 +277,31 @@ mod tests {
         assert!(matches!(s.read(), Err(SourceError::Malformed { .. })));
         fs::remove_dir_all(d.path().join("cs0")).unwrap();
         assert!(matches!(s.read(), Err(SourceError::NotFound(_))));
+    }
+
+    #[test]
+    fn coopswap_reads_the_configfs_layout() {
+        // coopswap.ko: /sys/kernel/config/coopswap/<N>/{reads,writes}, and `stats` is a file of `name value` lines.
+        let d = tempfile::tempdir().unwrap();
+        let dev = d.path().join("0");
+        fs::create_dir_all(&dev).unwrap();
+        fs::write(dev.join("stats"), "reads 7\nwrites 9\nremote_reads 0\n").unwrap();
+        fs::write(dev.join("reads"), "7\n").unwrap();
+        fs::write(dev.join("writes"), "9\n").unwrap();
+        let s = CoopswapSource { dir: dev.clone() };
+        assert_eq!(s.read().unwrap(), CounterReading { value: 16, basis: 1 });
+        fs::write(dev.join("writes"), "x").unwrap();
+        assert!(matches!(s.read(), Err(SourceError::Malformed { .. })));
+        fs::remove_file(dev.join("writes")).unwrap();
+        assert!(matches!(s.read(), Err(SourceError::NotFound(_))));
+        fs::remove_file(dev.join("reads")).unwrap();
+        assert!(matches!(s.read(), Err(SourceError::NotFound(_))));
+        // Discovery: a configfs device directory counts, a directory without counters does not.
+        fs::write(dev.join("reads"), "1\n").unwrap();
+        fs::create_dir_all(d.path().join("empty")).unwrap();
+        fs::write(d.path().join("features"), "size_mib\n").unwrap();
+        let names: Vec<_> = discover_coopswap(d.path()).into_iter().map(|x| x.name).collect();
+        assert_eq!(names, ["0"]);
     }
 
     #[test]
