@@ -27,7 +27,8 @@ check_fails vw-create-oversized "too long" sh -c 'head -c 5000 /dev/zero | tr "\
 # A port held by another socket on that address: EADDRINUSE, nothing created.
 socat -u UDP-RECV:4900 /dev/null &
 SOCAT=$!
-sleep 1
+# Wait until it holds the port (socat starts slowly under nested TCG).
+i=0; while [ $i -lt 60 ] && ! grep -q ':1324 ' /proc/net/udp; do sleep 0.5; i=$((i + 1)); done
 check_fails vw-create-port-in-use "in use" sh -c 'echo "8 10.99.0.1:4900 10.99.0.2:4900" > /proc/vw/create'
 kill $SOCAT
 check vw-bad-input-changed-nothing sh -c '[ "$(wc -l < /proc/vw/list)" = 1 ] && ! test -e /proc/vw/8 && ! test -e /sys/class/net/vw8'
