@@ -117,7 +117,7 @@ mod tests {
         assert_eq!(verify(&mem, 7, 1), 0);
         mem[PAGE_WORDS * 3 + 100] ^= 1 << 40;
         assert_eq!(verify(&mem, 7, 1), 1);
-        // A page swapped with another one is wrong too (its page number and word differ).
+        // Two pages whose first words (page numbers) are exchanged are both wrong.
         mem.swap(PAGE_WORDS * 5, PAGE_WORDS * 6);
         assert_eq!(verify(&mem, 7, 1), 3);
     }
