@@ -44,9 +44,13 @@ impl kernel::Module for Blanket {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let (table, n) = blk::feature_table();
         let drv = KBox::new(blk::BlkDriver::new(), GFP_KERNEL)?;
-        let reg = overcast::virtio::Registration::new(c"blanket_blk", blk::DEVICE_ID, table.get(..n).unwrap_or(&[]), drv)
-            .inspect_err(|e| pr_err!("cannot register virtio driver blanket_blk ({:?}); is another copy loaded?\n", e))?;
-        pr_info!("blanket_blk registered; it binds a virtio-blk device only when handed one (see Documentation/blanket.md)\n");
+        let table = table.get(..n).unwrap_or(&[]);
+        let reg = overcast::virtio::Registration::new(c"blanket_blk", blk::DEVICE_ID, table, drv).inspect_err(|e| {
+            pr_err!("cannot register virtio driver blanket_blk ({:?}); is another copy loaded?\n", e)
+        })?;
+        pr_info!(
+            "blanket_blk registered; it binds a virtio-blk device only when handed one (see Documentation/blanket.md)\n"
+        );
         Ok(Blanket { _blk: reg })
     }
 }
@@ -84,7 +88,8 @@ mod tests {
     #[test]
     fn blk_feature_table_is_device_bits() {
         let (t, n) = super::blk::feature_table();
-        assert_eq!(t.get(..n), Some(&[bit::BLK_SIZE_MAX, bit::BLK_SEG_MAX, bit::BLK_RO, bit::BLK_BLK_SIZE, bit::BLK_FLUSH][..]));
+        let want = [bit::BLK_SIZE_MAX, bit::BLK_SEG_MAX, bit::BLK_RO, bit::BLK_BLK_SIZE, bit::BLK_FLUSH];
+        assert_eq!(t.get(..n), Some(&want[..]));
     }
 
     #[test]

@@ -148,7 +148,8 @@ impl BlkDriver {
             write_cache: i32::from(caps.flush),
             read_only: i32::from(caps.read_only),
         };
-        let disk = BlkDisk::new(dev, &name, cfg.capacity, &limits, tagset, shared.clone()).inspect_err(|e| {
+        let disk = BlkDisk::new(dev, &name, cfg.capacity, &limits, tagset, shared.clone());
+        let disk = disk.inspect_err(|e| {
             pr_err!("blanket_blk: {}: not bound: adding disk {} failed ({:?})\n", dev.name(), &*name, e);
         })?;
         pr_info!(

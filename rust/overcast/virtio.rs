@@ -85,8 +85,8 @@ impl<T: Driver> Registration<T> {
 
     /// Registers `driver` as virtio driver `name` for devices of `device_id` with device-specific `features`.
     pub fn new(name: &CStr, device_id: u32, features: &[u32], driver: KBox<T>) -> Result<Self> {
-        let ctx = KBox::into_raw(driver);
         let n = u32::try_from(features.len()).map_err(|_| EINVAL)?;
+        let ctx = KBox::into_raw(driver);
         let mut err: kernel::ffi::c_int = 0;
         // SAFETY: `name` is NUL-terminated (copied); `features` is valid for `n` entries (copied); `OPS` is static;
         // `ctx` stays valid until after unregistration in `drop`.
@@ -258,9 +258,10 @@ impl<T: Operations> BlkQueue<T> {
     /// Sets up the queue of `dev` with scatterlists of `max_segs` entries; completions go to `C`.
     pub fn new<C: BlkCompletion<T>>(dev: &Device, max_segs: u32) -> Result<Self> {
         let mut err: kernel::ffi::c_int = 0;
-        // SAFETY: `dev` is being probed (its driver data is ours); `done_cb` is a valid callback for the queue's life.
+        // SAFETY: `dev` is being probed (its driver data is ours); `done_cb` stays valid for the queue's life.
         let q = unsafe { bindings::ovc_vblk_queue_new(dev.0.as_ptr(), max_segs, Some(Self::done_cb::<C>), &mut err) };
-        NonNull::new(q).map(|q| Self { q, _t: PhantomData }).ok_or(if err < 0 { Error::from_errno(err) } else { ENOMEM })
+        let e = if err < 0 { Error::from_errno(err) } else { ENOMEM };
+        NonNull::new(q).map(|q| Self { q, _t: PhantomData }).ok_or(e)
     }
 
     /// Descriptors in the ring.
@@ -346,8 +347,9 @@ impl<T: Operations> BlkDisk<T> {
         // SAFETY: `dev` is being probed; `set` is a live tag set kept alive by `tagset` (dropped after the disk);
         // `data` is the queue data the Operations callbacks borrow, released only after the disk is removed; `name`
         // is NUL-terminated; `lim` is read during the call.
-        let disk =
-            unsafe { bindings::ovc_vblk_disk_add(dev.0.as_ptr(), set, data, sectors, lim, name.as_char_ptr(), &mut err) };
+        let disk = unsafe {
+            bindings::ovc_vblk_disk_add(dev.0.as_ptr(), set, data, sectors, lim, name.as_char_ptr(), &mut err)
+        };
         match NonNull::new(disk) {
             Some(disk) => Ok(Self { disk, data, _tagset: tagset }),
             None => {

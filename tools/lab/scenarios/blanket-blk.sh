@@ -9,11 +9,17 @@ M=/overcast/modules
 C=/sys/bus/virtio/drivers/virtio_blk
 B=/sys/bus/virtio/drivers/blanket_blk
 
-# The virtio device of the extra disk: the lab's root is an initramfs, so it is the only virtio-blk (id 2) device.
-V=
+# The lab's root is an initramfs: every virtio-blk (id 2) device is one the run attached. V: the modern writable
+# one (the main subject). Optional: VRO, a read-only one (VIRTIO_BLK_F_RO); VL, a legacy-only one (no VERSION_1,
+# bit 32 of the features string), which blanket_blk must refuse.
+V= VRO= VL=
 for d in /sys/bus/virtio/devices/*; do
-  [ "$(cat "$d/device" 2>/dev/null)" = 0x0002 ] && V=$(basename "$d")
+  [ "$(cat "$d/device" 2>/dev/null)" = 0x0002 ] || continue
+  if [ "$(cut -c33 "$d/features")" != 1 ]; then VL=$(basename "$d")
+  elif [ "$(cut -c6 "$d/features")" = 1 ]; then VRO=$(basename "$d")
+  else V=$(basename "$d"); fi
 done
+echo "virtio-blk devices: main=$V read-only=${VRO:-none} legacy=${VL:-none}"
 check has-virtio-blk-device test -n "$V"
 # The block device a driver made for $V (vda from virtio_blk, bvd<N> from blanket_blk).
 blkdev() { ls /sys/bus/virtio/devices/$V/block 2>/dev/null | head -1; }
@@ -94,6 +100,27 @@ check c-reads-blanket-written sh -c "dd if=/dev/$CDEV of=/tmp/r4 bs=1M skip=16 c
 # Loading again takes nothing from virtio_blk.
 check reinsmod insmod $M/blanket.ko
 check reinsmod-no-steal sh -c "[ \"\$(basename \"\$(readlink /sys/bus/virtio/devices/$V/driver)\")\" = virtio_blk ] && ! test -e /sys/block/bvd0"
+
+# --- a read-only device: the disk is read-only, writes are refused, reads work -------------------------------------
+if [ -n "$VRO" ]; then
+  check ro-unbind-c-driver sh -c "echo $VRO > $C/unbind"
+  check ro-bind-blanket sh -c "echo $VRO > $B/bind"
+  RD=$(ls /sys/bus/virtio/devices/$VRO/block 2>/dev/null | head -1)
+  check ro-disk-is-bvd sh -c "case '$RD' in bvd*) test -b /dev/$RD;; *) false;; esac"
+  check ro-disk-flag test "$(cat /sys/block/$RD/ro 2>/dev/null)" = 1
+  check ro-read dd if=/dev/$RD of=/dev/null bs=4k count=16
+  check_fails ro-write-refused "" dd if=/dev/zero of=/dev/$RD bs=4k count=1 conv=fsync
+  check ro-back-to-c sh -c "echo $VRO > $B/unbind && echo $VRO > $C/bind"
+fi
+
+# --- a legacy-only device is refused with a log line that says what to change; virtio_blk can take it back -------
+if [ -n "$VL" ]; then
+  check legacy-unbind-c-driver sh -c "echo $VL > $C/unbind"
+  echo $VL > $B/bind 2>/dev/null
+  check legacy-not-bound sh -c "! test -e /sys/bus/virtio/devices/$VL/driver"
+  check legacy-refusal-logged sh -c 'dmesg | grep -q "not bound: device offers no VIRTIO_F_VERSION_1"'
+  check legacy-back-to-c sh -c "echo $VL > $C/bind && test -e /sys/bus/virtio/devices/$VL/driver"
+fi
 check rermmod rmmod blanket
 check_no_oops
 exit $OVC_FAILS
