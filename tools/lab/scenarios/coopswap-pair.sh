@@ -65,7 +65,9 @@ HOG=$((avail + 64))
 echo "coopswap: MemAvailable ${avail} MiB, hog ${HOG} MiB"
 r0=$(awk '/^remote_reads/ {print $2}' $D/stats)
 check memcheck-swap $B/coopswap-memcheck --mib $HOG --passes 2 --seed 1
-check swap-in-from-network sh -c "[ \$(awk '/^remote_reads/ {print \$2}' $D/stats) -gt \$(($r0 + 1000)) ]"
+# Swap-ins were served from network memory: the remote reads grew and not one page came from the local store. (How
+# many pages the kernel swaps back in depends on reclaim, not on us: seen 319 to 1,645 across runs, so no volume bar.)
+check swap-in-from-network sh -c "[ \$(awk '/^remote_reads/ {print \$2}' $D/stats) -gt $r0 ] && grep -q '^local_reads 0\$' $D/stats"
 check repo-still-up sh -c "grep -q '^0 $REPO client 7 up' $D/repos"
 cat $D/repos $D/stats
 barrier swap-done
