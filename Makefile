@@ -22,7 +22,7 @@ LAB := $(or $(CARGO_TARGET_DIR),target)/release/overcast-lab
 LAB_OUT := target/lab
 
 .PHONY: all help setup kernel kernel-path modules bindings clean test test-host test-kunit test-lab demo lab-tool \
-        check-setup modules-clean
+        check-setup modules-clean bench-vwire bench-coopswap bench-blanket
 
 all: modules
 
@@ -31,6 +31,8 @@ help:
 	@echo "make kernel       build the lab kernel (cached in $(OVERCAST_CACHE)/kernel/<key>)"
 	@echo "make modules      build vwire.ko, coopswap.ko, blanket.ko against KDIR (default: the lab kernel)"
 	@echo "make test         host cargo tests + KUnit in the lab + lab scenarios; ends with 'N passed, N failed'"
+	@echo "make bench-vwire | bench-coopswap | bench-blanket"
+	@echo "                  lab benchmarks, ours against the kernel's reference in the same run (Documentation/)"
 	@echo "make demo         boot the nested lab (QEMU -> Xen 4.17 -> our Dom0 -> a PV guest) and show the suite"
 
 check-setup:
@@ -76,3 +78,9 @@ test-kunit test-lab:
 
 demo: modules lab-tool
 	scripts/demo
+
+# ---- benchmarks ---------------------------------------------------------------------------------------------------
+# Not part of `make test`: each boots the lab, measures ours and the reference side by side, and prints a table that
+# goes into Documentation/ with the command (see ../shared/notes/measuring.md for the rules).
+bench-vwire bench-coopswap bench-blanket: modules lab-tool
+	scripts/$@
