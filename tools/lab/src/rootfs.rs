@@ -49,6 +49,8 @@ pub const PROGRAMS: &[(&str, bool)] = &[
     ("nbd-client", true),
     ("nbd-server", true),
     ("bash", true),
+    // The Xen hotplug scripts (/etc/xen/scripts/block) lock with flock(1); busybox-static has none.
+    ("flock", true),
     ("socat", false),
     ("tcpdump", false),
     ("netperf", false),
