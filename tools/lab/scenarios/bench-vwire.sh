@@ -122,6 +122,11 @@ bench {
   keepalive no;
   stat no;
   speed 0;
+  # Up (and bridged) before any frame is written to it: a write to a tap that is down fails with EIO, and vtund
+  # then closes the session.
+  up {
+    program /usr/sbin/ip "link set %% mtu 1450 master brt up" wait;
+  };
 }
 EOF
 HAVE_VTUN=0
