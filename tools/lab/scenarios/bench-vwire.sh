@@ -68,6 +68,10 @@ mkbridge() { ip link add $1 type bridge; ip link set $1 up; ip link set $2 maste
 check insmod-vwire insmod $M/vwire.ko
 check netbench-present test -x $NB
 echo 1 > /proc/sys/net/ipv4/ip_forward
+# No IPv6 anywhere (the benchmark is IPv4): an interface coming up then sends nothing on its own (router
+# solicitations, MLD reports), and vtund's tap gets no frame before its "up" command has brought it up (a write
+# to a tap that is down is EIO, and vtund ends the session).
+for f in /proc/sys/net/ipv6/conf/*/disable_ipv6; do echo 1 > $f; done
 # While host 0 measures, host 1 must not poll (overcast-barrier spawns processes every 0.5 s, CPU the receiver
 # would lose): it waits for one TCP message from host 0 on a listener started here, checking a file every 5 s.
 if [ "$me" = 1 ]; then
@@ -111,6 +115,7 @@ cat > /tmp/vtund.conf <<EOF
 options {
   port 5000;
   timeout 60;
+  persist yes;
 }
 bench {
   passwd ovcbench;
