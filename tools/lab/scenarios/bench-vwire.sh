@@ -115,7 +115,6 @@ cat > /tmp/vtund.conf <<EOF
 options {
   port 5000;
   timeout 60;
-  persist yes;
 }
 bench {
   passwd ovcbench;
