@@ -7,6 +7,7 @@
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
+#include <linux/mm.h>
 #include <linux/uaccess.h>
 
 #include "overcast_helpers.h"
@@ -25,7 +26,7 @@ static int ovc_proc_seq_show(struct seq_file *m, void *v)
 
 	if (!e->ops->show)
 		return -EINVAL;
-	buf = kmalloc(OVC_PROC_SHOW_SIZE, GFP_KERNEL);
+	buf = kvmalloc(OVC_PROC_SHOW_SIZE, GFP_KERNEL);
 	if (!buf)
 		return -ENOMEM;
 	n = e->ops->show(e->ctx, buf, OVC_PROC_SHOW_SIZE);
@@ -33,7 +34,7 @@ static int ovc_proc_seq_show(struct seq_file *m, void *v)
 		n = -EOVERFLOW;
 	if (n > 0)
 		seq_write(m, buf, n);
-	kfree(buf);
+	kvfree(buf);
 	return n < 0 ? (int)n : 0;
 }
 

@@ -8,8 +8,12 @@ struct ovc_proc_entry;
 
 /* Largest write accepted by an Overcast /proc file; longer writes fail with -E2BIG before reaching Rust. */
 #define OVC_PROC_MAX_WRITE 4096
-/* Size of the buffer a /proc file's `show` callback renders into. */
-#define OVC_PROC_SHOW_SIZE 4096
+/*
+ * Size of the buffer a /proc file's `show` callback renders into (kvmalloc'ed per read). 64 KiB: /proc/vw/list
+ * of a full vwire table (256 entries, up to ~150 bytes a line with IPv6 addresses) needs ~38 KiB; 4 KiB held
+ * only ~65 IPv4 entries and a longer list failed with EOVERFLOW.
+ */
+#define OVC_PROC_SHOW_SIZE 65536
 
 /*
  * Callbacks of one /proc file, implemented in Rust.

@@ -55,6 +55,8 @@ pub const PROGRAMS: &[(&str, bool)] = &[
     ("tcpdump", false),
     ("netperf", false),
     ("netserver", false),
+    // The userspace TAP tunnel that `make bench-vwire` compares VirtualWire with (the paper's Fig. 5.13).
+    ("vtund", false),
     ("xenstore", true),
     ("xenstore-read", true),
     ("xenstore-write", true),
