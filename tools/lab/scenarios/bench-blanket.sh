@@ -5,8 +5,9 @@
 #
 # Disk half. The run attaches two virtio-blk disks, told apart by their serial (read through the C driver, which has
 # both at boot): "ssd" (QEMU-throttled to a datacenter-SSD model) and "raw" (the same kind of image, no throttle).
-# For each round, each medium, each driver (C virtio_blk, then blanket_blk; the order alternates between rounds):
-# the device is handed to that driver through sysfs and fio measures, direct I/O on the whole disk:
+# For each round, each medium, each figure, each driver (C virtio_blk and blanket_blk back to back; which goes
+# first alternates between rounds): the device is handed to that driver through sysfs and fio measures, direct
+# I/O on the whole disk:
 #   randread-qd32  4 KiB random reads, libaio, iodepth 32      -> IOPS
 #   randread-qd1   4 KiB random reads, libaio, iodepth 1       -> request latency (completion latency, mean)
 #   seqread        1 MiB sequential reads, libaio, iodepth 8   -> MB/s
@@ -21,7 +22,7 @@
 #       cpu_steal=..          (cpu_* in USER_HZ ticks = 1/100 s, over the window; win_cs: the window in 1/100 s)
 # Net half: no blanket net driver yet; its lines say so (OVERCAST-BENCH net ... status=not-measured).
 #
-# Kernel command line knobs: overcast.bench_rounds=N (3), overcast.bench_secs=S (5).
+# Kernel command line knobs: overcast.bench_rounds=N (3; scripts/bench-blanket passes 5), overcast.bench_secs=S (5).
 . /overcast/tests/lib.sh
 M=/overcast/modules
 ROUNDS=3 SECS=5 RAMP=2
@@ -108,10 +109,10 @@ measure() {
   if [ "$(echo "$out" | cut -d';' -f5)" != 0 ]; then fail "bench-$medium-$driver-$test-r$round" "fio error $(echo "$out" | cut -d';' -f5)"; fi
 }
 
-# One driver on one medium: bind, show its queue settings once, run the three measurements.
+# One measurement of one driver on one medium: bind (if needed), show its queue settings once, measure.
 SHOWN=
-run_driver() {
-  local medium=$1 driver=$2 round=$3 dev disk q
+run_one() {
+  local medium=$1 driver=$2 round=$3 test=$4 dev disk q
   dev=$SSD; [ "$medium" = raw ] && dev=$RAW
   if ! disk=$(give "$dev" "$driver"); then fail "bench-bind-$medium-$driver-r$round" "no disk after binding $dev to $driver"; return; fi
   case " $SHOWN " in *" $medium-$driver "*) ;; *)
@@ -123,9 +124,11 @@ run_driver() {
          "max_segments=$(cat $q/max_segments) max_segment_size=$(cat $q/max_segment_size)" \
          "nr_hw_queues=$(ls -d /sys/block/$disk/mq/* 2>/dev/null | wc -l) rotational=$(cat $q/rotational)"
   esac
-  measure "$medium" "$driver" "$disk" "$round" randread-qd32 randread 4k 32
-  measure "$medium" "$driver" "$disk" "$round" randread-qd1 randread 4k 1
-  measure "$medium" "$driver" "$disk" "$round" seqread read 1m 8
+  case $test in
+    randread-qd32) measure "$medium" "$driver" "$disk" "$round" "$test" randread 4k 32 ;;
+    randread-qd1) measure "$medium" "$driver" "$disk" "$round" "$test" randread 4k 1 ;;
+    seqread) measure "$medium" "$driver" "$disk" "$round" "$test" read 1m 8 ;;
+  esac
 }
 
 # Warm-up, not measured: the first fio of a boot pays for loading fio and its libraries (seen: 40 % fewer IOPS).
@@ -134,13 +137,17 @@ for dev in $SSD $RAW; do
       --time_based --runtime=2 >/dev/null 2>&1
 done
 
+# Paired and interleaved: each figure is measured for both drivers back to back (the device is rebound between
+# them), C first in odd rounds and ours first in even rounds, so that the host's load (which moves a lot on this
+# shared machine) hits both drivers of a pair alike.
 r=1
 while [ $r -le "$ROUNDS" ]; do
   echo "bench-blanket: round $r of $ROUNDS ($(date +%T))"
-  # Interleaved: C first in odd rounds, ours first in even rounds, so a drift in the host's load hits both.
   if [ $((r % 2)) = 1 ]; then order="c ours"; else order="ours c"; fi
   for medium in ssd raw; do
-    for driver in $order; do run_driver "$medium" "$driver" "$r"; done
+    for test in randread-qd32 randread-qd1 seqread; do
+      for driver in $order; do run_one "$medium" "$driver" "$r" "$test"; done
+    done
   done
   r=$((r + 1))
 done
