@@ -176,7 +176,7 @@ pub(crate) struct BlkOps;
 impl Operations for BlkOps {
     type QueueData = Arc<Shared>;
 
-    fn queue_rq(shared: ArcBorrow<'_, Shared>, rq: ARef<Request<Self>>, _is_last: bool) -> Result {
+    fn queue_rq(shared: ArcBorrow<'_, Shared>, rq: ARef<Request<Self>>, is_last: bool) -> Result {
         let (op, sector, bytes) = rq_info(&rq);
         let op = match op {
             BlkOp::Read => Op::Read,
@@ -188,7 +188,8 @@ impl Operations for BlkOps {
         let segs16 = u16::try_from(segs).map_err(|_| E2BIG)?;
         let plan = blkreq::plan(&shared.caps, op, sector, segs16, u64::from(bytes))
             .map_err(|e| Error::from_errno(-e.errno()))?;
-        match shared.queue.add(rq, &plan.header.encode(), segs, plan.data_device_writes) {
+        // One notification per batch of the block layer: `is_last`, or commit_rqs when a batch ends early.
+        match shared.queue.add(rq, &plan.header.encode(), segs, plan.data_device_writes, is_last) {
             Ok(()) => Ok(()),
             // Ring full: BLK_STS_RESOURCE, the block layer dispatches it again when a request completes.
             Err((e, _rq)) if e == ENOSPC => Err(ENOMEM),
@@ -196,7 +197,9 @@ impl Operations for BlkOps {
         }
     }
 
-    fn commit_rqs(_shared: ArcBorrow<'_, Shared>) {}
+    fn commit_rqs(shared: ArcBorrow<'_, Shared>) {
+        shared.queue.kick();
+    }
 
     fn complete(_rq: ARef<Request<Self>>) {
         // Requests are ended from the virtqueue callback (BlkCompletion::done); blk_mq_complete_request is unused.

@@ -160,11 +160,14 @@ void ovc_vblk_read_config(struct virtio_device *vdev, struct ovc_vblk_config *cf
 	cfg->max_dma = min_t(size_t, virtio_max_dma_size(vdev), UINT_MAX);
 }
 
-/* The device-visible part of a slot: header (device-readable) and status (device-writable). */
+/*
+ * The device-visible part of a slot: header (device-readable) and status (device-writable). Aligned so that no
+ * slot straddles a page: under swiotlb-xen a buffer crossing a page boundary is bounced (copied) on every request.
+ */
 struct ovc_vblk_dma {
 	u8 hdr[16];
 	u8 status;
-};
+} __aligned(32);
 
 struct ovc_vblk_queue {
 	struct virtio_device *vdev;
@@ -254,21 +257,23 @@ void ovc_vblk_queue_ready(struct ovc_vblk_queue *q)
 
 int ovc_vblk_map(struct ovc_vblk_queue *q, struct request *rq)
 {
+	unsigned int nsegs = blk_rq_nr_phys_segments(rq);
 	struct scatterlist *sg;
 
 	if (rq->tag < 0 || (unsigned int)rq->tag >= q->nslots)
 		return -EINVAL;
-	if (!blk_rq_nr_phys_segments(rq))
+	if (!nsegs)
 		return 0;
-	if (blk_rq_nr_phys_segments(rq) > q->max_segs)
+	if (nsegs > q->max_segs)
 		return -E2BIG;
 	sg = q->sg + (size_t)rq->tag * q->max_segs;
-	sg_init_table(sg, q->max_segs);
+	/* Only the entries this request can use: clearing all max_segs (8 KiB) per request showed in profiles. */
+	sg_init_table(sg, nsegs);
 	return blk_rq_map_sg(rq, sg);
 }
 
 int ovc_vblk_add(struct ovc_vblk_queue *q, struct request *rq, const unsigned char *hdr, unsigned int nsegs,
-		 int data_in)
+		 int data_in, int last)
 {
 	struct scatterlist hdr_sg, status_sg, *sgs[3];
 	struct ovc_vblk_dma *dma;
@@ -293,11 +298,27 @@ int ovc_vblk_add(struct ovc_vblk_queue *q, struct request *rq, const unsigned ch
 
 	spin_lock_irqsave(&q->lock, flags);
 	ret = virtqueue_add_sgs(q->vq, sgs, out, in, rq, GFP_ATOMIC);
-	notify = !ret && virtqueue_kick_prepare(q->vq);
+	/*
+	 * One notification per batch (the block layer's last request, or ovc_vblk_kick from commit_rqs): each is a
+	 * trap to the device. A failed add notifies too, so that what was added before it is not left waiting.
+	 */
+	notify = (ret || last) && virtqueue_kick_prepare(q->vq);
 	spin_unlock_irqrestore(&q->lock, flags);
 	if (notify)
 		virtqueue_notify(q->vq);
 	return ret;
+}
+
+void ovc_vblk_kick(struct ovc_vblk_queue *q)
+{
+	unsigned long flags;
+	bool notify;
+
+	spin_lock_irqsave(&q->lock, flags);
+	notify = virtqueue_kick_prepare(q->vq);
+	spin_unlock_irqrestore(&q->lock, flags);
+	if (notify)
+		virtqueue_notify(q->vq);
 }
 
 void ovc_vblk_queue_free(struct ovc_vblk_queue *q)

@@ -80,10 +80,14 @@ void ovc_vblk_queue_ready(struct ovc_vblk_queue *q);
 int ovc_vblk_map(struct ovc_vblk_queue *q, struct request *rq);
 /*
  * Adds rq to the ring as header (hdr, 16 bytes, copied into the slot), nsegs data segments mapped by ovc_vblk_map
- * (device-writable if data_in), status; then notifies the device. 0, -ENOSPC (ring full: retry later) or -errno.
+ * (device-writable if data_in), status. Notifies the device if last (the block layer's batch ends here) or if the
+ * add failed; otherwise a later add with last or ovc_vblk_kick must follow. 0, -ENOSPC (ring full: retry later)
+ * or -errno.
  */
 int ovc_vblk_add(struct ovc_vblk_queue *q, struct request *rq, const unsigned char *hdr, unsigned int nsegs,
-		 int data_in);
+		 int data_in, int last);
+/* Notifies the device of requests added without last (blk-mq's commit_rqs). */
+void ovc_vblk_kick(struct ovc_vblk_queue *q);
 /*
  * Resets the device (no more interrupts, DMA or completions), deletes the virtqueue and frees the slots. Requests
  * still in the ring are not completed: call after the disk is gone.

@@ -284,17 +284,28 @@ impl<T: Operations> BlkQueue<T> {
     }
 
     /// Adds `rq` (mapped by [`map`](Self::map) into `nsegs` segments) behind header `hdr`. On success the device
-    /// owns the request until it comes back as [`InFlight`]; on failure it is handed back with the error.
+    /// owns the request until it comes back as [`InFlight`]; on failure it is handed back with the error (and the
+    /// device is notified of what was added before). The device is notified when `last` is set (the block
+    /// layer's batch ends with this request); otherwise a later `add` with `last` or a [`kick`](Self::kick) must
+    /// follow.
     pub fn add(
         &self,
         rq: ARef<Request<T>>,
         hdr: &[u8; 16],
         nsegs: u32,
         data_in: bool,
+        last: bool,
     ) -> Result<(), (Error, ARef<Request<T>>)> {
         // SAFETY: `q` is live; `rq` is owned by us and mapped; `hdr` is 16 readable bytes (copied).
         let ret = unsafe {
-            bindings::ovc_vblk_add(self.q.as_ptr(), raw_rq(&rq), hdr.as_ptr(), nsegs, i32::from(data_in))
+            bindings::ovc_vblk_add(
+                self.q.as_ptr(),
+                raw_rq(&rq),
+                hdr.as_ptr(),
+                nsegs,
+                i32::from(data_in),
+                i32::from(last),
+            )
         };
         if ret == 0 {
             // The device holds the request now: keep its reference alive until `InFlight::end`.
@@ -303,6 +314,12 @@ impl<T: Operations> BlkQueue<T> {
         } else {
             Err((Error::from_errno(ret), rq))
         }
+    }
+
+    /// Notifies the device of requests added without `last` (blk-mq's `commit_rqs`).
+    pub fn kick(&self) {
+        // SAFETY: `q` is live until `drop`.
+        unsafe { bindings::ovc_vblk_kick(self.q.as_ptr()) };
     }
 }
 
