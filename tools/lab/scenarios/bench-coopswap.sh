@@ -16,7 +16,8 @@
 #   BENCH hog dev=D round=R secs=F rc=N mib=N pswpin=N pswpout=N
 #   BENCH info key=value…
 # Knobs on the kernel command line (--append): overcast.bench_rounds=N (3), overcast.bench_secs=N (4),
-# overcast.bench_hog_rounds=N (1), overcast.bench_hog_extra=MiB (192), overcast.bench_devs="d1 d2 …" (all),
+# overcast.bench_hog_rounds=N (1), overcast.bench_hog_extra=MiB (192),
+# overcast.bench_hog_limit=SECS (600: a hog still running then is killed and reported with rc=cut), overcast.bench_devs="d1 d2 …" (all),
 # overcast.bench_shape=1 (also shape the link to 1 Gbit/s with tc tbf on both hosts and repeat the fio rounds).
 . /overcast/tests/lib.sh
 M=/overcast/modules
@@ -36,6 +37,7 @@ ROUNDS=$(opt rounds 3)
 SECS=$(opt secs 4)
 HOG_ROUNDS=$(opt hog_rounds 1)
 HOG_EXTRA=$(opt hog_extra 192)
+HOG_LIMIT=$(opt hog_limit 600)
 SHAPE=$(opt shape 0)
 DEVS=$(opt devs "coopswap,coopswap-z,nbd,disk,zram" | tr ',' ' ')
 barrier() { check "barrier-$1" overcast-barrier "$1" "${2:-300}"; }
@@ -97,7 +99,7 @@ fi
 
 # --- host A: the devices --------------------------------------------------------------------------------------------
 mount -t configfs none /sys/kernel/config 2>/dev/null
-echo "BENCH info mem_total_mib=$(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) cpus=$(nproc) rounds=$ROUNDS secs=$SECS hog_rounds=$HOG_ROUNDS hog_extra_mib=$HOG_EXTRA shape=$SHAPE"
+echo "BENCH info mem_total_mib=$(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) cpus=$(nproc) rounds=$ROUNDS secs=$SECS hog_rounds=$HOG_ROUNDS hog_extra_mib=$HOG_EXTRA hog_limit_s=$HOG_LIMIT shape=$SHAPE"
 bydisk() { # the /dev/vdX whose virtio serial is $1
   for s in /sys/block/vd*/serial; do
     [ "$(cat "$s" 2>/dev/null)" = "$1" ] && { d=${s%/serial}; echo /dev/${d##*/}; return 0; }
@@ -168,7 +170,7 @@ run_fio() {
   if fio --name=b --filename="$path" $a --bs=4k --size=64M --direct=1 --runtime="$SECS" --time_based \
       --output-format=json --output=/tmp/fio.json >/tmp/fio.err 2>&1; then
     set -- $(cpu_busy)
-    cpu=$(awk -v b="$(($1 - b0))" -v t="$(($2 - t0))" 'BEGIN {printf "%.0f", t > 0 ? 100 * b / t : 0}')
+    cpu=$(awk -v b="$(($1 - b0))" -v t="$(($2 - t0))" 'BEGIN {printf "%.0f", (t > 0) ? (100 * b / t) : 0}')
     echo "BENCH fio dev=$dev job=$job round=$round $(fio_result $dir) cpu_pct=$cpu"
   else
     fail "fio-$dev-$job-$round" "$(tail -c 300 /tmp/fio.err | tr '\n' ' ')"
@@ -228,12 +230,14 @@ while [ $r -le "$HOG_ROUNDS" ]; do
     avail=$(awk '/MemAvailable/ {print int($2/1024)}' /proc/meminfo)
     mib=$((avail + HOG_EXTRA))
     i0=$(vm pswpin) o0=$(vm pswpout) s0=$(awk '{print $1}' /proc/uptime)
-    $B/coopswap-memcheck --mib $mib --passes 2 --seed $r >/tmp/hog.out 2>&1
+    timeout -s KILL "$HOG_LIMIT" $B/coopswap-memcheck --mib $mib --passes 2 --seed $r >/tmp/hog.out 2>&1
     rc=$?
     s1=$(awk '{print $1}' /proc/uptime)
+    cut=$(awk -v a="$s0" -v b="$s1" -v l="$HOG_LIMIT" 'BEGIN {print (b - a >= l) ? 1 : 0}')
+    [ "$cut" = 1 ] && rc=cut
     echo "BENCH hog dev=$dev round=$r secs=$(awk -v a="$s0" -v b="$s1" 'BEGIN {printf "%.2f", b - a}') rc=$rc mib=$mib pswpin=$(($(vm pswpin) - i0)) pswpout=$(($(vm pswpout) - o0))"
     sed 's/^/  /' /tmp/hog.out
-    [ $rc = 0 ] || fail "hog-$dev-$r" "coopswap-memcheck exited $rc on $dev: $(tail -c 200 /tmp/hog.out | tr '\n' ' ')"
+    [ "$rc" = 0 ] || [ "$rc" = cut ] || fail "hog-$dev-$r" "coopswap-memcheck exited $rc on $dev: $(tail -c 200 /tmp/hog.out | tr '\n' ' ')"
     check "swapoff-$dev-$r" swapoff "$path"
   done
   r=$((r + 1))
