@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The block device `/dev/coopswap<N>` (dissertation §6.2.4): blk-mq requests are handed to a per-device worker on a
-//! `WQ_MEM_RECLAIM` workqueue, which serves them one at a time, write-through:
+//! `WQ_MEM_RECLAIM` workqueue, which serves them in batches of up to [`BATCH`] requests that touch disjoint pages:
+//! the repository requests of the whole batch are sent (pipelined on the connections) before any reply is awaited, so
+//! that a queue depth above 1 overlaps the network round trips, as nbd does. Write-through:
 //!
 //! * **write**: each 4 KiB page goes to the local store *and*, when a repository is placed for it, to that
 //!   repository (the STOREs of one request are pipelined on the connections, then their replies collected); the
@@ -33,6 +35,8 @@ use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 pub(crate) const QUEUE_DEPTH: usize = 64;
 /// Most repository requests outstanding before the worker collects replies.
 const MAX_PENDING: usize = 256;
+/// Most requests the worker serves together. They complete together, when the last reply of the batch is in.
+pub(crate) const BATCH: usize = 16;
 const PAGE: u64 = PAGE_SIZE as u64;
 
 /// Cumulative counters of a device, in 4 KiB pages unless named otherwise. They survive power cycles.
@@ -129,6 +133,61 @@ struct Pending {
     /// Offset of the page in the request (FETCH: where the data goes).
     off: u32,
     seq: u32,
+    /// Index of the request in the batch.
+    ri: usize,
+}
+
+/// Requests served together: pairwise disjoint page ranges, so no page has two requests in flight.
+struct Batch {
+    rqs: [Option<ARef<mq::Request<CoopDev>>>; BATCH],
+    infos: [RqInfo; BATCH],
+    res: [Result; BATCH],
+    len: usize,
+}
+
+impl Batch {
+    fn new() -> Self {
+        let none = RqInfo { op: RqOp::Other, pos: 0, len: 0 };
+        Self { rqs: [const { None }; BATCH], infos: [none; BATCH], res: [const { Ok(()) }; BATCH], len: 0 }
+    }
+
+    fn is_full(&self) -> bool {
+        self.len >= BATCH
+    }
+
+    /// Whether `info` touches a byte that a request already in the batch touches.
+    fn overlaps(&self, info: &RqInfo) -> bool {
+        let end = info.pos.saturating_add(u64::from(info.len));
+        self.infos.iter().take(self.len).any(|o| {
+            let oend = o.pos.saturating_add(u64::from(o.len));
+            info.len > 0 && o.len > 0 && info.pos < oend && o.pos < end
+        })
+    }
+
+    fn push(&mut self, rq: ARef<mq::Request<CoopDev>>, info: RqInfo) {
+        if let (Some(slot), Some(i)) = (self.rqs.get_mut(self.len), self.infos.get_mut(self.len)) {
+            *slot = Some(rq);
+            *i = info;
+            self.len += 1;
+        }
+    }
+
+    fn rq(&self, ri: usize) -> Option<&mq::Request<CoopDev>> {
+        self.rqs.get(ri).and_then(|r| r.as_deref())
+    }
+
+    fn info(&self, ri: usize) -> Option<RqInfo> {
+        self.infos.get(ri).copied()
+    }
+
+    /// Records a failure of request `ri` (the first error is kept).
+    fn fail(&mut self, ri: usize, e: Error) {
+        if let Some(r) = self.res.get_mut(ri) {
+            if r.is_ok() {
+                *r = Err(e);
+            }
+        }
+    }
 }
 
 /// Everything the worker uses; behind one mutex (configfs takes it to add/remove repositories and to render state).
@@ -165,24 +224,46 @@ impl WorkItem for DevIo {
     type Pointer = Arc<DevIo>;
 
     fn run(this: Arc<DevIo>) {
+        // A request that overlaps one of the batch being formed waits for the next batch.
+        let mut carry: Option<(ARef<mq::Request<CoopDev>>, RqInfo)> = None;
         loop {
-            let next = this.ring.lock().pop();
-            let Some(rq) = next else { break };
-            this.serve(rq);
+            let mut batch = Batch::new();
+            if let Some((rq, info)) = carry.take() {
+                batch.push(rq, info);
+            }
+            {
+                let mut ring = this.ring.lock();
+                while !batch.is_full() {
+                    let Some(rq) = ring.pop() else { break };
+                    let info = blk::rq_info(&rq);
+                    if batch.overlaps(&info) {
+                        carry = Some((rq, info));
+                        break;
+                    }
+                    batch.push(rq, info);
+                }
+            }
+            if batch.len == 0 {
+                break;
+            }
+            this.serve(batch);
         }
     }
 }
 
 impl DevIo {
-    fn serve(&self, rq: ARef<mq::Request<CoopDev>>) {
-        let info = blk::rq_info(&rq);
+    fn serve(&self, mut batch: Batch) {
+        let writes = batch.infos.iter().take(batch.len).any(|i| i.op == RqOp::Write);
         // Swap-out must make progress when memory is short: no I/O from our allocations, reserves for writes.
-        let _scope = Memalloc::enter(info.op == RqOp::Write);
-        let res = self.state.lock().handle(&rq, &info);
-        if let Err(rq) = blk::rq_end(rq, res) {
-            // Cannot happen: the worker holds the only reference. Complete it rather than leak it.
-            pr_err!("a request had extra references when it finished; completing it anyway\n");
-            drop(rq);
+        let _scope = Memalloc::enter(writes);
+        self.state.lock().handle(&mut batch);
+        for (slot, res) in batch.rqs.iter_mut().zip(batch.res.iter()).take(batch.len) {
+            let Some(rq) = slot.take() else { continue };
+            if let Err(rq) = blk::rq_end(rq, *res) {
+                // Cannot happen: the worker holds the only reference. Complete it rather than leak it.
+                pr_err!("a request had extra references when it finished; completing it anyway\n");
+                drop(rq);
+            }
         }
     }
 }
@@ -354,16 +435,32 @@ impl IoState {
             .count() as u64
     }
 
-    fn handle(&mut self, rq: &mq::Request<CoopDev>, info: &RqInfo) -> Result {
+    /// Serves a batch: starts every request (sends its repository requests, does its local I/O), collects every
+    /// reply, then decides each write's outcome. The results are in `b.res`.
+    fn handle(&mut self, b: &mut Batch) {
         let stats = self.stats.clone();
-        let res = self.handle_inner(rq, info, &stats);
-        if res.is_err() {
-            inc(&stats.io_errors);
+        for ri in 0..b.len {
+            if let Err(e) = self.start(b, ri, &stats) {
+                b.fail(ri, e);
+            }
         }
-        res
+        self.collect(b);
+        for ri in 0..b.len {
+            if let Some(info) = b.info(ri).filter(|i| i.op == RqOp::Write) {
+                if let Err(e) = self.finish_write(&info) {
+                    b.fail(ri, e);
+                }
+            }
+        }
+        for r in b.res.iter().take(b.len) {
+            if r.is_err() {
+                inc(&stats.io_errors);
+            }
+        }
     }
 
-    fn handle_inner(&mut self, rq: &mq::Request<CoopDev>, info: &RqInfo, stats: &Stats) -> Result {
+    fn start(&mut self, b: &mut Batch, ri: usize, stats: &Stats) -> Result {
+        let info = b.info(ri).ok_or(EIO)?;
         if info.op == RqOp::Flush {
             return self.store.flush();
         }
@@ -377,9 +474,9 @@ impl IoState {
             _ => return Err(EIO),
         }
         match info.op {
-            RqOp::Read => self.read(rq, first, count, stats),
-            RqOp::Write => self.write(rq, first, count, stats),
-            RqOp::Discard | RqOp::WriteZeroes => self.discard(rq, first, count, stats),
+            RqOp::Read => self.read(b, ri, first, count, stats),
+            RqOp::Write => self.write(b, ri, first, count, stats),
+            RqOp::Discard | RqOp::WriteZeroes => self.discard(b, ri, first, count, stats),
             _ => Err(EOPNOTSUPP),
         }
     }
@@ -390,9 +487,9 @@ impl IoState {
     }
 
     /// Sends one repository request and remembers it; collects replies first if too many are outstanding.
-    fn send(&mut self, rq: &mq::Request<CoopDev>, p: Pending, payload: bool) -> Result {
+    fn send(&mut self, b: &mut Batch, p: Pending, payload: bool) -> Result {
         if self.pend.len() >= MAX_PENDING {
-            self.collect(rq)?;
+            self.collect(b);
         }
         let opcode = match p.kind {
             Kind::Store => op::STORE,
@@ -432,7 +529,8 @@ impl IoState {
         Ok(())
     }
 
-    fn read(&mut self, rq: &mq::Request<CoopDev>, first: u64, count: u64, stats: &Stats) -> Result {
+    /// Starts a read: FETCHes are sent (their replies are applied by `collect`), local and zero pages are copied now.
+    fn read(&mut self, b: &mut Batch, ri: usize, first: u64, count: u64, stats: &Stats) -> Result {
         let mut res = Ok(());
         for i in 0..count {
             let page = first + i;
@@ -441,16 +539,17 @@ impl IoState {
             inc(&stats.reads);
             let r = match rec.read_plan(&self.infos) {
                 ReadPlan::Remote { repo, .. } => {
-                    let p = Pending { tag: self.tag(), repo, kind: Kind::Fetch, page, off, seq: rec.seq };
-                    match self.send(rq, p, false) {
+                    let p = Pending { tag: self.tag(), repo, kind: Kind::Fetch, page, off, seq: rec.seq, ri };
+                    match self.send(b, p, false) {
                         Ok(()) => Ok(()),
-                        Err(_) => self.fallback(rq, page, off),
+                        Err(_) => self.fallback(b.rq(ri).ok_or(EIO)?, page, off),
                     }
                 }
-                ReadPlan::Local { slot } => self.read_local(rq, slot, off),
+                ReadPlan::Local { slot } => self.read_local(b.rq(ri).ok_or(EIO)?, slot, off),
                 ReadPlan::Unmapped => {
                     self.buf.fill(0);
                     inc(&stats.zero_reads);
+                    let rq = b.rq(ri).ok_or(EIO)?;
                     if blk::rq_write_data(rq, off, &self.buf) == PAGE_SIZE { Ok(()) } else { Err(EIO) }
                 }
                 ReadPlan::Wait | ReadPlan::Lost => {
@@ -462,8 +561,7 @@ impl IoState {
                 res = r;
             }
         }
-        let c = self.collect(rq);
-        res.and(c)
+        res
     }
 
     /// A remote read failed: serve the local copy if the record has one.
@@ -478,12 +576,13 @@ impl IoState {
         }
     }
 
-    fn write(&mut self, rq: &mq::Request<CoopDev>, first: u64, count: u64, stats: &Stats) -> Result {
+    /// Starts a write: each page is sent to its repository (STORE, reply applied by `collect`) and written to the
+    /// local store now. `finish_write` decides the outcome once the replies are in.
+    fn write(&mut self, b: &mut Batch, ri: usize, first: u64, count: u64, stats: &Stats) -> Result {
         for i in 0..count {
             let page = first + i;
             let off = u32::try_from(i * PAGE).map_err(|_| EIO)?;
-            if blk::rq_read_data(rq, off, &mut self.buf) != PAGE_SIZE {
-                let _ = self.collect(rq);
+            if blk::rq_read_data(b.rq(ri).ok_or(EIO)?, off, &mut self.buf) != PAGE_SIZE {
                 return Err(EIO);
             }
             inc(&stats.writes);
@@ -491,12 +590,12 @@ impl IoState {
             let repo = place(self.seed, page, &self.infos, 0);
             let plan = self.record(page)?.begin_write(crc, repo, Some(page));
             if let Some(old) = plan.drop_stale {
-                let p = Pending { tag: self.tag(), repo: old, kind: Kind::Drop, page, off, seq: plan.seq };
-                let _ = self.send(rq, p, false);
+                let p = Pending { tag: self.tag(), repo: old, kind: Kind::Drop, page, off, seq: plan.seq, ri };
+                let _ = self.send(b, p, false);
             }
             if let Some(r) = plan.store_to {
-                let p = Pending { tag: self.tag(), repo: r, kind: Kind::Store, page, off, seq: plan.seq };
-                if self.send(rq, p, true).is_err() {
+                let p = Pending { tag: self.tag(), repo: r, kind: Kind::Store, page, off, seq: plan.seq, ri };
+                if self.send(b, p, true).is_err() {
                     self.record(page)?.complete_remote(plan.seq, StoreOutcome::Failed);
                     inc(&stats.store_failed);
                 }
@@ -509,8 +608,14 @@ impl IoState {
             }
             self.record(page)?.complete_local(plan.seq, ok);
         }
-        let c = self.collect(rq);
-        // A page is written if at least one copy holds it.
+        Ok(())
+    }
+
+    /// After the batch's replies are in: a write succeeds if every one of its pages has at least one copy. (Replies
+    /// that failed only lose the remote copy; the local copy holds the page.)
+    fn finish_write(&mut self, info: &RqInfo) -> Result {
+        let first = info.pos / PAGE;
+        let count = u64::from(info.len) / PAGE;
         for page in first..first + count {
             let rec = *self.record(page)?;
             let any = super::core_logic::pagemap::PageFlags::LOCAL_VALID
@@ -520,29 +625,26 @@ impl IoState {
                 return Err(EIO);
             }
         }
-        // Replies that failed only lose the remote copy; the local copy holds the page.
-        let _ = c;
         Ok(())
     }
 
-    fn discard(&mut self, rq: &mq::Request<CoopDev>, first: u64, count: u64, stats: &Stats) -> Result {
+    fn discard(&mut self, b: &mut Batch, ri: usize, first: u64, count: u64, stats: &Stats) -> Result {
         for page in first..first + count {
             inc(&stats.discards);
             if let Some(repo) = self.record(page)?.discard() {
                 let alive = self.infos.get(usize::from(repo)).is_some_and(|i| i.can_read());
                 if alive {
-                    let p = Pending { tag: self.tag(), repo, kind: Kind::Drop, page, off: 0, seq: 0 };
-                    let _ = self.send(rq, p, false);
+                    let p = Pending { tag: self.tag(), repo, kind: Kind::Drop, page, off: 0, seq: 0, ri };
+                    let _ = self.send(b, p, false);
                 }
             }
         }
-        let _ = self.collect(rq);
         Ok(())
     }
 
-    /// Collects the replies of every outstanding request (in any order, matched by tag) and applies them.
-    fn collect(&mut self, rq: &mq::Request<CoopDev>) -> Result {
-        let mut res = Ok(());
+    /// Collects the replies of every outstanding request (in any order, matched by tag) and applies them. A read
+    /// whose page can be served by neither copy fails its request in `b`; writes are judged by `finish_write`.
+    fn collect(&mut self, b: &mut Batch) {
         while let Some(first) = self.pend.first().copied() {
             let repo = first.repo;
             let got = match self.repos.get_mut(usize::from(repo)) {
@@ -554,9 +656,8 @@ impl IoState {
                     let at = self.pend.iter().position(|p| p.repo == repo && p.tag == h.tag);
                     match at {
                         Some(at) => {
-                            let p = self.pend.remove(at).map_err(|_| EIO)?;
-                            if let Err(e) = self.apply(rq, p, Some(h)) {
-                                res = Err(e);
+                            if let Ok(p) = self.pend.remove(at) {
+                                self.apply_to(b, p, Some(h));
                             }
                         }
                         None => self.repo_down(repo, "reply with an unknown tag"),
@@ -568,15 +669,27 @@ impl IoState {
                     }
                     // Every request outstanding on this repository failed.
                     while let Some(at) = self.pend.iter().position(|p| p.repo == repo) {
-                        let p = self.pend.remove(at).map_err(|_| EIO)?;
-                        if let Err(e) = self.apply(rq, p, None) {
-                            res = Err(e);
+                        match self.pend.remove(at) {
+                            Ok(p) => self.apply_to(b, p, None),
+                            Err(_) => break,
                         }
                     }
                 }
             }
         }
-        res
+    }
+
+    /// Applies one reply to its request of the batch; a FETCH that cannot be served fails its (read) request.
+    fn apply_to(&mut self, b: &mut Batch, p: Pending, h: Option<ReplyHeader>) {
+        let res = match b.rq(p.ri) {
+            Some(rq) => self.apply(rq, p, h),
+            None => Err(EIO),
+        };
+        if let Err(e) = res {
+            if p.kind == Kind::Fetch {
+                b.fail(p.ri, e);
+            }
+        }
     }
 
     /// Applies one reply (`None`: the request failed) to the page map; for a FETCH, delivers the page or falls back.
