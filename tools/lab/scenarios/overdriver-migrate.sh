@@ -1,0 +1,154 @@
+#!/bin/sh
+# Overdriver ends a sustained overload with a real live migration between two Blanket Xen hosts (issue 5,
+# dissertation §6.2.1, §6.2.4). Topology: pair --pair-kind nested (two QEMUs, each Xen 4.17 + our Dom0, Dom0s on
+# 10.99.0.1 / 10.99.0.2), and one virtio disk that both QEMUs open (the shared storage a migration needs, like the
+# paper's testbed): the guest's swap disk, `phy:/dev/vda` = xvdb.
+#
+# Host 0 runs a PV guest (128 MiB) that pages under a memory hog (guest-init's overcast.guest_hog: a tmpfs file
+# larger than its memory, read back and checksummed round after round). The agent `overdriver` in host 0's Dom0
+# discovers the guest's swap disk in the Xen block back-end (/sys/bus/xen-backend/devices/vbd-<domid>-51728) and
+# watches its request rate; the overload is sustained, so its migrate action moves the guest to the advertised
+# target with room, host 1 (stop-and-copy: `xl save` on host 0, the image over TCP, `xl restore` on host 1 — see
+# migrate.sh below for why not `xl migrate`). The guest must leave host 0, run on host 1, and go on checksumming its
+# memory with every round ok — including the pages that were on its swap disk.
+#
+# NOT YET IN `make test`: in the runs so far the agent, the blkback source, the sustained decision and the move off
+# host 0 worked (one `xl save` attempt died in libxl-save-helper and the agent's retry succeeded), but the restore on
+# host 1 did not come up within 300 s, and in a later run the swap-disk request rate stayed under the threshold.
+# Run by hand: see Documentation/overdriver-agent.md, "Moving a VM between two Xen hosts".
+. /overcast/tests/lib.sh
+B=/overcast/bin
+W=/tmp/od
+ACT=$W/actions
+LOG=$W/agent.log
+GUEST=od-guest
+GLOG=/var/log/xen/console/guest-$GUEST.log
+HOG_MIB=${OVERDRIVER_MIGRATE_HOG_MIB:-128}
+RATE=${OVERDRIVER_MIGRATE_RATE:-5}     # swap-disk requests/s above which an interval is overloaded (TCG is slow)
+me=${OVERCAST_HOST:-0}
+barrier() { check "barrier-$1" overcast-barrier "$1" "${2:-600}"; }
+
+now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
+wait_for() {
+  local secs=$1 i=0; shift
+  while [ $i -lt $((secs * 2)) ]; do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.5; i=$((i + 1))
+  done
+  return 1
+}
+rounds() { grep -c "OVERCAST-GUEST-HOG round [0-9]* ok" "$GLOG" 2>/dev/null || true; }
+bad_rounds() { grep -c "OVERCAST-GUEST-HOG round [0-9]* BAD" "$GLOG" 2>/dev/null || true; }
+# The shared disk: the only virtio disk, /dev/vda, in both Dom0s.
+check shared-disk test -b /dev/vda
+
+if [ "$me" = 1 ]; then
+  # --- host 1: the migration target ----------------------------------------------------------------------------
+  # The receiving end of the migrate action: the guest's saved image arrives on port 8002 and is restored here.
+  ( nc -l -p 8002 > /tmp/incoming.save && echo "received $(wc -c < /tmp/incoming.save) bytes" \
+      && xl -v restore /tmp/incoming.save && echo restored ) > /tmp/receive.log 2>&1 &
+  RECV=$!
+  barrier od-ready 900
+  barrier od-migrated 900
+  check guest-arrived wait_for 300 sh -c "xl list | grep -q '^$GUEST '"
+  xl list
+  grep -v '^domainbuilder\|^xc: detail' /tmp/receive.log | tail -n 30
+  # The guest runs here: its console (now logged by this Dom0's xenconsoled) shows new rounds, all ok.
+  r0=$(rounds)
+  check guest-runs-here wait_for 400 sh -c "[ \$(grep -c 'OVERCAST-GUEST-HOG round [0-9]* ok' $GLOG) -ge $((r0 + 1)) ]"
+  check guest-memory-intact-here sh -c "[ $(bad_rounds) = 0 ]"
+  grep "OVERCAST-GUEST-HOG" "$GLOG" | tail -n 5
+  check receive-log-clean sh -c "grep -q '^received [1-9]' /tmp/receive.log && ! grep -qi 'error\|fail' /tmp/receive.log"
+  check guest-destroyed xl destroy $GUEST
+  kill $RECV 2>/dev/null
+  barrier od-end
+  check_no_oops
+  exit $OVC_FAILS
+fi
+
+# --- host 0: the overloaded host ------------------------------------------------------------------------------------
+mkdir -p $W/state
+check guest-started overcast-guest-boot --name $GUEST --memory 128 --disk 'phy:/dev/vda,xvdb,w' \
+  --extra "overcast.guest_hog=$HOG_MIB" --keep --timeout 300
+DOMID=$(xl domid $GUEST)
+echo "overdriver-migrate: guest $GUEST is domain $DOMID"
+VBD=/sys/bus/xen-backend/devices/vbd-$DOMID-51728
+check guest-swap-disk-backend test -e $VBD/statistics/rd_req
+check guest-hog-ready wait_for 400 grep -q "OVERCAST-GUEST-HOG ready" $GLOG
+grep "OVERCAST-GUEST-HOG" $GLOG
+
+# The migrate action. Live migration (`xl migrate`) needs log-dirty mode, which Debian's Xen 4.17 lacks for PV
+# guests (built without CONFIG_SHADOW_PAGING; PVH guests, which use HAP instead, do not boot on the lab's emulated
+# SVM): the action moves the guest with stop-and-copy instead — `xl save` here, the image over TCP, `xl restore`
+# there — with its swap disk on the shared storage.
+cat > $W/migrate.sh <<'EOT'
+#!/bin/sh
+# migrate.sh DOMAIN TARGET
+set -e
+echo "migrate $1 $2" >> /tmp/od/actions
+xl save "$1" /tmp/od/guest.save
+nc "$2" 8002 < /tmp/od/guest.save
+rm -f /tmp/od/guest.save
+EOT
+chmod 755 $W/migrate.sh
+cat > $W/overdriver.toml <<EOT
+[agent]
+interval_secs = 1
+state_dir = "$W/state"
+
+[detector]
+overload_rate = $RATE.0
+window = 12
+window_overloaded = 8
+sustained_secs = 10
+quiet_intervals = 3
+
+[profiler]
+min_threshold_secs = 4
+
+[actions]
+coopswap = "sh -c 'echo coopswap \$0 >> $ACT' {domain}"
+migrate = "$W/migrate.sh {domain} {target}"
+timeout_secs = 600
+
+[targets]
+# This host never takes its own VM; "small" has too little room; the migration must go to 10.99.0.2.
+hosts = [{ host = "10.99.0.1", free_mib = 4096 }, { host = "small", free_mib = 64 }, { host = "10.99.0.2", free_mib = 512 }]
+self_host = "10.99.0.1"
+
+[discover]
+blkback_root = "/sys/bus/xen-backend/devices"
+blkback_devid = 51728
+memory_mib = 128
+
+[metrics]
+file = "$W/metrics.prom"
+EOT
+check agent-config $B/overdriver --config $W/overdriver.toml check-config
+barrier od-ready
+r_before=$(rounds)
+t0=$(now_ms)
+RUST_LOG=info $B/overdriver --config $W/overdriver.toml run >$LOG 2>&1 &
+AGENT=$!
+check agent-discovers-guest wait_for 30 grep -q "watching dom$DOMID (domain $DOMID, blkback:$VBD" $LOG
+check agent-sustained wait_for 300 grep -Eq "dom$DOMID: sustained overload after [0-9]+ s \(([89]|1[012]) of 12 intervals overloaded, threshold 10 s\): migrate" $LOG
+check migrate-action-args wait_for 10 grep -q "^migrate $DOMID 10.99.0.2\$" $ACT
+check agent-migrated wait_for 600 grep -q "dom$DOMID: migrated to 10.99.0.2" $LOG
+t1=$(now_ms)
+echo "overdriver-migrate: agent start to migration done: $((t1 - t0)) ms; rounds on this host: $(( $(rounds) - r_before )) after the agent started"
+check guest-left-this-host sh -c "! xl list | grep -q '^$GUEST '"
+check guest-intact-before sh -c "[ $(bad_rounds) = 0 ]"
+# One migration; a failed attempt (the action's exit status) is retried after the back-off and logged as such.
+check exactly-one-migration sh -c "[ \$(grep -c 'migrated to' $LOG) = 1 ]"
+check failed-attempts-retried sh -c "[ \$(grep -c '^migrate' $ACT) = \$((1 + \$(grep -c 'migrate attempt [0-9]* failed' $LOG))) ]"
+check migration-recorded grep -q ",dom$DOMID,[0-9.]*,migrated\$" $W/state/episodes.csv
+barrier od-migrated
+# The VM is gone from this host: the agent forgets it without acting on it again.
+check agent-forgets-guest wait_for 30 grep -q "dom$DOMID.*\(vanished\|gone\|removed\)" $LOG
+cat $ACT
+grep -v ' DEBUG ' $LOG | tail -n 25
+check agent-stops kill $AGENT
+wait $AGENT 2>/dev/null
+barrier od-end
+check_no_oops
+exit $OVC_FAILS
