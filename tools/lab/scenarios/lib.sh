@@ -32,3 +32,14 @@ check_no_oops() {
   dmesg | grep -E 'traps: .*(general protection|segfault|trap)' | sed 's/^/note: user-space trap (not a kernel failure): /'
   return 0
 }
+# Milliseconds since boot (for reporting how long a step took).
+now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
+# wait_for SECS CMD...: polls CMD every 0.25 s until it succeeds (0) or SECS pass (1).
+wait_for() {
+  local secs=$1 i=0; shift
+  while [ $i -lt $((secs * 4)) ]; do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.25; i=$((i + 1))
+  done
+  return 1
+}

@@ -19,17 +19,6 @@ RATE=${OVERDRIVER_LAB_RATE:-200}   # pages/s above which an interval is overload
 mount -t configfs none /sys/kernel/config 2>/dev/null
 mkdir -p $W/state
 
-# now_ms: milliseconds since boot (busybox date has no %N).
-now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
-# wait_for SECS CMD...: until CMD succeeds, at most SECS seconds.
-wait_for() {
-  local secs=$1 i=0; shift
-  while [ $i -lt $((secs * 4)) ]; do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.25; i=$((i + 1))
-  done
-  return 1
-}
 count() { grep -c -- "$1" "$2" 2>/dev/null || true; }
 pages() { echo $(( $(cat $D/reads) + $(cat $D/writes) )); }
 
