@@ -12,8 +12,10 @@
 #   3. g moves back host 1 -> host 0 the same way (the destination reached through the serve helper), and the
 #      connector encapsulates again.
 # The guest's own move is the hypervisor's part; here it is played by creating the namespace (same MAC and IP,
-# with its echo) behind a bridge on the destination before the tool runs and deleting it on the source after, so
-# the gap measured is VirtualWire's part only (create, repoint, destroy), not a VM's stop-and-copy downtime.
+# with its echo) behind a bridge on the destination before the tool runs, pausing the source's copy (its link down)
+# from the tool's --before hook just before the first step, and deleting it after. So the outage the flow sees is
+# the time from the guest leaving the source to the sister's repoint: VirtualWire's part of a move (create, attach,
+# repoint), not a VM's stop-and-copy downtime, which this lab does not have.
 . /overcast/tests/lib.sh
 M=/overcast/modules
 VM=/overcast/bin/vwire-migrate
@@ -23,9 +25,9 @@ me=${OVERCAST_HOST:-0}
 if [ "$me" = 0 ]; then L=10.99.0.1 R=10.99.0.2; else L=10.99.0.2 R=10.99.0.1; fi
 GIP=192.168.8.1 SIP=192.168.8.2
 GMAC=02:76:77:00:08:01 SMAC=02:76:77:00:08:02
-# The longest silence the flow may see in a move (ms): generous for TCG under a loaded host; the value measured is
-# printed ("gap: ... longest_silence_ms=...") and recorded in Documentation/vwire.md.
-GAP_MAX_MS=${GAP_MAX_MS:-2000}
+# The longest outage the flow may see in a move (ms): generous for TCG under a loaded host; the values measured are
+# printed ("gap: ... outage_ms=...") and recorded in Documentation/vwire.md.
+GAP_MAX_MS=${GAP_MAX_MS:-5000}
 
 # --- barrier over the link (UDP 5998, outside the connector) -------------------------------------------------------
 socat -u UDP-RECV:5998 OPEN:/tmp/barrier.log,creat,append &
@@ -70,12 +72,15 @@ grows() {
   echo "entry $1 $2: rx_frames $rx0 -> $rx1, tx_frames $tx0 -> $tx1"
   [ -n "$rx0" ] && [ "$rx1" -gt "$rx0" ] && [ "$tx1" -gt "$tx0" ]
 }
-# gap_ok FILE: the tool's output shows the flow resumed within GAP_MAX_MS.
+# gap_ok FILE: the tool's output shows the flow resumed after the move and was dark (every datagram lost) for at
+# most GAP_MAX_MS. The receiver's longest silence is printed too; it also counts the time this host did not run the
+# probe at all (TCG on a loaded machine), so it is not what is asserted.
 gap_ok() {
-  local ms
+  local ms sil
   grep '^gap: sent=' "$1" | grep -q 'resumed=yes' || { echo "flow did not resume"; return 1; }
-  ms=$(sed -n 's/^gap: .*longest_silence_ms=\([0-9.]*\).*/\1/p' "$1")
-  echo "longest silence $ms ms (bound $GAP_MAX_MS ms)"
+  ms=$(sed -n 's/^gap: .*outage_ms=\([0-9.]*\).*/\1/p' "$1")
+  sil=$(sed -n 's/^gap: .*longest_silence_ms=\([0-9.]*\).*/\1/p' "$1")
+  echo "outage $ms ms (bound $GAP_MAX_MS ms), longest silence at the receiver $sil ms"
   awk -v m="$ms" -v b="$GAP_MAX_MS" 'BEGIN { exit !(m != "" && m + 0 <= b + 0) }'
 }
 # move OUT ARGS...: runs the tool, keeping its output (printed to the console too) and exit status.
@@ -84,6 +89,7 @@ move() {
   $VM move --ip-cmd $IP "$@" >"$out" 2>&1
   local rc=$?
   echo $rc >"$out.rc"
+  cat "$out"
   return $rc
 }
 # show OUT: prints a run's output on the console (check captures it).
@@ -99,6 +105,14 @@ if [ "$me" = 0 ]; then
   $IP netns exec g $VM echo --listen $GIP:7000 &
   $VM serve --listen $L:7070 --ip-cmd $IP 2>/tmp/serve.log &
   SERVE=$!
+  # The "hypervisor" pauses the source guest when host 1's --before hook says so (UDP 5997).
+  socat -u UDP-RECV:5997 OPEN:/tmp/pause.log,creat,append &
+  PAUSE_L=$!
+  (
+    while ! grep -q pause /tmp/pause.log 2>/dev/null; do sleep 0.05; done
+    ip -n g link set veth1 down
+    echo "source guest paused (veth1 down)"
+  ) &
 else
   guest s $SIP $SMAC br0 vs0
   check mig-create sh -c "echo '7 $L:4789 $R:4789' > /proc/vw/create"
@@ -115,7 +129,7 @@ if [ "$me" = 1 ]; then
 
   # --- refusals and rollbacks: each must leave /proc/vw/list as it was ---------------------------------------------
   cp /proc/vw/list /tmp/list.0
-  check_fails mig-refuses-unknown-connector "refused" move /tmp/m0.out --id 8 $FROM --dest local --dest-addr $L:4790 --bridge br1
+  check_fails mig-refuses-unknown-connector "refused" move /tmp/mr.out --id 8 $FROM --dest local --dest-addr $L:4790 --bridge br1
   check mig-refusal-changed-nothing cmp /proc/vw/list /tmp/list.0
   check mig-dry-run move /tmp/m0.out --id 7 $FROM --dest local --dest-addr $L:4790 --bridge br1 --dry-run
   check mig-dry-run-says grep -q 'dry run, nothing was changed' /tmp/m0.out
@@ -129,13 +143,14 @@ if [ "$me" = 1 ]; then
   check mig-create-fail-changed-nothing cmp /proc/vw/list /tmp/list.0
   check_fails mig-attach-fails-rolls-back "rolled back" move /tmp/m2.out --id 7 $FROM --dest local --dest-addr $L:4790 --bridge nosuchbr
   check mig-attach-fail-exit-2 grep -qx 2 /tmp/m2.out.rc
-  for f in /tmp/m0.out /tmp/m1.out /tmp/m2.out; do show $f; done
+  for f in /tmp/mr.out /tmp/m0.out /tmp/m1.out /tmp/m2.out; do show $f; done
   check mig-attach-fail-undone sh -c "cmp /proc/vw/list /tmp/list.0 && ! test -e /sys/class/net/vw7-1"
   check mig-ping-after-rollbacks $IP netns exec s ping -c 2 -W 2 $GIP
 
   # --- move 1: g goes from host 0 to host 1 while s's probe flow runs ------------------------------------------------
   PROBE="$IP netns exec s $VM probe --to $GIP:7000 --interval-ms 20"
-  check mig-move-0-to-1 move /tmp/move1.out --id 7 $FROM --dest local --dest-addr $L:4790 --bridge br1 --probe "$PROBE"
+  check mig-move-0-to-1 move /tmp/move1.out --id 7 $FROM --dest local --dest-addr $L:4790 --bridge br1 --probe "$PROBE" \
+      --before "echo pause | socat -u - UDP-SENDTO:$R:5997"
   show /tmp/move1.out
   check mig-move1-gap-bounded gap_ok /tmp/move1.out
   cat /tmp/check.out
@@ -161,7 +176,7 @@ barrier ready2
 if [ "$me" = 1 ]; then
   # --- move 2: g goes back from host 1 to host 0 (the destination through the serve helper) ----------------------
   check mig-move-1-to-0 move /tmp/move2.out --id 7 --source local --source-addr $L:4790 --dest tcp:$R:7070 \
-      --dest-addr $R:4791 --bridge br0 --sister local --probe "$PROBE"
+      --dest-addr $R:4791 --bridge br0 --sister local --probe "$PROBE" --before "$IP -n g link set veth1 down"
   show /tmp/move2.out
   check mig-move2-gap-bounded gap_ok /tmp/move2.out
   cat /tmp/check.out
@@ -178,7 +193,7 @@ if [ "$me" = 0 ]; then
   check mig-move2-on-br0 sh -c 'i=$(awk -F": " "\$1==\"ifname\"{print \$2}" /proc/vw/7); [ "$(basename $(readlink /sys/class/net/$i/master))" = br0 ]'
   check mig-move2-counters-grow grows 7 $L:4791 g $SIP
   grep '^entry' /tmp/check.out
-  kill $(ip netns pids g) $SERVE 2>/dev/null
+  kill $(ip netns pids g) $SERVE $PAUSE_L 2>/dev/null
   sed 's/^/serve log: /' /tmp/serve.log | tail -20
 fi
 barrier done

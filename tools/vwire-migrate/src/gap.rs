@@ -2,7 +2,7 @@
 //! sequence-numbered UDP datagrams at a fixed interval to an echo in the moving guest and prints one line per echo
 //! it receives back. Pure functions of those lines.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// Probe datagram: magic, sequence number, send time (µs since the Unix epoch), all big-endian.
@@ -72,7 +72,14 @@ pub struct GapReport {
     pub late: u64,
     /// The longest consecutive run of sequence numbers never echoed.
     pub longest_lost_run: u64,
-    /// The longest time without any echo, in ms, between the first echo and the end of the observation.
+    /// The outage: the longest stretch of send time over which every datagram was lost, in ms — from the send time
+    /// of the last datagram echoed before a run of losses to that of the first echoed after it (or to the end of the
+    /// observation if none was). 0 when nothing was lost. This is the time the connector was dark for the flow; a
+    /// stall of the probe's own host (no datagrams sent, none lost) does not count.
+    pub outage_ms: f64,
+    /// The longest time without any echo at the receiver, in ms, between the first echo and the end of the
+    /// observation. It includes the outage, and also any time the probe's host did not run the probe at all (under
+    /// QEMU TCG on a loaded machine: up to seconds), so it bounds the outage from above.
     pub longest_silence_ms: f64,
     /// When that silence began (receive time of the echo before it, µs since the epoch).
     pub silence_from_us: u64,
@@ -84,6 +91,7 @@ pub struct GapReport {
 /// sending), so that a flow that never resumed shows a silence up to then; `after_us` is the end of the move.
 pub fn analyze(sent: u64, replies: &[Reply], window_us: u64, end_us: u64, after_us: u64) -> GapReport {
     let mut seen = BTreeSet::new();
+    let mut sent_of = BTreeMap::new();
     let mut duplicates = 0;
     let mut reordered = 0;
     let mut late = 0;
@@ -101,6 +109,7 @@ pub fn analyze(sent: u64, replies: &[Reply], window_us: u64, end_us: u64, after_
             duplicates += 1;
             continue;
         }
+        sent_of.insert(r.seq, r.sent_us);
         if max_seq.is_some_and(|m| r.seq < m) {
             reordered += 1;
         }
@@ -133,6 +142,21 @@ pub fn analyze(sent: u64, replies: &[Reply], window_us: u64, end_us: u64, after_
         longest_lost_run = longest_lost_run.max(s - next);
         next = s + 1;
     }
+    let mut outage_us = 0u64;
+    let mut prev: Option<(u64, u64)> = None;
+    for (&s, &t) in &sent_of {
+        if let Some((ps, pt)) = prev {
+            if s > ps + 1 {
+                outage_us = outage_us.max(t.saturating_sub(pt));
+            }
+        }
+        prev = Some((s, t));
+    }
+    if let Some((ps, pt)) = prev {
+        if ps + 1 < sent {
+            outage_us = outage_us.max(end_us.saturating_sub(pt));
+        }
+    }
     let received = seen.len() as u64;
     GapReport {
         sent,
@@ -142,6 +166,7 @@ pub fn analyze(sent: u64, replies: &[Reply], window_us: u64, end_us: u64, after_
         reordered,
         late,
         longest_lost_run,
+        outage_ms: outage_us as f64 / 1000.0,
         longest_silence_ms: longest_silence_us as f64 / 1000.0,
         silence_from_us,
         after_move,
@@ -152,11 +177,12 @@ impl fmt::Display for GapReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "sent={} received={} lost={} longest_lost_run={} duplicates={} reordered={} late={} longest_silence_ms={:.1} resumed={}",
+            "sent={} received={} lost={} longest_lost_run={} outage_ms={:.1} duplicates={} reordered={} late={} longest_silence_ms={:.1} resumed={}",
             self.sent,
             self.received,
             self.lost,
             self.longest_lost_run,
+            self.outage_ms,
             self.duplicates,
             self.reordered,
             self.late,
@@ -218,6 +244,7 @@ mod tests {
             (100, 0, 0, 0, 0, 0)
         );
         assert!((r.longest_silence_ms - 10.0).abs() < 1e-9);
+        assert_eq!(r.outage_ms, 0.0);
         assert_eq!(r.after_move, 50);
     }
 
@@ -230,6 +257,8 @@ mod tests {
         // Echo 39 at 1.392 s, echo 65 at 1.652 s: 260 ms of silence.
         assert!((r.longest_silence_ms - 260.0).abs() < 1e-9);
         assert_eq!(r.silence_from_us, 1_392_000);
+        // Datagram 39 sent at 1.39 s, 65 at 1.65 s: the connector was dark for 260 ms of the flow.
+        assert!((r.outage_ms - 260.0).abs() < 1e-9);
         assert!(r.to_string().contains("lost=25"));
     }
 
@@ -240,7 +269,21 @@ mod tests {
         assert_eq!(r.after_move, 0);
         assert_eq!(r.longest_lost_run, 50);
         assert!((r.longest_silence_ms - (3_000_000.0 - 1_492_000.0) / 1000.0).abs() < 1e-9);
+        assert!((r.outage_ms - (3_000_000.0 - 1_490_000.0) / 1000.0).abs() < 1e-9);
         assert!(r.to_string().ends_with("resumed=no"));
+    }
+
+    #[test]
+    fn a_stalled_prober_is_silence_but_no_outage() {
+        // Nothing sent or received for 2 s (the probe's host did not run), nothing lost.
+        let mut v = flow(100, &[]);
+        for r in v.iter_mut().skip(50) {
+            r.sent_us += 2_000_000;
+            r.recv_us += 2_000_000;
+        }
+        let r = analyze(100, &v, 1_000_000, 4_000_000, 1_500_000);
+        assert_eq!((r.lost, r.outage_ms), (0, 0.0));
+        assert!((r.longest_silence_ms - 2010.0).abs() < 1e-9);
     }
 
     #[test]

@@ -126,6 +126,11 @@ struct MoveArgs {
     /// Echoes with a longer round trip are counted as late (out of window).
     #[arg(long, default_value_t = 1000)]
     probe_window_ms: u64,
+    /// A shell command run just before the first step, after the probe is running (timed and reported as step
+    /// `before`): the hypervisor's part of the move, e.g. pausing the guest on the source. If it fails, nothing is
+    /// changed in /proc/vw.
+    #[arg(long)]
+    before: Option<String>,
     /// Check and print the steps; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -183,8 +188,7 @@ fn local_write(file: &str, line: &str) -> Result<(), String> {
         .open(&path)
         .map_err(|e| format!("{path}: {e}"))?;
     // One write(2) of the whole line: the module parses each write as one command.
-    f.write_all(format!("{line}\n").as_bytes())
-        .map_err(|e| format!("echo \"{line}\" > {path}: {e}"))
+    f.write_all(format!("{line}\n").as_bytes()).map_err(|e| e.to_string())
 }
 
 fn run_checked(argv: &[String]) -> Result<String, String> {
@@ -481,9 +485,25 @@ fn run_move(a: &MoveArgs) -> u8 {
             Some(p)
         }
     };
-    // 3. The steps.
+    // 3. The steps (after the operator's own `--before` action, if any).
     let t0 = now_us();
     let start = Instant::now();
+    if let Some(cmd) = &a.before {
+        let t = Instant::now();
+        let r = run_checked(&["sh".to_string(), "-c".to_string(), cmd.clone()]);
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        match r {
+            Ok(_) => println!("step: {:<8} {ms:>9.1} ms  ok      local: {cmd}", "before"),
+            Err(e) => {
+                println!("step: {:<8} {ms:>9.1} ms  FAILED  local: {cmd}: {e}", "before");
+                if let Some(p) = probe.take() {
+                    let _ = p.finish(Duration::from_secs(10));
+                }
+                eprintln!("vwire-migrate: refused: the --before command failed; nothing was changed in /proc/vw");
+                return EXIT_REFUSED;
+            }
+        }
+    }
     let (results, outcome) = execute(&mut hosts, &plan);
     let total = start.elapsed();
     let t1 = now_us();
@@ -542,7 +562,7 @@ fn run_move(a: &MoveArgs) -> u8 {
                 if g.longest_silence_ms > 0.0 {
                     let rel = (g.silence_from_us as i64 - t0 as i64) as f64 / 1000.0;
                     println!(
-                        "gap: the longest silence began {rel:+.1} ms from the first step (steps took {:.1} ms)",
+                        "gap: the receiver's longest silence (which also counts stalls of the probe's own host) began {rel:+.1} ms from the first step; the steps took {:.1} ms",
                         (t1 - t0) as f64 / 1000.0
                     );
                 }
@@ -640,14 +660,19 @@ fn probe(to: SocketAddr, interval_ms: u64, max_secs: u64, linger_ms: u64) -> Res
             let start = Instant::now();
             let interval = Duration::from_millis(interval_ms.max(1));
             let mut seq = 0u64;
+            let mut due = Duration::ZERO;
             while !stop.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(max_secs) {
                 // Errors (no route, ICMP unreachable reported on a later send) are part of what is measured.
                 let _ = tx.send_to(&encode_probe(seq, now_us()), to);
                 seq += 1;
                 sent.store(seq, Ordering::SeqCst);
-                let next = interval * (seq as u32);
-                if let Some(d) = next.checked_sub(start.elapsed()) {
-                    thread::sleep(d);
+                // The next datagram is due one interval after this one; if the host did not run us for longer
+                // than that, carry on from now rather than send the missed ones in a burst.
+                due += interval;
+                let now = start.elapsed();
+                match due.checked_sub(now) {
+                    Some(d) => thread::sleep(d),
+                    None => due = now,
                 }
             }
             sending.store(false, Ordering::SeqCst);
