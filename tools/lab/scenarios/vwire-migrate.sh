@@ -112,8 +112,20 @@ if [ "$me" = 0 ]; then
     while ! grep -q pause /tmp/pause.log 2>/dev/null; do sleep 0.05; done
     ip -n g link set veth1 down
     echo "source guest paused (veth1 down)"
+    echo paused | socat -u - UDP-SENDTO:$R:5996
   ) &
 else
+  # pause-source: the --before hook of move 1; asks host 0 to pause its guest and waits until it has (<= 20 s).
+  socat -u UDP-RECV:5996 OPEN:/tmp/paused.log,creat,append &
+  PAUSED_L=$!
+  cat >/tmp/pause-source.sh <<EOF
+i=0
+while ! grep -q paused /tmp/paused.log 2>/dev/null; do
+  [ \$i -lt 200 ] || exit 1
+  echo pause | socat -u - UDP-SENDTO:$R:5997
+  sleep 0.1; i=\$((i + 1))
+done
+EOF
   guest s $SIP $SMAC br0 vs0
   check mig-create sh -c "echo '7 $L:4789 $R:4789' > /proc/vw/create"
   ip link set vw7 master br0 up
@@ -150,7 +162,7 @@ if [ "$me" = 1 ]; then
   # --- move 1: g goes from host 0 to host 1 while s's probe flow runs ------------------------------------------------
   PROBE="$IP netns exec s $VM probe --to $GIP:7000 --interval-ms 20"
   check mig-move-0-to-1 move /tmp/move1.out --id 7 $FROM --dest local --dest-addr $L:4790 --bridge br1 --probe "$PROBE" \
-      --before "echo pause | socat -u - UDP-SENDTO:$R:5997"
+      --before "sh /tmp/pause-source.sh"
   show /tmp/move1.out
   check mig-move1-gap-bounded gap_ok /tmp/move1.out
   cat /tmp/check.out
@@ -183,7 +195,7 @@ if [ "$me" = 1 ]; then
   check mig-move2-verified grep -q 'verify: sister sends to the destination: yes; source entry gone: yes' /tmp/move2.out
   check mig-move2-encapsulating grep -q "^7 endpoint $L:4789 $R:4791 encapsulating$" /proc/vw/list
   check mig-move2-source-gone sh -c '! test -e /sys/class/net/vw7-1 && [ "$(grep -c "^7 " /proc/vw/list)" = 1 ]'
-  kill $(ip netns pids g) 2>/dev/null
+  kill $(ip netns pids g) $PAUSED_L 2>/dev/null
   ip netns del g
 fi
 barrier moved2
