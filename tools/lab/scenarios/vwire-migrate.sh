@@ -5,7 +5,8 @@
 # a network namespace behind a bridge with the endpoint's vw interface enslaved (Fig. 5.7). Host 0 runs
 # `vwire-migrate serve` on its link address so that host 1, which runs the tool, reaches host 0's /proc/vw.
 #   1. refusals and rollbacks first: unknown connector (refused), destination port in use (create fails, nothing
-#      changes), a bridge that does not exist (attach fails: the created endpoint is destroyed again);
+#      changes), a bridge that does not exist (attach fails: the created endpoint is destroyed again), a failing
+#      --switch command (the guest's move failed: likewise);
 #   2. g moves host 0 -> host 1 while s sends a sequence-numbered UDP flow to an echo in g (`vwire-migrate probe`):
 #      the flow resumes, the gap is printed and bounded, the old endpoint is gone, the new one counts frames (and,
 #      both ends now on host 1, the connector is collapsed, §5.2.3);
@@ -13,9 +14,10 @@
 #      connector encapsulates again.
 # The guest's own move is the hypervisor's part; here it is played by creating the namespace (same MAC and IP,
 # with its echo) behind a bridge on the destination before the tool runs, pausing the source's copy (its link down)
-# from the tool's --before hook just before the first step, and deleting it after. So the outage the flow sees is
-# the time from the guest leaving the source to the sister's repoint: VirtualWire's part of a move (create, attach,
-# repoint), not a VM's stop-and-copy downtime, which this lab does not have.
+# from the tool's --switch hook — which runs, as in §5.2.4, after the destination endpoint exists and before the
+# sister is repointed — and deleting it after. So the outage the flow sees is the time from the guest leaving the
+# source to the sister's repoint: VirtualWire's part of a move, not a VM's stop-and-copy downtime (which the
+# namespace does not have).
 . /overcast/tests/lib.sh
 M=/overcast/modules
 VM=/overcast/bin/vwire-migrate
@@ -105,7 +107,7 @@ if [ "$me" = 0 ]; then
   $IP netns exec g $VM echo --listen $GIP:7000 &
   $VM serve --listen $L:7070 --ip-cmd $IP 2>/tmp/serve.log &
   SERVE=$!
-  # The "hypervisor" pauses the source guest when host 1's --before hook says so (UDP 5997).
+  # The "hypervisor" pauses the source guest when host 1's --switch hook says so (UDP 5997).
   socat -u UDP-RECV:5997 OPEN:/tmp/pause.log,creat,append &
   PAUSE_L=$!
   (
@@ -115,7 +117,7 @@ if [ "$me" = 0 ]; then
     echo paused | socat -u - UDP-SENDTO:$R:5996
   ) &
 else
-  # pause-source: the --before hook of move 1; asks host 0 to pause its guest and waits until it has (<= 20 s).
+  # pause-source: the --switch hook of move 1; asks host 0 to pause its guest and waits until it has (<= 20 s).
   socat -u UDP-RECV:5996 OPEN:/tmp/paused.log,creat,append &
   PAUSED_L=$!
   cat >/tmp/pause-source.sh <<EOF
@@ -155,14 +157,16 @@ if [ "$me" = 1 ]; then
   check mig-create-fail-changed-nothing cmp /proc/vw/list /tmp/list.0
   check_fails mig-attach-fails-rolls-back "rolled back" move /tmp/m2.out --id 7 $FROM --dest local --dest-addr $L:4790 --bridge nosuchbr
   check mig-attach-fail-exit-2 grep -qx 2 /tmp/m2.out.rc
-  for f in /tmp/mr.out /tmp/m0.out /tmp/m1.out /tmp/m2.out; do show $f; done
+  check_fails mig-switch-fails-rolls-back "rolled back" move /tmp/m3.out --id 7 $FROM --dest local --dest-addr $L:4790 --bridge br1 --switch false
+  check mig-switch-fail-undone sh -c "cmp /proc/vw/list /tmp/list.0 && ! test -e /sys/class/net/vw7-1"
+  for f in /tmp/mr.out /tmp/m0.out /tmp/m1.out /tmp/m2.out /tmp/m3.out; do show $f; done
   check mig-attach-fail-undone sh -c "cmp /proc/vw/list /tmp/list.0 && ! test -e /sys/class/net/vw7-1"
   check mig-ping-after-rollbacks $IP netns exec s ping -c 2 -W 2 $GIP
 
   # --- move 1: g goes from host 0 to host 1 while s's probe flow runs ------------------------------------------------
   PROBE="$IP netns exec s $VM probe --to $GIP:7000 --interval-ms 20"
   check mig-move-0-to-1 move /tmp/move1.out --id 7 $FROM --dest local --dest-addr $L:4790 --bridge br1 --probe "$PROBE" \
-      --before "sh /tmp/pause-source.sh"
+      --switch "sh /tmp/pause-source.sh"
   show /tmp/move1.out
   check mig-move1-gap-bounded gap_ok /tmp/move1.out
   cat /tmp/check.out
@@ -188,7 +192,7 @@ barrier ready2
 if [ "$me" = 1 ]; then
   # --- move 2: g goes back from host 1 to host 0 (the destination through the serve helper) ----------------------
   check mig-move-1-to-0 move /tmp/move2.out --id 7 --source local --source-addr $L:4790 --dest tcp:$R:7070 \
-      --dest-addr $R:4791 --bridge br0 --sister local --probe "$PROBE" --before "$IP -n g link set veth1 down"
+      --dest-addr $R:4791 --bridge br0 --sister local --probe "$PROBE" --switch "$IP -n g link set veth1 down"
   show /tmp/move2.out
   check mig-move2-gap-bounded gap_ok /tmp/move2.out
   cat /tmp/check.out

@@ -77,6 +77,8 @@ pub struct GapReport {
     /// observation if none was). 0 when nothing was lost. This is the time the connector was dark for the flow; a
     /// stall of the probe's own host (no datagrams sent, none lost) does not count.
     pub outage_ms: f64,
+    /// When the outage began: send time of the last datagram echoed before it (µs since the epoch; 0 if none).
+    pub outage_from_us: u64,
     /// The longest time without any echo at the receiver, in ms, between the first echo and the end of the
     /// observation. It includes the outage, and also any time the probe's host did not run the probe at all (under
     /// QEMU TCG on a loaded machine: up to seconds), so it bounds the outage from above.
@@ -142,19 +144,26 @@ pub fn analyze(sent: u64, replies: &[Reply], window_us: u64, end_us: u64, after_
         longest_lost_run = longest_lost_run.max(s - next);
         next = s + 1;
     }
+    // Each run of losses: (send time of the echoed datagram before it, send time of the one after it, or the end).
     let mut outage_us = 0u64;
+    let mut outage_from_us = 0u64;
+    let mut runs = Vec::new();
     let mut prev: Option<(u64, u64)> = None;
     for (&s, &t) in &sent_of {
-        if let Some((ps, pt)) = prev {
-            if s > ps + 1 {
-                outage_us = outage_us.max(t.saturating_sub(pt));
-            }
+        match prev {
+            Some((ps, pt)) if s > ps + 1 => runs.push((pt, t)),
+            _ => {}
         }
         prev = Some((s, t));
     }
-    if let Some((ps, pt)) = prev {
-        if ps + 1 < sent {
-            outage_us = outage_us.max(end_us.saturating_sub(pt));
+    match prev {
+        Some((ps, pt)) if ps + 1 < sent => runs.push((pt, end_us)),
+        _ => {}
+    }
+    for (from, to) in runs {
+        if to.saturating_sub(from) > outage_us {
+            outage_us = to.saturating_sub(from);
+            outage_from_us = from;
         }
     }
     let received = seen.len() as u64;
@@ -167,6 +176,7 @@ pub fn analyze(sent: u64, replies: &[Reply], window_us: u64, end_us: u64, after_
         late,
         longest_lost_run,
         outage_ms: outage_us as f64 / 1000.0,
+        outage_from_us,
         longest_silence_ms: longest_silence_us as f64 / 1000.0,
         silence_from_us,
         after_move,
@@ -259,6 +269,7 @@ mod tests {
         assert_eq!(r.silence_from_us, 1_392_000);
         // Datagram 39 sent at 1.39 s, 65 at 1.65 s: the connector was dark for 260 ms of the flow.
         assert!((r.outage_ms - 260.0).abs() < 1e-9);
+        assert_eq!(r.outage_from_us, 1_390_000);
         assert!(r.to_string().contains("lost=25"));
     }
 

@@ -3,7 +3,7 @@
 //! ```text
 //! vwire-migrate move --id N --source HOST --source-addr ADR --dest HOST --dest-addr ADR --sister HOST
 //!                    [--sister-addr ADR] [--bridge BR] [--remote-cmd 'ssh {host}'] [--ip-cmd ip]
-//!                    [--probe 'CMD'] [--dry-run]
+//!                    [--probe 'CMD'] [--switch 'CMD'] [--dry-run]
 //! vwire-migrate serve --listen ADDR:PORT [--ip-cmd ip]     answer read/write/attach requests for this host's /proc/vw
 //! vwire-migrate probe --to ADDR:PORT [--interval-ms 10]    sequence-numbered UDP flow to an echo; one line per echo
 //! vwire-migrate echo --listen ADDR:PORT                     UDP echo (runs in the moving guest)
@@ -126,11 +126,11 @@ struct MoveArgs {
     /// Echoes with a longer round trip are counted as late (out of window).
     #[arg(long, default_value_t = 1000)]
     probe_window_ms: u64,
-    /// A shell command run just before the first step, after the probe is running (timed and reported as step
-    /// `before`): the hypervisor's part of the move, e.g. pausing the guest on the source. If it fails, nothing is
-    /// changed in /proc/vw.
+    /// A local shell command run after the destination endpoint exists (and is attached) and before the sister is
+    /// repointed — the hypervisor's stop-and-copy of the guest, in the order of §5.2.4 — timed as step `switch`. If
+    /// it fails, the new endpoint is destroyed again and nothing else changes.
     #[arg(long)]
-    before: Option<String>,
+    switch: Option<String>,
     /// Check and print the steps; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -313,6 +313,9 @@ impl Hosts for Three {
     fn attach(&mut self, role: Role, ifname: &str, bridge: &str) -> Result<(), String> {
         self.conn(role).attach(ifname, bridge)
     }
+    fn run(&mut self, cmd: &str) -> Result<(), String> {
+        run_checked(&["sh".to_string(), "-c".to_string(), cmd.to_string()]).map(|_| ())
+    }
 }
 
 fn host_name(h: &HostSpec) -> String {
@@ -424,6 +427,7 @@ fn run_move(a: &MoveArgs) -> u8 {
         to: a.dest_addr,
         sister: a.sister_addr,
         bridge: a.bridge.clone(),
+        switch: a.switch.clone(),
     };
     // 1. Read the three listings and check everything before changing anything.
     let mut lists = Vec::new();
@@ -485,25 +489,9 @@ fn run_move(a: &MoveArgs) -> u8 {
             Some(p)
         }
     };
-    // 3. The steps (after the operator's own `--before` action, if any).
+    // 3. The steps.
     let t0 = now_us();
     let start = Instant::now();
-    if let Some(cmd) = &a.before {
-        let t = Instant::now();
-        let r = run_checked(&["sh".to_string(), "-c".to_string(), cmd.clone()]);
-        let ms = t.elapsed().as_secs_f64() * 1000.0;
-        match r {
-            Ok(_) => println!("step: {:<8} {ms:>9.1} ms  ok      local: {cmd}", "before"),
-            Err(e) => {
-                println!("step: {:<8} {ms:>9.1} ms  FAILED  local: {cmd}: {e}", "before");
-                if let Some(p) = probe.take() {
-                    let _ = p.finish(Duration::from_secs(10));
-                }
-                eprintln!("vwire-migrate: refused: the --before command failed; nothing was changed in /proc/vw");
-                return EXIT_REFUSED;
-            }
-        }
-    }
     let (results, outcome) = execute(&mut hosts, &plan);
     let total = start.elapsed();
     let t1 = now_us();
@@ -559,6 +547,23 @@ fn run_move(a: &MoveArgs) -> u8 {
             Some(sent) => {
                 let g = analyze(sent, &replies, a.probe_window_ms * 1000, end, t1);
                 println!("gap: {g}");
+                if g.outage_ms > 0.0 {
+                    // When each step ended, relative to the first step's start, to place the outage.
+                    let mut at = 0.0;
+                    let ends: Vec<String> = results
+                        .iter()
+                        .map(|r| {
+                            at += r.elapsed.as_secs_f64() * 1000.0;
+                            format!("{} {at:+.1}", r.name)
+                        })
+                        .collect();
+                    let from = (g.outage_from_us as i64 - t0 as i64) as f64 / 1000.0;
+                    println!(
+                        "gap: the outage ran from {from:+.1} ms to {:+.1} ms (send times, from the first step); steps ended at ms: {}",
+                        from + g.outage_ms,
+                        ends.join(", ")
+                    );
+                }
                 if g.longest_silence_ms > 0.0 {
                     let rel = (g.silence_from_us as i64 - t0 as i64) as f64 / 1000.0;
                     println!(

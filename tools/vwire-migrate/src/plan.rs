@@ -139,6 +139,9 @@ pub struct MoveSpec {
     pub sister: Option<SocketAddr>,
     /// A bridge on the destination to enslave the new endpoint's interface to (the guest's back-end is on it).
     pub bridge: Option<String>,
+    /// A local shell command run after the destination endpoint exists and before the sister is repointed: the
+    /// hypervisor's stop-and-copy of the guest, in the order of §5.2.4.
+    pub switch: Option<String>,
 }
 
 /// Why the tool refused before changing anything.
@@ -164,6 +167,8 @@ pub enum Action {
         local: SocketAddr,
         bridge: String,
     },
+    /// Run a shell command on the machine the tool runs on.
+    Run { cmd: String },
 }
 
 impl fmt::Display for Action {
@@ -178,6 +183,7 @@ impl fmt::Display for Action {
             } => {
                 write!(f, "{role}: ip link set <ifname of {id} {local}> master {bridge} up")
             }
+            Action::Run { cmd } => write!(f, "local: {cmd}"),
         }
     }
 }
@@ -298,6 +304,14 @@ pub fn preflight(
             past_point_of_no_return: false,
         });
     }
+    if let Some(cmd) = &spec.switch {
+        steps.push(Step {
+            name: "switch",
+            action: Action::Run { cmd: cmd.clone() },
+            undo: None,
+            past_point_of_no_return: false,
+        });
+    }
     steps.push(Step {
         name: "repoint",
         action: Action::Write {
@@ -337,6 +351,8 @@ pub trait Hosts {
     fn write(&mut self, role: Role, file: &str, line: &str) -> Result<(), String>;
     /// `ip link set <ifname> master <bridge> up` on `role`.
     fn attach(&mut self, role: Role, ifname: &str, bridge: &str) -> Result<(), String>;
+    /// Runs a local shell command (the `switch` step).
+    fn run(&mut self, cmd: &str) -> Result<(), String>;
 }
 
 /// Runs one action.
@@ -360,6 +376,7 @@ pub fn run_action<H: Hosts>(h: &mut H, a: &Action) -> Result<(), String> {
             }
             h.attach(*role, ifname, bridge)
         }
+        Action::Run { cmd } => h.run(cmd),
     }
 }
 
@@ -519,6 +536,7 @@ mod tests {
             to: a("10.99.0.2:4790"),
             sister: None,
             bridge: Some("br1".into()),
+            switch: None,
         }
     }
 
@@ -594,6 +612,7 @@ mod tests {
             to: a("[fd99::3]"),
             sister: None,
             bridge: None,
+            switch: None,
         };
         let src = list("6 endpoint [fd99::1]:4789 [fd99::2]:4789 encapsulating\n");
         let sis = list("6 endpoint [fd99::2]:4789 [fd99::1]:4789 encapsulating\n");
@@ -658,6 +677,14 @@ mod tests {
             match self.fail_write.get(&k) {
                 Some(e) => Err(e.clone()),
                 None => Ok(()),
+            }
+        }
+        fn run(&mut self, cmd: &str) -> Result<(), String> {
+            self.log.push(format!("run {cmd}"));
+            if cmd == "false" {
+                Err("exit status: 1".into())
+            } else {
+                Ok(())
             }
         }
         fn attach(&mut self, role: Role, ifname: &str, bridge: &str) -> Result<(), String> {
@@ -790,6 +817,33 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn switch_runs_between_attach_and_repoint() {
+        let mut s = spec();
+        s.switch = Some("xl migrate --stop-and-copy g".into());
+        let p = preflight(&s, &list(SRC), &list(SIS), &list(SIS)).unwrap();
+        let names: Vec<_> = p.steps.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["create", "attach", "switch", "repoint", "destroy"]);
+        let mut f = fake();
+        assert_eq!(execute(&mut f, &p).1, Outcome::Moved);
+        assert_eq!(f.log[3], "run xl migrate --stop-and-copy g");
+    }
+
+    #[test]
+    fn switch_fails_destroys_what_was_created() {
+        let mut s = spec();
+        s.switch = Some("false".into());
+        let p = preflight(&s, &list(SRC), &list(SIS), &list(SIS)).unwrap();
+        let mut f = fake();
+        let (_, o) = execute(&mut f, &p);
+        assert!(matches!(o, Outcome::RolledBack { failed: "switch", ref undone, .. } if undone.len() == 1));
+        assert_eq!(f.log.last().unwrap(), "write destination destroy 7 10.99.0.2:4790");
+        assert!(!f
+            .log
+            .iter()
+            .any(|l| l.starts_with("write sister") || l.starts_with("write source")));
     }
 
     #[test]
