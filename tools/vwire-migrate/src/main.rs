@@ -550,19 +550,26 @@ fn run_move(a: &MoveArgs) -> u8 {
                 if g.outage_ms > 0.0 {
                     // When each step ended, relative to the first step's start, to place the outage.
                     let mut at = 0.0;
+                    let mut repointed = None;
                     let ends: Vec<String> = results
                         .iter()
                         .map(|r| {
                             at += r.elapsed.as_secs_f64() * 1000.0;
+                            if r.name == "repoint" {
+                                repointed = Some(at);
+                            }
                             format!("{} {at:+.1}", r.name)
                         })
                         .collect();
                     let from = (g.outage_from_us as i64 - t0 as i64) as f64 / 1000.0;
+                    let to = from + g.outage_ms;
                     println!(
-                        "gap: the outage ran from {from:+.1} ms to {:+.1} ms (send times, from the first step); steps ended at ms: {}",
-                        from + g.outage_ms,
+                        "gap: the outage ran from {from:+.1} ms to {to:+.1} ms (send times, from the first step); steps ended at ms: {}",
                         ends.join(", ")
                     );
+                    if let Some(r) = repointed {
+                        println!("gap: the first datagram through after the outage was sent {:+.1} ms after the repoint ended", to - r);
+                    }
                 }
                 if g.longest_silence_ms > 0.0 {
                     let rel = (g.silence_from_us as i64 - t0 as i64) as f64 / 1000.0;
