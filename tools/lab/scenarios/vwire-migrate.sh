@@ -10,8 +10,8 @@
 #   2. g moves host 0 -> host 1 while s sends a sequence-numbered UDP flow to an echo in g (`vwire-migrate probe`):
 #      the flow resumes, the gap is printed and bounded, the old endpoint is gone, the new one counts frames (and,
 #      both ends now on host 1, the connector is collapsed, §5.2.3);
-#   3. g moves back host 1 -> host 0 the same way (the destination reached through the serve helper), and the
-#      connector encapsulates again.
+#   3. g moves back host 1 -> host 0 the same way (the destination reached through the serve helper, host 1's own
+#      /proc/vw through the command-prefix transport that ssh would use), and the connector encapsulates again.
 # The guest's own move is the hypervisor's part; here it is played by creating the namespace (same MAC and IP,
 # with its echo) behind a bridge on the destination before the tool runs, pausing the source's copy (its link down)
 # from the tool's --switch hook — which runs, as in §5.2.4, after the destination endpoint exists and before the
@@ -190,9 +190,11 @@ fi
 barrier ready2
 
 if [ "$me" = 1 ]; then
-  # --- move 2: g goes back from host 1 to host 0 (the destination through the serve helper) ----------------------
-  check mig-move-1-to-0 move /tmp/move2.out --id 7 --source local --source-addr $L:4790 --dest tcp:$R:7070 \
-      --dest-addr $R:4791 --bridge br0 --sister local --probe "$PROBE" --switch "$IP -n g link set veth1 down"
+  # --- move 2: g goes back from host 1 to host 0 (the destination through the serve helper; this host's /proc/vw
+  # through the command-prefix transport, with an empty prefix: `sh -c 'cat /proc/vw/list'` etc., as over ssh) ---
+  check mig-move-1-to-0 move /tmp/move2.out --id 7 --source self --source-addr $L:4790 --dest tcp:$R:7070 \
+      --dest-addr $R:4791 --bridge br0 --sister self --remote-cmd '' --probe "$PROBE" \
+      --switch "$IP -n g link set veth1 down"
   show /tmp/move2.out
   check mig-move2-gap-bounded gap_ok /tmp/move2.out
   cat /tmp/check.out
