@@ -157,10 +157,11 @@ if [ "$me" = 1 ]; then
   check mig-create-fail-changed-nothing cmp /proc/vw/list /tmp/list.0
   check_fails mig-attach-fails-rolls-back "rolled back" move /tmp/m2.out --id 7 $FROM --dest local --dest-addr $L:4790 --bridge nosuchbr
   check mig-attach-fail-exit-2 grep -qx 2 /tmp/m2.out.rc
+  check mig-attach-fail-undone sh -c "cmp /proc/vw/list /tmp/list.0 && ! test -e /sys/class/net/vw7-1"
   check_fails mig-switch-fails-rolls-back "rolled back" move /tmp/m3.out --id 7 $FROM --dest local --dest-addr $L:4790 --bridge br1 --switch false
   check mig-switch-fail-undone sh -c "cmp /proc/vw/list /tmp/list.0 && ! test -e /sys/class/net/vw7-1"
+  check mig-switch-fail-exit-2 grep -qx 2 /tmp/m3.out.rc
   for f in /tmp/mr.out /tmp/m0.out /tmp/m1.out /tmp/m2.out /tmp/m3.out; do show $f; done
-  check mig-attach-fail-undone sh -c "cmp /proc/vw/list /tmp/list.0 && ! test -e /sys/class/net/vw7-1"
   check mig-ping-after-rollbacks $IP netns exec s ping -c 2 -W 2 $GIP
 
   # --- move 1: g goes from host 0 to host 1 while s's probe flow runs ------------------------------------------------
