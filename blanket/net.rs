@@ -144,6 +144,7 @@ impl Driver for NetDriver {
     fn remove(&self, dev: &Device, data: KBox<NetDev>) {
         let name = CString::try_from_fmt(fmt!("{}", data.net.name())).ok();
         let name: &CStr = name.as_deref().unwrap_or(c"bnet?");
+        let (rx_bad, tx_bad) = data.net.header_errors();
         let r = KBox::into_inner(data).net.close();
         if r.unaccounted != 0 {
             pr_err!(
@@ -154,11 +155,13 @@ impl Driver for NetDriver {
             );
         } else {
             pr_info!(
-                "blanket_net: {}: {} removed; device reset, {} receive and {} transmit buffers taken back, 0 outstanding\n",
+                "blanket_net: {}: {} removed; device reset, {} receive and {} transmit buffers taken back, 0 outstanding; header errors rx {} tx {}\n",
                 dev.name(),
                 name,
                 r.rx_taken_back,
-                r.tx_taken_back
+                r.tx_taken_back,
+                rx_bad,
+                tx_bad
             );
         }
     }

@@ -437,6 +437,7 @@ struct ovc_vnet {
 	unsigned int rx_buf_len;
 	unsigned int tx_stop_free;
 	atomic_t rx_posted, tx_posted;
+	atomic_long_t rx_bad, tx_bad;	/* frames dropped for their virtio-net header (the Rust decisions) */
 	struct delayed_work refill;
 	bool up;
 	struct scatterlist tx_sg[MAX_SKB_FRAGS + 2];
@@ -543,8 +544,10 @@ static void ovc_vnet_receive(struct ovc_vnet *n, struct sk_buff *skb, unsigned i
 	struct ovc_vnet_rxmeta m = {};
 	unsigned int flen;
 
-	if (len > n->rx_buf_len || n->ops->rx_hdr(n->ctx, skb->data, len, &m))
+	if (len > n->rx_buf_len || n->ops->rx_hdr(n->ctx, skb->data, len, &m)) {
+		atomic_long_inc(&n->rx_bad);
 		goto drop;
+	}
 	skb_put(skb, len);
 	__skb_pull(skb, OVC_VNET_HDR_LEN);
 	flen = skb->len;
@@ -652,8 +655,10 @@ static netdev_tx_t ovc_vnet_xmit(struct sk_buff *skb, struct net_device *dev)
 		m.hdr_len = m.gso == OVC_VNET_GSO_OTHER ? 0 : skb_tcp_all_headers(skb);
 		m.ecn = !!(t & SKB_GSO_TCP_ECN);
 	}
-	if (n->ops->tx_hdr(n->ctx, &m, hdr))
+	if (n->ops->tx_hdr(n->ctx, &m, hdr)) {
+		atomic_long_inc(&n->tx_bad);
 		goto drop;
+	}
 	if (skb_cow_head(skb, OVC_VNET_HDR_LEN))
 		goto drop;
 	memcpy(__skb_push(skb, OVC_VNET_HDR_LEN), hdr, OVC_VNET_HDR_LEN);
@@ -782,6 +787,8 @@ struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_
 	n->tx_stop_free = max(p->tx_stop_free, 1u);
 	atomic_set(&n->rx_posted, 0);
 	atomic_set(&n->tx_posted, 0);
+	atomic_long_set(&n->rx_bad, 0);
+	atomic_long_set(&n->tx_bad, 0);
 	INIT_DELAYED_WORK(&n->refill, ovc_vnet_refill_work);
 	dev->netdev_ops = &ovc_vnet_netdev_ops;
 	dev->pcpu_stat_type = NETDEV_PCPU_STAT_DSTATS;
@@ -837,6 +844,12 @@ err_free:
 	free_netdev(dev);
 	*err = ret;
 	return NULL;
+}
+
+void ovc_vnet_header_errors(struct ovc_vnet *n, unsigned long *rx, unsigned long *tx)
+{
+	*rx = atomic_long_read(&n->rx_bad);
+	*tx = atomic_long_read(&n->tx_bad);
 }
 
 const char *ovc_vnet_name(struct ovc_vnet *n)

@@ -206,6 +206,8 @@ unsigned int ovc_vnet_max_frags(void);
  */
 struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_params *p,
 			      const struct ovc_vnet_ops *ops, const void *ctx, int *err);
+/* Frames dropped because tx_hdr / rx_hdr refused them (also counted in the interface's tx/rx drops). */
+void ovc_vnet_header_errors(struct ovc_vnet *n, unsigned long *rx, unsigned long *tx);
 /* The interface's name (after registration: "bnet0"). */
 const char *ovc_vnet_name(struct ovc_vnet *n);
 /* Ring sizes (receive, transmit). */

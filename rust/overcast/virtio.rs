@@ -586,6 +586,16 @@ impl<H: NetHeaders> VirtioNet<H> {
         }
     }
 
+    /// Frames dropped because [`NetHeaders`] refused their header: (received, transmitted).
+    pub fn header_errors(&self) -> (u64, u64) {
+        let (mut rx, mut tx) = (0, 0);
+        if let Some(n) = self.n {
+            // SAFETY: live while `n` is set; the out-pointers are valid.
+            unsafe { bindings::ovc_vnet_header_errors(n.as_ptr(), &mut rx, &mut tx) };
+        }
+        (rx as u64, tx as u64)
+    }
+
     /// Ring sizes (receive, transmit).
     pub fn rings(&self) -> (u32, u32) {
         match self.n {

@@ -65,6 +65,7 @@ drv() { basename "$(readlink /sys/bus/virtio/devices/$V/driver 2>/dev/null)" 2>/
 CIF=$(ifname)
 MAC=$(cat /sys/class/net/$CIF/address 2>/dev/null)
 echo "C driver's interface: $CIF, MAC $MAC"
+CDROPS="rx_dropped $(cat /sys/class/net/$CIF/statistics/rx_dropped 2>/dev/null) after boot"
 stat_of() { cat /sys/class/net/$1/statistics/$2 2>/dev/null || echo 0; }
 # up IFACE: the lab address on IFACE, link up.
 up() { $IP addr flush dev "$1" && $IP addr add "$ADDR" dev "$1" && $IP link set "$1" up; }
@@ -116,7 +117,9 @@ else
   check udp-stream-out sh -c "[ \$(( $(stat_of bnet0 tx_packets) - $tx0 )) -gt 1000 ]"
   check ping-after-stream ping -c 3 -W 5 $PEER
 fi
-check no-rx-drops test "$(stat_of bnet0 rx_dropped)" = 0
+# rx_dropped also counts frames the stack had no handler for (the C driver's eth0 shows those too, printed at the
+# start); the driver's own drops are the header errors in its removal line, checked at each unbind below.
+echo "bnet0 rx_dropped $(stat_of bnet0 rx_dropped) tx_dropped $(stat_of bnet0 tx_dropped) (eth0 under virtio_net before: $CDROPS)"
 
 # --- down/up (NAPI off and on, ring kept) -----------------------------------------------------------------------------
 check link-down $IP link set bnet0 down
@@ -124,7 +127,7 @@ check link-up-again $IP link set bnet0 up
 check ping-after-down-up until_ok 30 ping -c 1 -W 2 $PEER
 
 # --- unbind / rebind while idle ---------------------------------------------------------------------------------------
-removed_clean() { dmesg | grep "blanket_net: $V: bnet0 removed" | tail -1 | grep -q '0 outstanding'; }
+removed_clean() { dmesg | grep "blanket_net: $V: bnet0 removed" | tail -1 | grep -q '0 outstanding; header errors rx 0 tx 0'; }
 check unbind-blanket sh -c "echo $V > $B/unbind"
 check bnet0-gone sh -c '! test -e /sys/class/net/bnet0'
 check unbind-took-all-buffers removed_clean
