@@ -164,6 +164,10 @@ mod tests {
         h[1] = 1;
         assert_eq!(rx_header(&caps, &h, 72), Err(RxError::UnexpectedGso));
         assert_eq!(rx_header(&caps, &h, 20), Err(RxError::Short));
+        // Garbage in num_buffers (devices without MRG_RXBUF need not write it) does not drop the frame.
+        let mut nb = [0u8; HDR_LEN];
+        nb[10] = 0xff;
+        assert_eq!(rx_header(&caps, &nb, 72), Ok(RxCsum::None));
         assert!(tx_must_stop(&caps, 17, 18));
         assert!(!tx_must_stop(&NetCaps { indirect: true, ..caps }, 17, 1));
     }

@@ -11,8 +11,8 @@
 //! VIRTIO_NET_F_CSUM) and whether the frame is a TCP segmentation-offload frame (only with HOST_TSO4/6).
 //! Receive: the device says whether the checksum is already verified (`DATA_VALID`) or still partial
 //! (`NEEDS_CSUM`), both only with GUEST_CSUM. The driver negotiates no receive segmentation offload
-//! (GUEST_TSO*) and no mergeable buffers, so a received header announcing GSO or more than one buffer is a
-//! device error: the frame is dropped.
+//! (GUEST_TSO*) and no mergeable buffers, so a received header announcing GSO is a device error: the frame is
+//! dropped (`num_buffers` is ignored: without MRG_RXBUF devices need not write it).
 
 use super::features::{bit, Features};
 
@@ -208,8 +208,6 @@ pub enum RxError {
     UnexpectedCsum,
     /// Partial checksum position beyond the frame.
     BadCsumOffsets,
-    /// `num_buffers` other than 1 without mergeable receive buffers.
-    BadNumBuffers,
 }
 
 /// Parses the header of a received buffer of `len` bytes (header included).
@@ -221,11 +219,8 @@ pub fn rx_header(caps: &NetCaps, hdr: &[u8], len: u32) -> Result<RxCsum, RxError
     if hdr[1] != gso::NONE {
         return Err(RxError::UnexpectedGso);
     }
-    // num_buffers: the device sets it to 1 when MRG_RXBUF is not negotiated (0 from devices that leave it).
-    let nb = get16(hdr, 10);
-    if nb > 1 {
-        return Err(RxError::BadNumBuffers);
-    }
+    // num_buffers (bytes 10..12) means something only with MRG_RXBUF, which is not negotiated: devices need not
+    // write it then (QEMU leaves it as it was in the buffer, i.e. whatever the memory held), so it is not read.
     let fl = hdr[0];
     if fl & (flags::NEEDS_CSUM | flags::DATA_VALID) != 0 && !caps.rx_csum {
         return Err(RxError::UnexpectedCsum);
@@ -424,12 +419,11 @@ mod tests {
             rx_header(&caps_all(), &g, 1000),
             Err(RxError::UnexpectedGso)
         );
+        // num_buffers is not written by devices without MRG_RXBUF: whatever it holds is ignored.
         let mut nb = [0u8; HDR_LEN];
-        nb[10] = 2;
-        assert_eq!(
-            rx_header(&caps_all(), &nb, 1000),
-            Err(RxError::BadNumBuffers)
-        );
+        nb[10] = 0xa5;
+        nb[11] = 0x5a;
+        assert_eq!(rx_header(&caps_all(), &nb, 1000), Ok(RxCsum::None));
     }
 
     #[test]
