@@ -792,6 +792,8 @@ struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_
 	INIT_DELAYED_WORK(&n->refill, ovc_vnet_refill_work);
 	dev->netdev_ops = &ovc_vnet_netdev_ops;
 	dev->pcpu_stat_type = NETDEV_PCPU_STAT_DSTATS;
+	/* The stack leaves room for the virtio header, so xmit pushes it without reallocating the skb's head. */
+	dev->needed_headroom = OVC_VNET_HDR_LEN;
 	SET_NETDEV_DEV(dev, &vdev->dev);
 	if (p->offloads & OVC_VNET_OFF_SG)
 		f |= NETIF_F_SG;
