@@ -633,6 +633,19 @@ static int ovc_vnet_tx_poll(struct napi_struct *napi, int budget)
 	return 0;
 }
 
+/*
+ * Re-enables transmit interrupts for when most of what is in flight has completed (the event index: one interrupt
+ * per batch, not per frame), or schedules the transmit poll at once if that is already the case. Caller holds the
+ * transmit lock.
+ */
+static void ovc_vnet_tx_rearm(struct ovc_vnet *n)
+{
+	if (unlikely(!virtqueue_enable_cb_delayed(n->svq))) {
+		virtqueue_disable_cb(n->svq);
+		napi_schedule(&n->tx_napi);
+	}
+}
+
 static netdev_tx_t ovc_vnet_xmit(struct sk_buff *skb, struct net_device *dev)
 {
 	struct ovc_vnet *n = netdev_priv(dev);
@@ -641,6 +654,8 @@ static netdev_tx_t ovc_vnet_xmit(struct sk_buff *skb, struct net_device *dev)
 	bool kick = !netdev_xmit_more();
 	int nsg, err;
 
+	/* While frames are being queued, completions are reclaimed here; interrupts are re-armed at the batch's end. */
+	virtqueue_disable_cb(n->svq);
 	ovc_vnet_reclaim(n, 0);
 	if (skb->ip_summed == CHECKSUM_PARTIAL) {
 		m.csum_partial = 1;
@@ -683,13 +698,17 @@ static netdev_tx_t ovc_vnet_xmit(struct sk_buff *skb, struct net_device *dev)
 		else
 			kick = true;
 	}
-	if (kick && virtqueue_kick_prepare(n->svq))
-		virtqueue_notify(n->svq);
+	if (kick) {
+		ovc_vnet_tx_rearm(n);
+		if (virtqueue_kick_prepare(n->svq))
+			virtqueue_notify(n->svq);
+	}
 	return NETDEV_TX_OK;
 drop:
 	dev_dstats_tx_dropped(dev);
 	dev_kfree_skb_any(skb);
-	/* Frames added before this one with xmit_more must not wait for a later kick. */
+	/* Frames added before this one with xmit_more must not wait for a later kick, nor for an interrupt. */
+	ovc_vnet_tx_rearm(n);
 	if (virtqueue_kick_prepare(n->svq))
 		virtqueue_notify(n->svq);
 	return NETDEV_TX_OK;
