@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Blanket drivers for KVM clouds (dissertation §4.2.2): the Blanket Dom0's drivers for the provider's virtio
-//! devices. Loading the module registers the virtio driver `blanket_blk` (blk.rs), which binds a virtio-blk device
-//! only when the operator hands it over (the C virtio_blk driver keeps the devices it has; see
-//! Documentation/blanket.md). The drivers' negotiation and request-layout logic is blanket/core, shared with the
-//! host tests and exercised by the KUnit suite below. virtio-net is not written yet.
+//! devices. Loading the module registers the virtio drivers `blanket_blk` (blk.rs, virtio-blk -> /dev/bvd<N>) and
+//! `blanket_net` (net.rs, virtio-net -> interface bnet<N>), which bind a device only when the operator hands it
+//! over (the C virtio_blk / virtio_net drivers keep the devices they have; see Documentation/blanket.md). The
+//! drivers' negotiation, request-layout and packet-header logic is blanket/core, shared with the host tests and
+//! exercised by the KUnit suite below.
 
 use kernel::prelude::*;
 
@@ -14,6 +15,7 @@ use kernel::prelude::*;
 mod overcast;
 
 mod blk;
+mod net;
 
 // The Blanket drivers' pure logic, compiled from blanket/core (one implementation with the host tests).
 // They sit at the crate root because their files refer to each other as `super::<file>`.
@@ -23,20 +25,25 @@ mod blkreq;
 #[allow(dead_code, unreachable_pub)]
 #[path = "core/src/features.rs"]
 mod features;
+#[allow(dead_code, unreachable_pub)]
+#[path = "core/src/nethdr.rs"]
+mod nethdr;
 mod core_logic {
     #[allow(unused_imports)]
-    pub(crate) use super::{blkreq, features};
+    pub(crate) use super::{blkreq, features, nethdr};
 }
 
 module! {
     type: Blanket,
     name: "blanket",
     authors: ["Overcast developers"],
-    description: "Overcast Blanket drivers for the provider's virtio devices (blanket_blk: virtio-blk -> /dev/bvdN)",
+    description: "Overcast Blanket drivers for the provider's virtio devices (blanket_blk: virtio-blk -> /dev/bvdN, blanket_net: virtio-net -> bnetN)",
     license: "GPL",
 }
 
 struct Blanket {
+    // Dropped in field order: blanket_net's devices are unbound first, then blanket_blk's.
+    _net: overcast::virtio::Registration<net::NetDriver>,
     _blk: overcast::virtio::Registration<blk::BlkDriver>,
 }
 
@@ -51,13 +58,22 @@ impl kernel::Module for Blanket {
         pr_info!(
             "blanket_blk registered; it binds a virtio-blk device only when handed one (see Documentation/blanket.md)\n"
         );
-        Ok(Blanket { _blk: reg })
+        let (table, n) = net::feature_table();
+        let table = table.get(..n).unwrap_or(&[]);
+        let drv = KBox::new(net::NetDriver, GFP_KERNEL)?;
+        let net = overcast::virtio::Registration::new(c"blanket_net", net::DEVICE_ID, table, drv).inspect_err(|e| {
+            pr_err!("cannot register virtio driver blanket_net ({:?}); is another copy loaded?\n", e)
+        })?;
+        pr_info!(
+            "blanket_net registered; it binds a virtio-net device only when handed one (interface bnet<N>, see Documentation/blanket.md)\n"
+        );
+        Ok(Blanket { _net: net, _blk: reg })
     }
 }
 
 impl Drop for Blanket {
     fn drop(&mut self) {
-        pr_info!("unloading: blanket_blk devices are unbound (their disks removed)\n");
+        pr_info!("unloading: blanket_net and blanket_blk devices are unbound (their interfaces and disks removed)\n");
     }
 }
 
@@ -65,6 +81,9 @@ impl Drop for Blanket {
 mod tests {
     use super::core_logic::blkreq::{check_status, plan, queue_limits, ConfigError, DevCaps, Op, ReqError};
     use super::core_logic::features::{bit, negotiate, supported, DeviceKind, Features, NegotiationError};
+    use super::core_logic::nethdr::{
+        rx_header, tx_header, tx_must_stop, NetCaps, Offloads, RxCsum, RxError, TxError, TxGso, TxMeta, HDR_LEN,
+    };
 
     #[test]
     fn legacy_device_is_refused() {
@@ -109,5 +128,47 @@ mod tests {
         assert_eq!(plan(&caps, Op::Read, 0, 3, 3 * 4096).map(|p| p.descs()), Ok(5));
         assert_eq!(plan(&caps, Op::Read, 0, 7, 7 * 512).map(|p| p.descs()), Err(ReqError::TooManySegments));
         assert_eq!(plan(&caps, Op::Discard, 0, 1, 512).map(|p| p.descs()), Err(ReqError::Unsupported));
+    }
+
+    #[test]
+    fn net_negotiation_keeps_only_implemented_bits() {
+        let off = Features::of(&[bit::VERSION_1, bit::NET_MQ, bit::NET_CTRL_VQ, bit::NET_MRG_RXBUF, bit::NET_MAC]);
+        assert_eq!(negotiate(DeviceKind::Net, off), Ok(Features::of(&[bit::VERSION_1, bit::NET_MAC])));
+        let tso_only = Features::of(&[bit::VERSION_1, bit::NET_HOST_TSO4]);
+        assert_eq!(negotiate(DeviceKind::Net, tso_only).map(|f| f.has(bit::NET_HOST_TSO4)), Ok(false));
+        let (t, n) = super::net::feature_table();
+        assert_eq!(t.get(..n).map(|t| t.contains(&bit::NET_MQ)), Some(false));
+    }
+
+    #[test]
+    fn net_tx_headers() {
+        let caps = NetCaps { tx_csum: true, tso4: true, tso6: false, rx_csum: true, indirect: false };
+        let plain = TxMeta { csum: None, gso: TxGso::None, len: 60 };
+        assert_eq!(tx_header(&caps, &plain), Ok([0u8; HDR_LEN]));
+        let tso = TxMeta { csum: Some((34, 16)), gso: TxGso::Tcp4 { size: 1448, hdr_len: 66, ecn: false }, len: 9000 };
+        assert_eq!(tx_header(&caps, &tso), Ok([1, 1, 66, 0, 0xa8, 5, 34, 0, 16, 0, 0, 0]));
+        let v6 = TxMeta { gso: TxGso::Tcp6 { size: 1428, hdr_len: 86, ecn: false }, ..tso };
+        assert_eq!(tx_header(&caps, &v6), Err(TxError::GsoNotOffered));
+        assert_eq!(tx_header(&NetCaps::default(), &tso), Err(TxError::CsumNotOffered));
+        assert_eq!(Offloads::of(&caps).tso4, true);
+        assert_eq!(super::net::offload_bits(&Offloads::default()), 0);
+    }
+
+    #[test]
+    fn net_rx_headers_and_ring() {
+        let caps = NetCaps { rx_csum: true, ..NetCaps::default() };
+        let mut h = [0u8; HDR_LEN];
+        h[0] = 2;
+        assert_eq!(rx_header(&caps, &h, 72), Ok(RxCsum::Valid));
+        assert_eq!(rx_header(&NetCaps::default(), &h, 72), Err(RxError::UnexpectedCsum));
+        h[1] = 1;
+        assert_eq!(rx_header(&caps, &h, 72), Err(RxError::UnexpectedGso));
+        assert_eq!(rx_header(&caps, &h, 20), Err(RxError::Short));
+        // Garbage in num_buffers (devices without MRG_RXBUF need not write it) does not drop the frame.
+        let mut nb = [0u8; HDR_LEN];
+        nb[10] = 0xff;
+        assert_eq!(rx_header(&caps, &nb, 72), Ok(RxCsum::None));
+        assert!(tx_must_stop(&caps, 17, 18));
+        assert!(!tx_must_stop(&NetCaps { indirect: true, ..caps }, 17, 1));
     }
 }

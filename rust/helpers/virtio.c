@@ -9,6 +9,12 @@
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
 #include <linux/err.h>
+#include <linux/etherdevice.h>
+#include <linux/netdevice.h>
+#include <linux/skbuff.h>
+#include <linux/tcp.h>
+#include <linux/virtio_net.h>
+#include <linux/workqueue.h>
 #include <linux/module.h>
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
@@ -33,6 +39,7 @@ struct ovc_virtio_driver {
 struct ovc_virtio_priv {
 	void *drvdata;
 	struct ovc_vblk_queue *blkq;
+	struct ovc_vnet *vnet;
 };
 
 static struct ovc_virtio_driver *ovc_virtio_drv_of(struct virtio_device *vdev)
@@ -404,4 +411,498 @@ void ovc_vblk_disk_remove(struct gendisk *disk)
 {
 	del_gendisk(disk);
 	put_disk(disk);
+}
+
+/* ---- virtio-net (blanket_net) ---------------------------------------------------------------------------------- */
+
+/*
+ * One virtio-net device driven as one Ethernet interface: receive queue 0 and transmit queue 1 (one queue pair),
+ * each with its NAPI context. The receive ring holds linear skbs of rx_buf_len bytes (header + one whole frame:
+ * neither mergeable buffers nor receive segmentation are negotiated); a transmitted skb gets the virtio header
+ * pushed into its headroom and goes to the ring as its scatterlist. The skb is each buffer's token, so a buffer
+ * taken back (used, or detached at removal) is unmapped by the virtio core and freed here; rx_posted / tx_posted
+ * count the buffers in the rings, which is how removal checks that no mapping is left behind.
+ *
+ * Serialisation (the virtio core requires it per virtqueue): the receive queue is used by its NAPI poll and, with
+ * that NAPI disabled, by probe and the refill work; the transmit queue by ndo_start_xmit and the transmit NAPI
+ * poll, both under the netdev queue's transmit lock.
+ */
+struct ovc_vnet {
+	struct net_device *dev;
+	struct virtio_device *vdev;
+	struct virtqueue *rvq, *svq;
+	struct napi_struct rx_napi, tx_napi;
+	const struct ovc_vnet_ops *ops;
+	const void *ctx;
+	unsigned int rx_buf_len;
+	unsigned int tx_stop_free;
+	atomic_t rx_posted, tx_posted;
+	atomic_long_t rx_bad, tx_bad;	/* frames dropped for their virtio-net header (the Rust decisions) */
+	struct delayed_work refill;
+	bool up;
+	struct scatterlist tx_sg[MAX_SKB_FRAGS + 2];
+};
+
+unsigned int ovc_vnet_max_frags(void)
+{
+	return MAX_SKB_FRAGS;
+}
+
+void ovc_vnet_read_config(struct virtio_device *vdev, struct ovc_vnet_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	if (__virtio_test_bit(vdev, VIRTIO_NET_F_MAC)) {
+		virtio_cread_bytes(vdev, offsetof(struct virtio_net_config, mac), cfg->mac, sizeof(cfg->mac));
+		cfg->has_mac = 1;
+	}
+	if (__virtio_test_bit(vdev, VIRTIO_NET_F_MTU)) {
+		u16 mtu;
+
+		virtio_cread(vdev, struct virtio_net_config, mtu, &mtu);
+		cfg->mtu = mtu;
+	}
+}
+
+static struct ovc_vnet *ovc_vnet_of(struct virtqueue *vq)
+{
+	struct ovc_virtio_priv *p = vq->vdev->priv;
+
+	return p ? p->vnet : NULL;
+}
+
+/* Virtqueue interrupts: hand the work to NAPI (a no-op while NAPI is disabled; ndo_open schedules it then). */
+static void ovc_vnet_rx_cb(struct virtqueue *vq)
+{
+	struct ovc_vnet *n = ovc_vnet_of(vq);
+
+	if (!n)
+		return;
+	virtqueue_disable_cb(vq);
+	napi_schedule(&n->rx_napi);
+}
+
+static void ovc_vnet_tx_cb(struct virtqueue *vq)
+{
+	struct ovc_vnet *n = ovc_vnet_of(vq);
+
+	if (!n)
+		return;
+	virtqueue_disable_cb(vq);
+	napi_schedule(&n->tx_napi);
+}
+
+/* Fills the receive ring. False if a buffer could not be allocated or added (the ring may be partly filled). */
+static bool ovc_vnet_refill(struct ovc_vnet *n, gfp_t gfp)
+{
+	bool ok = true;
+
+	while (n->rvq->num_free) {
+		struct sk_buff *skb = __netdev_alloc_skb(n->dev, n->rx_buf_len, gfp);
+		struct scatterlist sg;
+		int err;
+
+		if (!skb) {
+			ok = false;
+			break;
+		}
+		sg_init_one(&sg, skb->data, n->rx_buf_len);
+		err = virtqueue_add_inbuf(n->rvq, &sg, 1, skb, gfp);
+		if (err) {
+			dev_kfree_skb_any(skb);
+			ok = err == -ENOSPC;
+			break;
+		}
+		atomic_inc(&n->rx_posted);
+	}
+	if (virtqueue_kick_prepare(n->rvq))
+		virtqueue_notify(n->rvq);
+	return ok;
+}
+
+static void ovc_vnet_refill_work(struct work_struct *w)
+{
+	struct ovc_vnet *n = container_of(to_delayed_work(w), struct ovc_vnet, refill);
+	bool ok;
+
+	if (!READ_ONCE(n->up))
+		return;
+	napi_disable(&n->rx_napi);
+	ok = ovc_vnet_refill(n, GFP_KERNEL);
+	napi_enable(&n->rx_napi);
+	local_bh_disable();
+	napi_schedule(&n->rx_napi);
+	local_bh_enable();
+	if (!ok) {
+		netdev_warn(n->dev, "receive buffers: allocation failed, retrying in 0.5 s\n");
+		schedule_delayed_work(&n->refill, HZ / 2);
+	}
+}
+
+static void ovc_vnet_receive(struct ovc_vnet *n, struct sk_buff *skb, unsigned int len)
+{
+	struct net_device *dev = n->dev;
+	struct ovc_vnet_rxmeta m = {};
+	unsigned int flen;
+
+	if (len > n->rx_buf_len || n->ops->rx_hdr(n->ctx, skb->data, len, &m)) {
+		atomic_long_inc(&n->rx_bad);
+		goto drop;
+	}
+	skb_put(skb, len);
+	__skb_pull(skb, OVC_VNET_HDR_LEN);
+	flen = skb->len;
+	if (m.csum == OVC_VNET_RX_CSUM_VALID)
+		skb->ip_summed = CHECKSUM_UNNECESSARY;
+	else if (m.csum == OVC_VNET_RX_CSUM_PARTIAL && !skb_partial_csum_set(skb, m.csum_start, m.csum_offset))
+		goto drop;
+	skb->protocol = eth_type_trans(skb, dev);
+	dev_dstats_rx_add(dev, flen);
+	napi_gro_receive(&n->rx_napi, skb);
+	return;
+drop:
+	dev_dstats_rx_dropped(dev);
+	kfree_skb(skb);
+}
+
+static int ovc_vnet_rx_poll(struct napi_struct *napi, int budget)
+{
+	struct ovc_vnet *n = container_of(napi, struct ovc_vnet, rx_napi);
+	struct sk_buff *skb;
+	unsigned int len, opaque;
+	int done = 0;
+
+	while (done < budget && (skb = virtqueue_get_buf(n->rvq, &len)) != NULL) {
+		atomic_dec(&n->rx_posted);
+		ovc_vnet_receive(n, skb, len);
+		done++;
+	}
+	if (done && !ovc_vnet_refill(n, GFP_ATOMIC) && READ_ONCE(n->up))
+		schedule_delayed_work(&n->refill, 0);
+	if (done < budget && napi_complete_done(napi, done)) {
+		/* Re-arm the interrupt; if buffers were used meanwhile, poll again instead of waiting for one. */
+		opaque = virtqueue_enable_cb_prepare(n->rvq);
+		if (unlikely(virtqueue_poll(n->rvq, opaque)) && napi_schedule_prep(napi)) {
+			virtqueue_disable_cb(n->rvq);
+			__napi_schedule(napi);
+		}
+	}
+	return done;
+}
+
+/* Frees transmitted frames (caller holds the transmit lock). budget: NAPI budget, 0 outside NAPI. */
+static void ovc_vnet_reclaim(struct ovc_vnet *n, int budget)
+{
+	struct sk_buff *skb;
+	unsigned int len;
+
+	while ((skb = virtqueue_get_buf(n->svq, &len)) != NULL) {
+		atomic_dec(&n->tx_posted);
+		dev_dstats_tx_add(n->dev, skb->len - OVC_VNET_HDR_LEN);
+		napi_consume_skb(skb, budget);
+	}
+}
+
+static int ovc_vnet_tx_poll(struct napi_struct *napi, int budget)
+{
+	struct ovc_vnet *n = container_of(napi, struct ovc_vnet, tx_napi);
+	struct netdev_queue *txq = netdev_get_tx_queue(n->dev, 0);
+	unsigned int opaque;
+	bool done;
+
+	__netif_tx_lock(txq, raw_smp_processor_id());
+	virtqueue_disable_cb(n->svq);
+	ovc_vnet_reclaim(n, budget);
+	if (netif_tx_queue_stopped(txq) && n->svq->num_free >= n->tx_stop_free)
+		netif_tx_wake_queue(txq);
+	if (!budget) {
+		/* netpoll: must not complete */
+		__netif_tx_unlock(txq);
+		return 0;
+	}
+	opaque = virtqueue_enable_cb_prepare(n->svq);
+	done = napi_complete_done(napi, 0);
+	if (!done)
+		virtqueue_disable_cb(n->svq);
+	__netif_tx_unlock(txq);
+	if (done && unlikely(virtqueue_poll(n->svq, opaque)) && napi_schedule_prep(napi)) {
+		__netif_tx_lock(txq, raw_smp_processor_id());
+		virtqueue_disable_cb(n->svq);
+		__netif_tx_unlock(txq);
+		__napi_schedule(napi);
+	}
+	return 0;
+}
+
+/*
+ * Re-enables transmit interrupts for when most of what is in flight has completed (the event index: one interrupt
+ * per batch, not per frame), or schedules the transmit poll at once if that is already the case. Caller holds the
+ * transmit lock.
+ */
+static void ovc_vnet_tx_rearm(struct ovc_vnet *n)
+{
+	if (unlikely(!virtqueue_enable_cb_delayed(n->svq))) {
+		virtqueue_disable_cb(n->svq);
+		napi_schedule(&n->tx_napi);
+	}
+}
+
+static netdev_tx_t ovc_vnet_xmit(struct sk_buff *skb, struct net_device *dev)
+{
+	struct ovc_vnet *n = netdev_priv(dev);
+	struct ovc_vnet_txmeta m = { .len = skb->len };
+	unsigned char hdr[OVC_VNET_HDR_LEN];
+	bool kick = !netdev_xmit_more();
+	int nsg, err;
+
+	/* While frames are being queued, completions are reclaimed here; interrupts are re-armed at the batch's end. */
+	virtqueue_disable_cb(n->svq);
+	ovc_vnet_reclaim(n, 0);
+	if (skb->ip_summed == CHECKSUM_PARTIAL) {
+		m.csum_partial = 1;
+		m.csum_start = skb_checksum_start_offset(skb);
+		m.csum_offset = skb->csum_offset;
+	}
+	if (skb_is_gso(skb)) {
+		unsigned int t = skb_shinfo(skb)->gso_type;
+
+		m.gso = t & SKB_GSO_TCPV4 ? OVC_VNET_GSO_TCP4 : t & SKB_GSO_TCPV6 ? OVC_VNET_GSO_TCP6 : OVC_VNET_GSO_OTHER;
+		m.gso_size = skb_shinfo(skb)->gso_size;
+		m.hdr_len = m.gso == OVC_VNET_GSO_OTHER ? 0 : skb_tcp_all_headers(skb);
+		m.ecn = !!(t & SKB_GSO_TCP_ECN);
+	}
+	if (n->ops->tx_hdr(n->ctx, &m, hdr)) {
+		atomic_long_inc(&n->tx_bad);
+		goto drop;
+	}
+	if (skb_cow_head(skb, OVC_VNET_HDR_LEN))
+		goto drop;
+	memcpy(__skb_push(skb, OVC_VNET_HDR_LEN), hdr, OVC_VNET_HDR_LEN);
+	sg_init_table(n->tx_sg, ARRAY_SIZE(n->tx_sg));
+	nsg = skb_to_sgvec(skb, n->tx_sg, 0, skb->len);
+	if (nsg <= 0)
+		goto drop;
+	err = virtqueue_add_outbuf(n->svq, n->tx_sg, nsg, skb, GFP_ATOMIC);
+	if (unlikely(err)) {
+		/* Cannot happen with the stop threshold below; count it and move on rather than requeue forever. */
+		net_warn_ratelimited("%s: transmit ring refused a frame (%d), dropped\n", dev->name, err);
+		goto drop;
+	}
+	atomic_inc(&n->tx_posted);
+	skb_tx_timestamp(skb);
+	if (n->svq->num_free < n->tx_stop_free) {
+		netif_stop_queue(dev);
+		/* Completions may have come before the stop, with nobody left to wake the queue: look again. */
+		ovc_vnet_reclaim(n, 0);
+		if (n->svq->num_free >= n->tx_stop_free)
+			netif_start_queue(dev);
+		else
+			kick = true;
+	}
+	if (kick) {
+		ovc_vnet_tx_rearm(n);
+		if (virtqueue_kick_prepare(n->svq))
+			virtqueue_notify(n->svq);
+	}
+	return NETDEV_TX_OK;
+drop:
+	dev_dstats_tx_dropped(dev);
+	dev_kfree_skb_any(skb);
+	/* Frames added before this one with xmit_more must not wait for a later kick, nor for an interrupt. */
+	ovc_vnet_tx_rearm(n);
+	if (virtqueue_kick_prepare(n->svq))
+		virtqueue_notify(n->svq);
+	return NETDEV_TX_OK;
+}
+
+static int ovc_vnet_open(struct net_device *dev)
+{
+	struct ovc_vnet *n = netdev_priv(dev);
+
+	WRITE_ONCE(n->up, true);
+	/* NAPI is disabled: the receive ring is ours. */
+	if (!ovc_vnet_refill(n, GFP_KERNEL))
+		schedule_delayed_work(&n->refill, 0);
+	napi_enable(&n->rx_napi);
+	napi_enable(&n->tx_napi);
+	/* Buffers used while the interface was down raised interrupts NAPI ignored: poll once now. */
+	local_bh_disable();
+	napi_schedule(&n->rx_napi);
+	napi_schedule(&n->tx_napi);
+	local_bh_enable();
+	netif_start_queue(dev);
+	return 0;
+}
+
+static int ovc_vnet_stop(struct net_device *dev)
+{
+	struct ovc_vnet *n = netdev_priv(dev);
+
+	WRITE_ONCE(n->up, false);
+	cancel_delayed_work_sync(&n->refill);
+	netif_tx_disable(dev);
+	napi_disable(&n->rx_napi);
+	napi_disable(&n->tx_napi);
+	return 0;
+}
+
+static const struct net_device_ops ovc_vnet_netdev_ops = {
+	.ndo_open = ovc_vnet_open,
+	.ndo_stop = ovc_vnet_stop,
+	.ndo_start_xmit = ovc_vnet_xmit,
+	.ndo_validate_addr = eth_validate_addr,
+};
+
+/* Takes back every buffer left in the rings (device reset first) and returns how many were still unaccounted. */
+static long ovc_vnet_drain(struct ovc_vnet *n, unsigned int *rx_left, unsigned int *tx_left)
+{
+	struct sk_buff *skb;
+
+	*rx_left = 0;
+	*tx_left = 0;
+	while ((skb = virtqueue_detach_unused_buf(n->rvq)) != NULL) {
+		atomic_dec(&n->rx_posted);
+		(*rx_left)++;
+		dev_kfree_skb(skb);
+	}
+	while ((skb = virtqueue_detach_unused_buf(n->svq)) != NULL) {
+		atomic_dec(&n->tx_posted);
+		(*tx_left)++;
+		dev_kfree_skb(skb);
+	}
+	return (long)atomic_read(&n->rx_posted) + atomic_read(&n->tx_posted);
+}
+
+struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_params *p,
+			      const struct ovc_vnet_ops *ops, const void *ctx, int *err)
+{
+	struct ovc_virtio_priv *vp = vdev->priv;
+	struct virtqueue_info info[2] = {
+		{ .name = "input", .callback = ovc_vnet_rx_cb },
+		{ .name = "output", .callback = ovc_vnet_tx_cb },
+	};
+	struct virtqueue *vqs[2];
+	netdev_features_t f = 0;
+	unsigned int rl, tl;
+	struct net_device *dev;
+	struct ovc_vnet *n;
+	int ret;
+
+	if (!vp || vp->vnet || !ops || !ops->tx_hdr || !ops->rx_hdr || p->rx_buf_len < OVC_VNET_HDR_LEN + ETH_HLEN ||
+	    p->mtu < ETH_MIN_MTU || p->mtu > p->max_mtu) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	dev = alloc_netdev(sizeof(*n), p->name, NET_NAME_ENUM, ether_setup);
+	if (!dev) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	n = netdev_priv(dev);
+	n->dev = dev;
+	n->vdev = vdev;
+	n->ops = ops;
+	n->ctx = ctx;
+	n->rx_buf_len = p->rx_buf_len;
+	n->tx_stop_free = max(p->tx_stop_free, 1u);
+	atomic_set(&n->rx_posted, 0);
+	atomic_set(&n->tx_posted, 0);
+	atomic_long_set(&n->rx_bad, 0);
+	atomic_long_set(&n->tx_bad, 0);
+	INIT_DELAYED_WORK(&n->refill, ovc_vnet_refill_work);
+	dev->netdev_ops = &ovc_vnet_netdev_ops;
+	dev->pcpu_stat_type = NETDEV_PCPU_STAT_DSTATS;
+	/* The stack leaves room for the virtio header, so xmit pushes it without reallocating the skb's head. */
+	dev->needed_headroom = OVC_VNET_HDR_LEN;
+	SET_NETDEV_DEV(dev, &vdev->dev);
+	if (p->offloads & OVC_VNET_OFF_SG)
+		f |= NETIF_F_SG;
+	if (p->offloads & OVC_VNET_OFF_HW_CSUM)
+		f |= NETIF_F_HW_CSUM;
+	if (p->offloads & OVC_VNET_OFF_TSO4)
+		f |= NETIF_F_TSO;
+	if (p->offloads & OVC_VNET_OFF_TSO6)
+		f |= NETIF_F_TSO6;
+	if (p->offloads & OVC_VNET_OFF_RX_CSUM)
+		f |= NETIF_F_RXCSUM;
+	dev->hw_features |= f;
+	dev->features |= f;
+	dev->min_mtu = ETH_MIN_MTU;
+	dev->max_mtu = p->max_mtu;
+	dev->mtu = p->mtu;
+	if (p->random_mac)
+		eth_hw_addr_random(dev);
+	else
+		eth_hw_addr_set(dev, p->mac);
+	netif_napi_add(dev, &n->rx_napi, ovc_vnet_rx_poll);
+	netif_napi_add_tx(dev, &n->tx_napi, ovc_vnet_tx_poll);
+
+	vp->vnet = n;
+	ret = virtio_find_vqs(vdev, 2, vqs, info, NULL);
+	if (ret)
+		goto err_free;
+	n->rvq = vqs[0];
+	n->svq = vqs[1];
+	/* The device may be notified only after DRIVER_OK; NAPI is still disabled, so the rings are ours. */
+	virtio_device_ready(vdev);
+	if (!ovc_vnet_refill(n, GFP_KERNEL) || !atomic_read(&n->rx_posted)) {
+		ret = -ENOMEM;
+		goto err_reset;
+	}
+	ret = register_netdev(dev);
+	if (ret)
+		goto err_reset;
+	/* No VIRTIO_NET_F_STATUS: the link is up for as long as the device is bound. */
+	netif_carrier_on(dev);
+	*err = 0;
+	return n;
+
+err_reset:
+	virtio_reset_device(vdev);
+	ovc_vnet_drain(n, &rl, &tl);
+	vdev->config->del_vqs(vdev);
+err_free:
+	vp->vnet = NULL;
+	free_netdev(dev);
+	*err = ret;
+	return NULL;
+}
+
+void ovc_vnet_header_errors(struct ovc_vnet *n, unsigned long *rx, unsigned long *tx)
+{
+	*rx = atomic_long_read(&n->rx_bad);
+	*tx = atomic_long_read(&n->tx_bad);
+}
+
+const char *ovc_vnet_name(struct ovc_vnet *n)
+{
+	return n->dev->name;
+}
+
+unsigned int ovc_vnet_rx_ring(struct ovc_vnet *n)
+{
+	return virtqueue_get_vring_size(n->rvq);
+}
+
+unsigned int ovc_vnet_tx_ring(struct ovc_vnet *n)
+{
+	return virtqueue_get_vring_size(n->svq);
+}
+
+long ovc_vnet_free(struct ovc_vnet *n, unsigned int *rx_left, unsigned int *tx_left)
+{
+	struct virtio_device *vdev = n->vdev;
+	struct ovc_virtio_priv *vp = vdev->priv;
+	long leaked;
+
+	/* Closes the interface (ndo_stop: NAPI off, transmit stopped) and waits for every user. */
+	unregister_netdev(n->dev);
+	cancel_delayed_work_sync(&n->refill);
+	/* No more interrupts, DMA or used buffers from here. */
+	virtio_reset_device(vdev);
+	leaked = ovc_vnet_drain(n, rx_left, tx_left);
+	if (vp)
+		vp->vnet = NULL;
+	vdev->config->del_vqs(vdev);
+	free_netdev(n->dev);
+	return leaked;
 }

@@ -124,4 +124,100 @@ struct gendisk *ovc_vblk_disk_add(struct virtio_device *vdev, struct blk_mq_tag_
 /* del_gendisk (waits for the requests in flight) + put_disk. */
 void ovc_vblk_disk_remove(struct gendisk *disk);
 
+/* ---- virtio-net (blanket_net) ---------------------------------------------------------------------------------- */
+
+struct ovc_vnet;
+
+/* Length of the header in front of every packet (virtio_net_hdr_v1: VERSION_1 is required). */
+#define OVC_VNET_HDR_LEN 12
+
+/* virtio-net configuration fields (virtio 1.2 §5.1.4); has_mac / mtu are 0 when the feature was not negotiated. */
+struct ovc_vnet_config {
+	unsigned char mac[6];
+	int has_mac;
+	unsigned int mtu;
+};
+void ovc_vnet_read_config(struct virtio_device *vdev, struct ovc_vnet_config *cfg);
+
+/* Segmentation offload of a transmitted frame (ovc_vnet_txmeta.gso). */
+#define OVC_VNET_GSO_NONE 0
+#define OVC_VNET_GSO_TCP4 1
+#define OVC_VNET_GSO_TCP6 2
+#define OVC_VNET_GSO_OTHER 3
+
+/* A frame to transmit, as the stack handed it over (offsets from the Ethernet header). */
+struct ovc_vnet_txmeta {
+	int csum_partial;
+	unsigned int csum_start;
+	unsigned int csum_offset;
+	unsigned int gso;      /* OVC_VNET_GSO_* */
+	unsigned int gso_size;
+	unsigned int hdr_len;  /* Ethernet + IP + TCP headers of a GSO frame */
+	int ecn;
+	unsigned int len;
+};
+
+/* Checksum state of a received frame (ovc_vnet_rxmeta.csum). */
+#define OVC_VNET_RX_CSUM_NONE 0
+#define OVC_VNET_RX_CSUM_VALID 1
+#define OVC_VNET_RX_CSUM_PARTIAL 2
+
+struct ovc_vnet_rxmeta {
+	unsigned int csum;     /* OVC_VNET_RX_CSUM_* */
+	unsigned int csum_start;
+	unsigned int csum_offset;
+};
+
+/*
+ * Per-packet decisions, implemented in Rust (called in softirq context, must not sleep).
+ * tx_hdr: fills hdr (OVC_VNET_HDR_LEN bytes) for frame m; 0, or a negative errno: the frame is dropped.
+ * rx_hdr: parses the header hdr of a received buffer of len bytes (header included); 0 and *m, or a negative
+ *         errno: the frame is dropped.
+ */
+struct ovc_vnet_ops {
+	int (*tx_hdr)(const void *ctx, const struct ovc_vnet_txmeta *m, unsigned char *hdr);
+	int (*rx_hdr)(const void *ctx, const unsigned char *hdr, unsigned int len, struct ovc_vnet_rxmeta *m);
+};
+
+/* Offloads the interface advertises (ovc_vnet_params.offloads). */
+#define OVC_VNET_OFF_SG 1
+#define OVC_VNET_OFF_HW_CSUM 2
+#define OVC_VNET_OFF_TSO4 4
+#define OVC_VNET_OFF_TSO6 8
+#define OVC_VNET_OFF_RX_CSUM 16
+
+struct ovc_vnet_params {
+	const char *name;          /* interface name or pattern ("bnet%d") */
+	unsigned char mac[6];
+	int random_mac;            /* ignore mac, use a random one */
+	unsigned int mtu;
+	unsigned int max_mtu;
+	unsigned int rx_buf_len;   /* receive buffer: header + largest frame */
+	unsigned int tx_stop_free; /* stop the transmit queue while fewer ring descriptors are free */
+	unsigned int offloads;     /* OVC_VNET_OFF_* */
+};
+
+/* Most fragments a transmitted frame can have (MAX_SKB_FRAGS). */
+unsigned int ovc_vnet_max_frags(void);
+
+/*
+ * Finds vdev's receive and transmit virtqueues (0 and 1), fills the receive ring with DMA-mapped buffers, sets
+ * DRIVER_OK and registers the interface (carrier on). NULL with *err on failure (nothing left behind).
+ */
+struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_params *p,
+			      const struct ovc_vnet_ops *ops, const void *ctx, int *err);
+/* Frames dropped because tx_hdr / rx_hdr refused them (also counted in the interface's tx/rx drops). */
+void ovc_vnet_header_errors(struct ovc_vnet *n, unsigned long *rx, unsigned long *tx);
+/* The interface's name (after registration: "bnet0"). */
+const char *ovc_vnet_name(struct ovc_vnet *n);
+/* Ring sizes (receive, transmit). */
+unsigned int ovc_vnet_rx_ring(struct ovc_vnet *n);
+unsigned int ovc_vnet_tx_ring(struct ovc_vnet *n);
+/*
+ * Unregisters the interface (waits for transmitters and polls), resets the device, takes back every buffer still
+ * in the rings (unmapping it), deletes the virtqueues. *rx_left / *tx_left: buffers taken back that way;
+ * the return value: buffers still unaccounted for afterwards (0 unless a mapping leaked).
+ */
+long ovc_vnet_free(struct ovc_vnet *n, unsigned int *rx_left, unsigned int *tx_left);
+
 #endif /* OVERCAST_HELPERS_VIRTIO_H */

@@ -6,7 +6,9 @@
 //!   [`Driver`]'s methods;
 //! * [`BlkQueue`]: the request virtqueue of a virtio-blk device — map a blk-mq request's data, add it with a header
 //!   and a status byte, get [`InFlight`] completions back (in interrupt context) and end them;
-//! * [`BlkDisk`]: the blk-mq disk over a kernel-crate [`TagSet`], with the queue limits the driver chose.
+//! * [`BlkDisk`]: the blk-mq disk over a kernel-crate [`TagSet`], with the queue limits the driver chose;
+//! * [`VirtioNet`]: a virtio-net device driven as an Ethernet interface (one queue pair, NAPI, DMA-mapped receive
+//!   buffers), whose per-packet header decisions are a [`NetHeaders`]' methods.
 //!
 //! All device addresses come from the virtio core's DMA API path (`virtqueue_add_sgs`), which in a Xen PV Dom0 is
 //! swiotlb-xen: the pseudo-physical to machine translation of dissertation §4.2.2.
@@ -26,6 +28,8 @@ use kernel::types::ForeignOwnable;
 
 /// virtio device id of a block device.
 pub const ID_BLOCK: u32 = 2;
+/// virtio device id of a network device.
+pub const ID_NET: u32 = 1;
 
 /// A bound virtio device, as handed to a [`Driver`]'s callbacks (valid for the duration of the call).
 pub struct Device(NonNull<bindings::virtio_device>);
@@ -49,6 +53,20 @@ impl Device {
         // SAFETY: as above; `c` is a valid out-pointer.
         unsafe { bindings::ovc_vblk_read_config(self.0.as_ptr(), &mut c) };
         c
+    }
+
+    /// The negotiated feature bits 0..63.
+    pub fn features(&self) -> u64 {
+        (0..64u32).filter(|&b| self.has_feature(b)).fold(0u64, |acc, b| acc | (1u64 << b))
+    }
+
+    /// The virtio-net configuration space: the MAC address if the device gave one, the MTU if it gave one.
+    pub fn net_config(&self) -> (Option<[u8; 6]>, Option<u16>) {
+        let mut c = bindings::ovc_vnet_config { mac: [0; 6], has_mac: 0, mtu: 0 };
+        // SAFETY: as above; `c` is a valid out-pointer.
+        unsafe { bindings::ovc_vnet_read_config(self.0.as_ptr(), &mut c) };
+        let mtu = u16::try_from(c.mtu).ok().filter(|&m| m != 0);
+        ((c.has_mac != 0).then_some(c.mac), mtu)
     }
 }
 
@@ -385,5 +403,225 @@ impl<T: Operations> Drop for BlkDisk<T> {
         unsafe { bindings::ovc_vblk_disk_remove(self.disk.as_ptr()) };
         // SAFETY: `data` came from `into_foreign` in `new` and is converted back exactly once, here.
         drop(unsafe { T::QueueData::from_foreign(self.data) });
+    }
+}
+
+/// Length of the virtio-net header in front of every packet.
+pub const NET_HDR_LEN: usize = bindings::OVC_VNET_HDR_LEN as usize;
+
+/// A frame to transmit (offsets from its Ethernet header), as the stack handed it over.
+pub type NetTxMeta = bindings::ovc_vnet_txmeta;
+/// `NetTxMeta::gso` values.
+pub mod net_gso {
+    use super::bindings;
+    /// An ordinary frame.
+    pub const NONE: u32 = bindings::OVC_VNET_GSO_NONE;
+    /// TCP/IPv4 segmentation.
+    pub const TCP4: u32 = bindings::OVC_VNET_GSO_TCP4;
+    /// TCP/IPv6 segmentation.
+    pub const TCP6: u32 = bindings::OVC_VNET_GSO_TCP6;
+}
+
+/// Checksum state of a received frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetRxCsum {
+    /// The stack verifies it.
+    None,
+    /// The device verified it.
+    Valid,
+    /// Partial: (start, offset) from the Ethernet header.
+    Partial(u16, u16),
+}
+
+/// Per-packet decisions of a [`VirtioNet`] interface. Called in softirq context; must not sleep.
+pub trait NetHeaders: Send + Sync + 'static {
+    /// The header for frame `m`; an error drops the frame (counted as a transmit drop).
+    fn tx_hdr(&self, m: &NetTxMeta) -> Result<[u8; NET_HDR_LEN]>;
+    /// What the header `hdr` of a received buffer of `len` bytes (header included) says; an error drops the
+    /// frame (counted as a receive drop).
+    fn rx_hdr(&self, hdr: &[u8; NET_HDR_LEN], len: u32) -> Result<NetRxCsum>;
+}
+
+/// How a [`VirtioNet`] interface is set up.
+pub struct NetParams {
+    /// MAC address; `None`: a random one.
+    pub mac: Option<[u8; 6]>,
+    /// MTU and the largest MTU the operator may set.
+    pub mtu: u32,
+    /// Largest MTU.
+    pub max_mtu: u32,
+    /// Receive buffer size (header + largest frame).
+    pub rx_buf_len: u32,
+    /// The transmit queue stops while fewer ring descriptors are free.
+    pub tx_stop_free: u32,
+    /// `OVC_VNET_OFF_*` bits.
+    pub offloads: u32,
+}
+
+/// Offload bits of [`NetParams::offloads`].
+pub mod net_off {
+    use super::bindings;
+    /// Scatter-gather.
+    pub const SG: u32 = bindings::OVC_VNET_OFF_SG;
+    /// Transmit checksum.
+    pub const HW_CSUM: u32 = bindings::OVC_VNET_OFF_HW_CSUM;
+    /// TCP/IPv4 segmentation.
+    pub const TSO4: u32 = bindings::OVC_VNET_OFF_TSO4;
+    /// TCP/IPv6 segmentation.
+    pub const TSO6: u32 = bindings::OVC_VNET_OFF_TSO6;
+    /// Receive checksum.
+    pub const RX_CSUM: u32 = bindings::OVC_VNET_OFF_RX_CSUM;
+}
+
+/// What closing a [`VirtioNet`] found.
+#[derive(Clone, Copy, Debug)]
+pub struct NetCloseReport {
+    /// Receive buffers still in the ring (taken back and unmapped).
+    pub rx_taken_back: u32,
+    /// Transmitted frames not yet reclaimed (taken back and unmapped).
+    pub tx_taken_back: u32,
+    /// Buffers unaccounted for afterwards: a leaked DMA mapping if not 0.
+    pub unaccounted: isize,
+}
+
+/// Largest number of fragments of a transmitted frame.
+pub fn net_max_frags() -> u32 {
+    // SAFETY: reads a constant.
+    unsafe { bindings::ovc_vnet_max_frags() }
+}
+
+/// A virtio-net device driven as a registered Ethernet interface. Dropping it (or [`close`](Self::close))
+/// unregisters the interface, resets the device and takes back every buffer.
+pub struct VirtioNet<H: NetHeaders> {
+    n: Option<NonNull<bindings::ovc_vnet>>,
+    // Released after the interface is gone (field order: `n` is freed in `drop`/`close` first).
+    _h: Arc<H>,
+}
+
+// SAFETY: the C side serialises its data path itself; the handle is a pointer used only for setup/teardown calls.
+unsafe impl<H: NetHeaders> Send for VirtioNet<H> {}
+// SAFETY: `&VirtioNet` only reads the name and ring sizes.
+unsafe impl<H: NetHeaders> Sync for VirtioNet<H> {}
+
+impl<H: NetHeaders> VirtioNet<H> {
+    const OPS: bindings::ovc_vnet_ops =
+        bindings::ovc_vnet_ops { tx_hdr: Some(Self::tx_hdr_cb), rx_hdr: Some(Self::rx_hdr_cb) };
+
+    unsafe extern "C" fn tx_hdr_cb(ctx: *const c_void, m: *const bindings::ovc_vnet_txmeta, hdr: *mut u8) -> i32 {
+        // SAFETY: `ctx` is the `H` kept alive by `_h` until the interface is gone (no callback runs after).
+        let Some(h) = (unsafe { ctx.cast::<H>().as_ref() }) else { return EINVAL.to_errno() };
+        // SAFETY: `m` is valid for the call.
+        let Some(m) = (unsafe { m.as_ref() }) else { return EINVAL.to_errno() };
+        match h.tx_hdr(m) {
+            Ok(b) => {
+                // SAFETY: the C caller passes `OVC_VNET_HDR_LEN` writable bytes.
+                unsafe { core::ptr::copy_nonoverlapping(b.as_ptr(), hdr, NET_HDR_LEN) };
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    unsafe extern "C" fn rx_hdr_cb(
+        ctx: *const c_void,
+        hdr: *const u8,
+        len: u32,
+        m: *mut bindings::ovc_vnet_rxmeta,
+    ) -> i32 {
+        // SAFETY: as in `tx_hdr_cb`.
+        let Some(h) = (unsafe { ctx.cast::<H>().as_ref() }) else { return EINVAL.to_errno() };
+        // SAFETY: the C caller passes a receive buffer of at least `OVC_VNET_HDR_LEN` bytes (rx_buf_len is checked
+        // to be larger), valid for the call.
+        let Some(hdr) = (unsafe { hdr.cast::<[u8; NET_HDR_LEN]>().as_ref() }) else { return EINVAL.to_errno() };
+        // SAFETY: `m` is a valid out-pointer for the call.
+        let Some(m) = (unsafe { m.as_mut() }) else { return EINVAL.to_errno() };
+        match h.rx_hdr(hdr, len) {
+            Ok(NetRxCsum::None) => {
+                m.csum = bindings::OVC_VNET_RX_CSUM_NONE;
+                0
+            }
+            Ok(NetRxCsum::Valid) => {
+                m.csum = bindings::OVC_VNET_RX_CSUM_VALID;
+                0
+            }
+            Ok(NetRxCsum::Partial(start, off)) => {
+                m.csum = bindings::OVC_VNET_RX_CSUM_PARTIAL;
+                m.csum_start = u32::from(start);
+                m.csum_offset = u32::from(off);
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// Drives `dev` as interface `name` (a `%d` pattern is numbered by the kernel). Sleeps.
+    pub fn new(dev: &Device, name: &CStr, p: &NetParams, headers: Arc<H>) -> Result<Self> {
+        let raw = bindings::ovc_vnet_params {
+            name: name.as_char_ptr(),
+            mac: p.mac.unwrap_or([0; 6]),
+            random_mac: i32::from(p.mac.is_none()),
+            mtu: p.mtu,
+            max_mtu: p.max_mtu,
+            rx_buf_len: p.rx_buf_len,
+            tx_stop_free: p.tx_stop_free,
+            offloads: p.offloads,
+        };
+        let ctx = Arc::as_ptr(&headers).cast::<c_void>();
+        let mut err: kernel::ffi::c_int = 0;
+        // SAFETY: `dev` is being probed (its driver data is ours); `raw` and `name` are read during the call;
+        // `OPS` is static; `ctx` stays valid until the interface is freed (`_h` is released after that).
+        let n = unsafe { bindings::ovc_vnet_new(dev.0.as_ptr(), &raw, &Self::OPS, ctx, &mut err) };
+        match NonNull::new(n) {
+            Some(n) => Ok(Self { n: Some(n), _h: headers }),
+            None => Err(if err < 0 { Error::from_errno(err) } else { ENOMEM }),
+        }
+    }
+
+    /// The interface's name (`bnet0`), or an empty string after close.
+    pub fn name(&self) -> &CStr {
+        match self.n {
+            // SAFETY: the interface is registered while `n` is set; its name is NUL-terminated.
+            Some(n) => unsafe { CStr::from_char_ptr(bindings::ovc_vnet_name(n.as_ptr())) },
+            None => c"",
+        }
+    }
+
+    /// Frames dropped because [`NetHeaders`] refused their header: (received, transmitted).
+    pub fn header_errors(&self) -> (u64, u64) {
+        let (mut rx, mut tx) = (0, 0);
+        if let Some(n) = self.n {
+            // SAFETY: live while `n` is set; the out-pointers are valid.
+            unsafe { bindings::ovc_vnet_header_errors(n.as_ptr(), &mut rx, &mut tx) };
+        }
+        (rx as u64, tx as u64)
+    }
+
+    /// Ring sizes (receive, transmit).
+    pub fn rings(&self) -> (u32, u32) {
+        match self.n {
+            // SAFETY: live while `n` is set.
+            Some(n) => unsafe { (bindings::ovc_vnet_rx_ring(n.as_ptr()), bindings::ovc_vnet_tx_ring(n.as_ptr())) },
+            None => (0, 0),
+        }
+    }
+
+    /// Unregisters the interface, resets the device, takes back every buffer; says what it found.
+    pub fn close(mut self) -> NetCloseReport {
+        self.free()
+    }
+
+    fn free(&mut self) -> NetCloseReport {
+        let mut r = NetCloseReport { rx_taken_back: 0, tx_taken_back: 0, unaccounted: 0 };
+        if let Some(n) = self.n.take() {
+            // SAFETY: created in `new`, freed once (`n` was taken); afterwards no callback uses `ctx`.
+            r.unaccounted = unsafe { bindings::ovc_vnet_free(n.as_ptr(), &mut r.rx_taken_back, &mut r.tx_taken_back) };
+        }
+        r
+    }
+}
+
+impl<H: NetHeaders> Drop for VirtioNet<H> {
+    fn drop(&mut self) {
+        let _ = self.free();
     }
 }

@@ -20,6 +20,8 @@ pub mod bit {
     pub const NET_GUEST_TSO4: u32 = 7;
     /// net: device can receive TSOv4.
     pub const NET_HOST_TSO4: u32 = 11;
+    /// net: device can receive TSOv6.
+    pub const NET_HOST_TSO6: u32 = 12;
     /// net: driver can merge receive buffers.
     pub const NET_MRG_RXBUF: u32 = 15;
     /// net: configuration status field is available.
@@ -118,17 +120,17 @@ impl NegotiationError {
 pub const fn supported(kind: DeviceKind) -> Features {
     use bit::*;
     match kind {
+        // What blanket_net implements today: one queue pair, receive buffers of one whole frame (no mergeable
+        // buffers, no receive segmentation), transmit checksum and TCP segmentation offload, receive checksum
+        // offload. STATUS, CTRL_VQ, MQ, MRG_RXBUF and GUEST_TSO* join when they are implemented.
         DeviceKind::Net => Features::of(&[
             NET_CSUM,
             NET_GUEST_CSUM,
             NET_MTU,
             NET_MAC,
-            NET_GUEST_TSO4,
             NET_HOST_TSO4,
-            NET_MRG_RXBUF,
-            NET_STATUS,
-            NET_CTRL_VQ,
-            NET_MQ,
+            NET_HOST_TSO6,
+            RING_INDIRECT_DESC,
             RING_EVENT_IDX,
             VERSION_1,
             ACCESS_PLATFORM,
@@ -172,7 +174,8 @@ pub const fn device_table(kind: DeviceKind) -> ([u32; 24], usize) {
 /// The features to accept from a device offering `offered`, or why it cannot be driven.
 ///
 /// Unknown offered bits are ignored (never accepted). Multiqueue for net also needs the control queue, so MQ
-/// without CTRL_VQ is dropped; MTU is only accepted together with VERSION_1 (always true once negotiated).
+/// without CTRL_VQ is dropped; TCP segmentation offload needs checksum offload (virtio 1.2 §5.1.3.1: the driver
+/// must not accept HOST_TSO4/6 without CSUM), so the TSO bits are dropped without CSUM.
 pub fn negotiate(kind: DeviceKind, offered: Features) -> Result<Features, NegotiationError> {
     if !offered.has(bit::VERSION_1) {
         return Err(NegotiationError::Legacy);
@@ -180,6 +183,9 @@ pub fn negotiate(kind: DeviceKind, offered: Features) -> Result<Features, Negoti
     let mut acc = offered.and(supported(kind));
     if kind == DeviceKind::Net && acc.has(bit::NET_MQ) && !acc.has(bit::NET_CTRL_VQ) {
         acc.0 &= !(1u64 << bit::NET_MQ);
+    }
+    if kind == DeviceKind::Net && !acc.has(bit::NET_CSUM) {
+        acc.0 &= !((1u64 << bit::NET_HOST_TSO4) | (1u64 << bit::NET_HOST_TSO6));
     }
     Ok(acc)
 }
@@ -214,11 +220,35 @@ mod tests {
     }
 
     #[test]
-    fn net_mq_needs_ctrl_vq() {
-        let off = Features::of(&[bit::VERSION_1, bit::NET_MQ]);
-        assert!(!negotiate(DeviceKind::Net, off).unwrap().has(bit::NET_MQ));
-        let off = Features::of(&[bit::VERSION_1, bit::NET_MQ, bit::NET_CTRL_VQ]);
-        assert!(negotiate(DeviceKind::Net, off).unwrap().has(bit::NET_MQ));
+    fn net_accepts_only_what_blanket_net_implements() {
+        let off = Features::of(&[
+            bit::VERSION_1,
+            bit::NET_MQ,
+            bit::NET_CTRL_VQ,
+            bit::NET_MRG_RXBUF,
+            bit::NET_GUEST_TSO4,
+            bit::NET_STATUS,
+            bit::NET_CSUM,
+            bit::NET_HOST_TSO4,
+            bit::NET_MAC,
+        ]);
+        let acc = negotiate(DeviceKind::Net, off).unwrap();
+        assert_eq!(
+            acc,
+            Features::of(&[
+                bit::VERSION_1,
+                bit::NET_CSUM,
+                bit::NET_HOST_TSO4,
+                bit::NET_MAC
+            ])
+        );
+    }
+
+    #[test]
+    fn net_tso_needs_csum() {
+        let off = Features::of(&[bit::VERSION_1, bit::NET_HOST_TSO4, bit::NET_HOST_TSO6]);
+        let acc = negotiate(DeviceKind::Net, off).unwrap();
+        assert!(!acc.has(bit::NET_HOST_TSO4) && !acc.has(bit::NET_HOST_TSO6));
     }
 
     #[test]
@@ -238,7 +268,7 @@ mod tests {
         assert!(t[..n]
             .iter()
             .all(|&b| b < TRANSPORT_FIRST && supported(DeviceKind::Net).has(b)));
-        assert!(t[..n].contains(&bit::NET_MQ));
+        assert!(t[..n].contains(&bit::NET_MAC) && !t[..n].contains(&bit::NET_MQ));
     }
 
     #[test]

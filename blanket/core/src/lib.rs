@@ -6,3 +6,4 @@
 
 pub mod blkreq;
 pub mod features;
+pub mod nethdr;

@@ -20,7 +20,7 @@
 #   OVERCAST-BENCH blk topo=T medium=M driver=c|ours disk=D round=R test=X fio_err=E fio_iops=.. fio_kibps=..
 #       fio_clat_us=.. fio_usr=.. fio_sys=.. win_cs=.. win_ios=.. win_sectors=.. cpu_busy=.. cpu_idle=.. cpu_iowait=..
 #       cpu_steal=..          (cpu_* in USER_HZ ticks = 1/100 s, over the window; win_cs: the window in 1/100 s)
-# Net half: no blanket net driver yet; its lines say so (OVERCAST-BENCH net ... status=not-measured).
+# Net half: measured on the pair topology by bench-blanket-net.sh (a peer is needed; user-net has none).
 #
 # Kernel command line knobs: overcast.bench_rounds=N (3; scripts/bench-blanket passes 5), overcast.bench_secs=S (5).
 . /overcast/tests/lib.sh
@@ -153,11 +153,7 @@ while [ $r -le "$ROUNDS" ]; do
 done
 pass bench-disk-measured
 
-# Net half: TCP/UDP (1400 B) throughput, request/response latency, Dom0 CPU per byte, our virtio-net Blanket driver
-# against virtio_net on the same NIC. There is no blanket net driver yet.
-for t in tcp-stream udp-stream-1400 tcp-rr; do
-  echo "OVERCAST-BENCH net topo=$TOPO test=$t status=not-measured reason=no-blanket-net-driver-yet"
-done
+# Net half: bench-blanket-net.sh on the pair topology (scripts/bench-blanket runs it after this).
 
 # Leave the disks with the C driver and the module unloaded, and nothing broken on the way.
 for dev in $SSD $RAW; do

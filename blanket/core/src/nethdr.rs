@@ -1,0 +1,466 @@
+//! virtio-net packet headers and ring accounting for `blanket_net` (virtio 1.2 §5.1.6).
+//!
+//! Every packet on a virtio-net queue starts with a `virtio_net_hdr`. With VIRTIO_F_VERSION_1 (which the Blanket
+//! drivers require, see [`super::features`]) it is always the 12-byte form with `num_buffers`, little endian:
+//!
+//! ```text
+//! flags u8 | gso_type u8 | hdr_len le16 | gso_size le16 | csum_start le16 | csum_offset le16 | num_buffers le16
+//! ```
+//!
+//! Transmit: the driver says whether the device must finish a partial checksum (`NEEDS_CSUM`, only with
+//! VIRTIO_NET_F_CSUM) and whether the frame is a TCP segmentation-offload frame (only with HOST_TSO4/6).
+//! Receive: the device says whether the checksum is already verified (`DATA_VALID`) or still partial
+//! (`NEEDS_CSUM`), both only with GUEST_CSUM. The driver negotiates no receive segmentation offload
+//! (GUEST_TSO*) and no mergeable buffers, so a received header announcing GSO is a device error: the frame is
+//! dropped (`num_buffers` is ignored: without MRG_RXBUF devices need not write it).
+
+use super::features::{bit, Features};
+
+/// Length of the header in front of every packet (virtio_net_hdr_v1).
+pub const HDR_LEN: usize = 12;
+
+/// Header flags.
+pub mod flags {
+    /// csum_start/csum_offset hold a partial checksum to finish.
+    pub const NEEDS_CSUM: u8 = 1;
+    /// The checksum was verified (receive only).
+    pub const DATA_VALID: u8 = 2;
+}
+
+/// Header `gso_type` values.
+pub mod gso {
+    /// Not a segmentation-offload frame.
+    pub const NONE: u8 = 0;
+    /// TCP over IPv4.
+    pub const TCPV4: u8 = 1;
+    /// TCP over IPv6.
+    pub const TCPV6: u8 = 4;
+    /// The TCP segments carry ECN (CWR must be kept on the first segment only).
+    pub const ECN: u8 = 0x80;
+}
+
+/// Ethernet header + one VLAN tag: what a receive buffer needs beyond the MTU.
+pub const ETH_OVERHEAD: u32 = 14 + 4;
+/// Largest MTU the driver sets (without mergeable buffers and GUEST_TSO a receive buffer holds one whole frame).
+pub const MAX_MTU: u32 = 9000;
+/// Smallest MTU (Ethernet's minimum of IPv4 needs 68).
+pub const MIN_MTU: u32 = 68;
+
+/// What the negotiated features allow the driver to do with packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NetCaps {
+    /// The device finishes partial checksums of transmitted frames (VIRTIO_NET_F_CSUM).
+    pub tx_csum: bool,
+    /// The device segments TCP/IPv4 frames (HOST_TSO4, needs CSUM).
+    pub tso4: bool,
+    /// The device segments TCP/IPv6 frames (HOST_TSO6, needs CSUM).
+    pub tso6: bool,
+    /// The device may hand over frames with a verified or partial checksum (GUEST_CSUM).
+    pub rx_csum: bool,
+    /// Indirect descriptors: a frame of any number of fragments takes one ring descriptor.
+    pub indirect: bool,
+}
+
+impl NetCaps {
+    /// The capabilities of a device that negotiated `f`.
+    pub const fn of(f: Features) -> Self {
+        let tx_csum = f.has(bit::NET_CSUM);
+        Self {
+            tx_csum,
+            tso4: tx_csum && f.has(bit::NET_HOST_TSO4),
+            tso6: tx_csum && f.has(bit::NET_HOST_TSO6),
+            rx_csum: f.has(bit::NET_GUEST_CSUM),
+            indirect: f.has(bit::RING_INDIRECT_DESC),
+        }
+    }
+}
+
+/// Segmentation offload the kernel asked for on a transmitted frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxGso {
+    /// An ordinary frame.
+    None,
+    /// TCP/IPv4 segmentation into `size`-byte payloads after `hdr_len` bytes of headers.
+    Tcp4 {
+        /// Payload bytes per segment (MSS).
+        size: u16,
+        /// Ethernet + IP + TCP header bytes.
+        hdr_len: u16,
+        /// ECN in use.
+        ecn: bool,
+    },
+    /// TCP/IPv6, as [`TxGso::Tcp4`].
+    Tcp6 {
+        /// Payload bytes per segment (MSS).
+        size: u16,
+        /// Ethernet + IP + TCP header bytes.
+        hdr_len: u16,
+        /// ECN in use.
+        ecn: bool,
+    },
+    /// A kind of segmentation the driver never advertises (UDP, tunnels, ...).
+    Other,
+}
+
+/// A frame to transmit, as the kernel handed it over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxMeta {
+    /// A partial checksum to finish: (start from the Ethernet header, offset of the checksum field after start).
+    pub csum: Option<(u16, u16)>,
+    /// Segmentation offload.
+    pub gso: TxGso,
+    /// Frame length (Ethernet header onwards).
+    pub len: u32,
+}
+
+/// Why a frame cannot be transmitted as it is (it is dropped and counted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxError {
+    /// A partial checksum, but the device did not negotiate CSUM (the kernel should have finished it).
+    CsumNotOffered,
+    /// Segmentation the device did not negotiate.
+    GsoNotOffered,
+    /// A segmentation-offload frame without a partial checksum (the spec requires NEEDS_CSUM with GSO).
+    GsoWithoutCsum,
+    /// Checksum position beyond the frame.
+    BadCsumOffsets,
+}
+
+fn put16(b: &mut [u8; HDR_LEN], at: usize, v: u16) {
+    let [lo, hi] = v.to_le_bytes();
+    if let Some(s) = b.get_mut(at..at + 2) {
+        s[0] = lo;
+        s[1] = hi;
+    }
+}
+
+fn get16(b: &[u8], at: usize) -> u16 {
+    match b.get(at..at + 2) {
+        Some(s) => u16::from_le_bytes([s[0], s[1]]),
+        None => 0,
+    }
+}
+
+/// The header in front of a transmitted frame.
+pub fn tx_header(caps: &NetCaps, m: &TxMeta) -> Result<[u8; HDR_LEN], TxError> {
+    let mut h = [0u8; HDR_LEN];
+    if let Some((start, off)) = m.csum {
+        if !caps.tx_csum {
+            return Err(TxError::CsumNotOffered);
+        }
+        // The 2-byte checksum field must lie inside the frame.
+        if u32::from(start) + u32::from(off) + 2 > m.len {
+            return Err(TxError::BadCsumOffsets);
+        }
+        h[0] = flags::NEEDS_CSUM;
+        put16(&mut h, 6, start);
+        put16(&mut h, 8, off);
+    }
+    let (ty, size, hdr_len, ecn) = match m.gso {
+        TxGso::None => return Ok(h),
+        TxGso::Other => return Err(TxError::GsoNotOffered),
+        TxGso::Tcp4 { size, hdr_len, ecn } => {
+            if !caps.tso4 {
+                return Err(TxError::GsoNotOffered);
+            }
+            (gso::TCPV4, size, hdr_len, ecn)
+        }
+        TxGso::Tcp6 { size, hdr_len, ecn } => {
+            if !caps.tso6 {
+                return Err(TxError::GsoNotOffered);
+            }
+            (gso::TCPV6, size, hdr_len, ecn)
+        }
+    };
+    if m.csum.is_none() {
+        return Err(TxError::GsoWithoutCsum);
+    }
+    // ECN segmentation needs VIRTIO_NET_F_HOST_ECN, which is not negotiated: the driver never advertises
+    // NETIF_F_TSO_ECN, so such a frame is a kernel inconsistency.
+    if ecn {
+        return Err(TxError::GsoNotOffered);
+    }
+    h[1] = ty;
+    put16(&mut h, 2, hdr_len);
+    put16(&mut h, 4, size);
+    Ok(h)
+}
+
+/// The checksum state of a received frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxCsum {
+    /// Nothing known: the stack verifies.
+    None,
+    /// The device verified it.
+    Valid,
+    /// A partial checksum (frame from a local sender on the provider's side): (start, offset) as on transmit.
+    Partial(u16, u16),
+}
+
+/// Why a received frame is dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxError {
+    /// Shorter than the header plus an Ethernet header.
+    Short,
+    /// The device announced segmentation offload, which was not negotiated.
+    UnexpectedGso,
+    /// A checksum flag without GUEST_CSUM.
+    UnexpectedCsum,
+    /// Partial checksum position beyond the frame.
+    BadCsumOffsets,
+}
+
+/// Parses the header of a received buffer of `len` bytes (header included).
+pub fn rx_header(caps: &NetCaps, hdr: &[u8], len: u32) -> Result<RxCsum, RxError> {
+    if hdr.len() < HDR_LEN || (len as usize) < HDR_LEN + 14 {
+        return Err(RxError::Short);
+    }
+    let frame = len - HDR_LEN as u32;
+    if hdr[1] != gso::NONE {
+        return Err(RxError::UnexpectedGso);
+    }
+    // num_buffers (bytes 10..12) means something only with MRG_RXBUF, which is not negotiated: devices need not
+    // write it then (QEMU leaves it as it was in the buffer, i.e. whatever the memory held), so it is not read.
+    let fl = hdr[0];
+    if fl & (flags::NEEDS_CSUM | flags::DATA_VALID) != 0 && !caps.rx_csum {
+        return Err(RxError::UnexpectedCsum);
+    }
+    if fl & flags::NEEDS_CSUM != 0 {
+        let (start, off) = (get16(hdr, 6), get16(hdr, 8));
+        if u32::from(start) + u32::from(off) + 2 > frame {
+            return Err(RxError::BadCsumOffsets);
+        }
+        return Ok(RxCsum::Partial(start, off));
+    }
+    if fl & flags::DATA_VALID != 0 {
+        return Ok(RxCsum::Valid);
+    }
+    Ok(RxCsum::None)
+}
+
+/// Kernel netdev offloads to advertise (`NETIF_F_*`), as bits of [`Offloads`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Offloads {
+    /// Scatter-gather transmit.
+    pub sg: bool,
+    /// Checksum offload on transmit.
+    pub hw_csum: bool,
+    /// TCP/IPv4 segmentation.
+    pub tso4: bool,
+    /// TCP/IPv6 segmentation.
+    pub tso6: bool,
+    /// Receive checksum offload.
+    pub rx_csum: bool,
+}
+
+impl Offloads {
+    /// What to advertise for `caps`. Scatter-gather needs checksum offload (the kernel would otherwise have to
+    /// linearise every frame to checksum it in software, so it turns SG off by itself without HW_CSUM).
+    pub const fn of(caps: &NetCaps) -> Self {
+        Self {
+            sg: caps.tx_csum,
+            hw_csum: caps.tx_csum,
+            tso4: caps.tso4,
+            tso6: caps.tso6,
+            rx_csum: caps.rx_csum,
+        }
+    }
+}
+
+/// Receive buffer size for `mtu`: header + Ethernet frame with one VLAN tag.
+pub const fn rx_buf_len(mtu: u32) -> u32 {
+    HDR_LEN as u32 + ETH_OVERHEAD + mtu
+}
+
+/// The MTU to use: the device's (VIRTIO_NET_F_MTU, if given and within bounds), else 1500.
+pub const fn choose_mtu(device_mtu: Option<u16>) -> u32 {
+    match device_mtu {
+        Some(m) if (m as u32) >= MIN_MTU && (m as u32) <= 1500 => m as u32,
+        _ => 1500,
+    }
+}
+
+/// Ring descriptors one transmitted frame may need, header included: 1 with indirect descriptors, else one per
+/// fragment plus the linear part and the header. The queue is stopped while fewer are free.
+pub const fn tx_descs_needed(caps: &NetCaps, max_frags: u32) -> u32 {
+    if caps.indirect {
+        1
+    } else {
+        max_frags + 2
+    }
+}
+
+/// Whether the transmit queue must stop with `free` ring descriptors left.
+pub const fn tx_must_stop(caps: &NetCaps, max_frags: u32, free: u32) -> bool {
+    free < tx_descs_needed(caps, max_frags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps_all() -> NetCaps {
+        NetCaps {
+            tx_csum: true,
+            tso4: true,
+            tso6: true,
+            rx_csum: true,
+            indirect: true,
+        }
+    }
+
+    #[test]
+    fn plain_frame_has_zero_header() {
+        let m = TxMeta {
+            csum: None,
+            gso: TxGso::None,
+            len: 60,
+        };
+        assert_eq!(tx_header(&NetCaps::default(), &m), Ok([0u8; HDR_LEN]));
+    }
+
+    #[test]
+    fn partial_checksum_header() {
+        let m = TxMeta {
+            csum: Some((34, 16)),
+            gso: TxGso::None,
+            len: 100,
+        };
+        let h = tx_header(&caps_all(), &m).unwrap();
+        assert_eq!(h, [1, 0, 0, 0, 0, 0, 34, 0, 16, 0, 0, 0]);
+        assert_eq!(
+            tx_header(&NetCaps::default(), &m),
+            Err(TxError::CsumNotOffered)
+        );
+        let bad = TxMeta {
+            csum: Some((90, 16)),
+            gso: TxGso::None,
+            len: 100,
+        };
+        assert_eq!(tx_header(&caps_all(), &bad), Err(TxError::BadCsumOffsets));
+    }
+
+    #[test]
+    fn tso_header() {
+        let m = TxMeta {
+            csum: Some((34, 16)),
+            gso: TxGso::Tcp4 {
+                size: 1448,
+                hdr_len: 66,
+                ecn: false,
+            },
+            len: 64000,
+        };
+        let h = tx_header(&caps_all(), &m).unwrap();
+        assert_eq!(h, [1, 1, 66, 0, 0xa8, 0x05, 34, 0, 16, 0, 0, 0]);
+        let c = NetCaps {
+            tso4: false,
+            ..caps_all()
+        };
+        assert_eq!(tx_header(&c, &m), Err(TxError::GsoNotOffered));
+        let nocsum = TxMeta { csum: None, ..m };
+        assert_eq!(
+            tx_header(&caps_all(), &nocsum),
+            Err(TxError::GsoWithoutCsum)
+        );
+        let ecn = TxMeta {
+            gso: TxGso::Tcp4 {
+                size: 1448,
+                hdr_len: 66,
+                ecn: true,
+            },
+            ..m
+        };
+        assert_eq!(tx_header(&caps_all(), &ecn), Err(TxError::GsoNotOffered));
+        let v6 = TxMeta {
+            gso: TxGso::Tcp6 {
+                size: 1428,
+                hdr_len: 86,
+                ecn: false,
+            },
+            csum: Some((54, 16)),
+            len: 9000,
+        };
+        assert_eq!(tx_header(&caps_all(), &v6).map(|h| h[1]), Ok(gso::TCPV6));
+        let other = TxMeta {
+            gso: TxGso::Other,
+            ..m
+        };
+        assert_eq!(tx_header(&caps_all(), &other), Err(TxError::GsoNotOffered));
+    }
+
+    #[test]
+    fn rx_headers() {
+        let mut h = [0u8; HDR_LEN];
+        h[10] = 1;
+        assert_eq!(
+            rx_header(&NetCaps::default(), &h, 12 + 60),
+            Ok(RxCsum::None)
+        );
+        assert_eq!(
+            rx_header(&NetCaps::default(), &h, 12 + 10),
+            Err(RxError::Short)
+        );
+        h[0] = flags::DATA_VALID;
+        assert_eq!(
+            rx_header(&NetCaps::default(), &h, 72),
+            Err(RxError::UnexpectedCsum)
+        );
+        assert_eq!(rx_header(&caps_all(), &h, 72), Ok(RxCsum::Valid));
+        h[0] = flags::NEEDS_CSUM;
+        h[6] = 34;
+        h[8] = 6;
+        assert_eq!(rx_header(&caps_all(), &h, 72), Ok(RxCsum::Partial(34, 6)));
+        h[6] = 60;
+        assert_eq!(rx_header(&caps_all(), &h, 72), Err(RxError::BadCsumOffsets));
+        let mut g = [0u8; HDR_LEN];
+        g[1] = gso::TCPV4;
+        assert_eq!(
+            rx_header(&caps_all(), &g, 1000),
+            Err(RxError::UnexpectedGso)
+        );
+        // num_buffers is not written by devices without MRG_RXBUF: whatever it holds is ignored.
+        let mut nb = [0u8; HDR_LEN];
+        nb[10] = 0xa5;
+        nb[11] = 0x5a;
+        assert_eq!(rx_header(&caps_all(), &nb, 1000), Ok(RxCsum::None));
+    }
+
+    #[test]
+    fn caps_from_features() {
+        let f = Features::of(&[bit::NET_HOST_TSO4, bit::NET_GUEST_CSUM]);
+        let c = NetCaps::of(f);
+        assert!(!c.tso4 && !c.tx_csum && c.rx_csum);
+        let f = Features::of(&[bit::NET_CSUM, bit::NET_HOST_TSO4, bit::RING_INDIRECT_DESC]);
+        let c = NetCaps::of(f);
+        assert!(c.tso4 && c.tx_csum && !c.tso6 && c.indirect);
+        assert_eq!(
+            Offloads::of(&c),
+            Offloads {
+                sg: true,
+                hw_csum: true,
+                tso4: true,
+                tso6: false,
+                rx_csum: false
+            }
+        );
+    }
+
+    #[test]
+    fn ring_accounting() {
+        let c = NetCaps::default();
+        assert_eq!(tx_descs_needed(&c, 17), 19);
+        assert!(tx_must_stop(&c, 17, 18));
+        assert!(!tx_must_stop(&c, 17, 19));
+        let c = NetCaps {
+            indirect: true,
+            ..c
+        };
+        assert!(!tx_must_stop(&c, 17, 1));
+        assert!(tx_must_stop(&c, 17, 0));
+        assert_eq!(rx_buf_len(1500), 1530);
+        assert_eq!(choose_mtu(None), 1500);
+        assert_eq!(choose_mtu(Some(1400)), 1400);
+        assert_eq!(choose_mtu(Some(20)), 1500);
+    }
+}
