@@ -69,6 +69,8 @@ EOT
     return 1
   }
   check repod-ready ready
+  # The repository's warnings go to the console as they happen (a malformed request, a refused client).
+  tail -f /tmp/repod.log 2>/dev/null | awk '/WARN/ { print "repod: " $0; fflush() }' &
 }
 
 check dom0 grep -q control_d /proc/xen/capabilities
