@@ -413,8 +413,8 @@ impl IoState {
             if r.down_reason.is_none() {
                 let [a, b, c, d] = r.addr;
                 pr_err!(
-                    "{}: repository {} ({}.{}.{}.{}:{}) is out of service: {}; its pages are read from the local store; add it again when it is back\n",
-                    dev, idx, a, b, c, d, r.port, why
+                    "{}: repository {} ({}.{}.{}.{}:{}) is out of service: {}; its pages are read from the local store; add it again when it is back ({} frames, {} bytes sent on the connection; the requests in flight began after frame {}, byte {})\n",
+                    dev, idx, a, b, c, d, r.port, why, r.sent_frames, r.sent_bytes, r.mark.0, r.mark.1
                 );
             }
             r.conn = None;
@@ -508,7 +508,11 @@ impl IoState {
             Kind::Drop => op::DROP,
         };
         let crc = if payload { crc32c(&self.buf) } else { 0 };
+        let idle = self.pend.iter().all(|q| q.repo != p.repo);
         let Some(r) = self.repos.get_mut(usize::from(p.repo)) else { return Err(EIO) };
+        if idle {
+            r.mark = (r.sent_frames, r.sent_bytes);
+        }
         let data = if payload { Some((&self.buf[..], crc)) } else { None };
         match r.send(opcode, p.tag, p.page, data) {
             Ok(()) => {
@@ -1013,6 +1017,9 @@ impl IoState {
                         max_pages: 0,
                         counters: Default::default(),
                         down_reason: Some("unreachable at import"),
+                        sent_frames: 0,
+                        sent_bytes: 0,
+                        mark: (0, 0),
                     }
                 }
             };
