@@ -9,13 +9,15 @@
 //! echo 1 > .../0/power                         # create /dev/coopswap0
 //! echo "add 10.0.0.2:7400 1 <32 hex digits>" > .../0/repos   # a page repository (while on)
 //! cat .../0/state .../0/repos .../0/stats; cat .../0/reads .../0/writes
+//! echo /tmp/map > .../0/map_export                  # page map to a file (device on, not open)
+//! echo /tmp/map > .../0/map_import                  # page map from a file into a fresh device of the same size
 //! echo "remove 0" > .../0/repos; echo 0 > .../0/power; rmdir .../0
 //! ```
 //!
 //! Malformed writes fail with EINVAL (EBUSY when the device state forbids them) and change nothing.
 
 use super::device::{parse_addr, parse_token, repo_id, Device, Stats};
-use super::overcast::blk::pin_module_forever;
+use super::overcast::blk::{pin_module_forever, SeqFile};
 use super::repo::Repo;
 use kernel::configfs::{self, AttributeOperations};
 use kernel::configfs_attrs;
@@ -53,7 +55,7 @@ impl AttributeOperations<0> for Config {
 
     fn show(_this: &Config, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
         let mut w = kernel::str::Formatter::new(page);
-        w.write_str("power,size_mib,store,repos,state,stats,reads,writes\n")?;
+        w.write_str("power,size_mib,store,repos,state,stats,reads,writes,map_export,map_import\n")?;
         Ok(w.bytes_written())
     }
 }
@@ -84,6 +86,8 @@ impl configfs::GroupOperations for Config {
                 stats: 5,
                 reads: 6,
                 writes: 7,
+                map_export: 8,
+                map_import: 9,
             ],
         };
         let disk_name = CString::try_from_fmt(fmt!("coopswap{}", index))?;
@@ -132,6 +136,16 @@ impl Drop for DevCfg {
 
 fn input(page: &[u8]) -> Result<&str> {
     core::str::from_utf8(page).map(str::trim).map_err(|_| EINVAL)
+}
+
+/// An absolute path without whitespace, as the store and the page-map files take it.
+fn path_input(page: &[u8], attr: &str) -> Result<CString> {
+    let path = input(page)?;
+    if !path.starts_with('/') || path.len() > 255 || path.contains(char::is_whitespace) {
+        pr_err!("{} takes an absolute path\n", attr);
+        return Err(EINVAL);
+    }
+    CString::try_from_fmt(fmt!("{}", path))
 }
 
 #[vtable]
@@ -363,5 +377,80 @@ impl AttributeOperations<5> for DeviceConfig {
             s.discards.load(Relaxed), s.io_errors.load(Relaxed)
         ))?;
         Ok(w.bytes_written())
+    }
+}
+
+/// Checks that a page map can be moved now: the device is on and nobody has it open (no I/O can be in flight, as in
+/// the stop-and-copy phase of a migration).
+fn quiesced<'a>(cfg: &'a DevCfg, what: &str) -> Result<&'a Device> {
+    let name = cfg.disk_name.to_str()?;
+    let Some(dev) = cfg.device.as_ref() else {
+        pr_err!("{}: {} needs the device on (power 1)\n", name, what);
+        return Err(EBUSY);
+    };
+    let openers = dev.openers();
+    if openers > 0 {
+        pr_err!(
+            "{}: {} needs a quiesced device, it has {} openers: destroy or save the guest, or swapoff, first\n",
+            name, what, openers
+        );
+        return Err(EBUSY);
+    }
+    Ok(dev)
+}
+
+#[vtable]
+impl AttributeOperations<8> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(_this: &DeviceConfig, _page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        Ok(0)
+    }
+
+    /// `echo PATH > map_export`: writes the page map to the file PATH (created or truncated).
+    fn store(this: &DeviceConfig, page: &[u8]) -> Result {
+        let path = path_input(page, "map_export")?;
+        let cfg = this.data.lock();
+        let dev = quiesced(&cfg, "map_export")?;
+        let name = cfg.disk_name.to_str()?;
+        let mut f = SeqFile::create(&path).inspect_err(|e| {
+            pr_err!("{}: cannot create {} (errno {})\n", name, path.to_str().unwrap_or("?"), e.to_errno());
+        })?;
+        let st = dev.io.state.lock();
+        let (records, repos) = st.export_map(&mut f).inspect_err(|e| {
+            pr_err!("{}: page map export to {} failed (errno {})\n", name, path.to_str().unwrap_or("?"), e.to_errno());
+        })?;
+        pr_info!(
+            "{}: page map exported to {}: {} pages, {} repositories, {} bytes\n",
+            name, path.to_str()?, records, repos, f.pos()
+        );
+        Ok(())
+    }
+}
+
+#[vtable]
+impl AttributeOperations<9> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(_this: &DeviceConfig, _page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        Ok(0)
+    }
+
+    /// `echo PATH > map_import`: takes the page map in PATH (exported here or on another host) into this fresh device.
+    fn store(this: &DeviceConfig, page: &[u8]) -> Result {
+        let path = path_input(page, "map_import")?;
+        let cfg = this.data.lock();
+        let dev = quiesced(&cfg, "map_import")?;
+        let name = cfg.disk_name.to_str()?;
+        let mut f = SeqFile::open_read(&path).inspect_err(|e| {
+            pr_err!("{}: cannot open {} (errno {})\n", name, path.to_str().unwrap_or("?"), e.to_errno());
+        })?;
+        let sum = dev.io.state.lock().import_map(&mut f)?;
+        pr_info!(
+            "{}: page map imported from {}: {} pages, {} repositories ({} out of service), {} pages on a repository, {} local copies verified, {} local copies not matching (dropped), {} pages with no readable copy\n",
+            name, path.to_str()?, sum.pages, sum.repos, sum.repos_down, sum.remote, sum.local_ok, sum.local_bad,
+            sum.unreadable
+        );
+        Ok(())
     }
 }

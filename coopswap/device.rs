@@ -16,10 +16,14 @@
 //! never allocates memory.
 
 use super::core_logic::crc32c::crc32c;
-use super::core_logic::pagemap::{PageRecord, ReadPlan, StoreOutcome};
+use super::core_logic::mapfile::{
+    ImportError, MapError, MapExporter, MapHeader, MapImporter, MapSink, RepoAddr, RepoEntry, HEADER_LEN, RECORD_LEN,
+    REPO_ENTRY_LEN, TRAILER_LEN,
+};
+use super::core_logic::pagemap::{PageFlags, PageRecord, ReadPlan, StoreOutcome, NO_LOCAL, NO_REPO};
 use super::core_logic::placement::{place, RepoFlags, RepoInfo, MAX_REPOS};
 use super::core_logic::wire::{op, status, Capability, ReplyHeader, PAGE_SIZE};
-use super::overcast::blk::{self, Disk, LocalStore, Memalloc, OwnedQueue, RqInfo, RqOp};
+use super::overcast::blk::{self, Disk, LocalStore, Memalloc, OwnedQueue, RqInfo, RqOp, SeqFile};
 use super::repo::Repo;
 use kernel::block::mq::{self, Operations, TagSet};
 use kernel::new_mutex;
@@ -198,7 +202,11 @@ pub(crate) struct IoState {
     pub(crate) repos: KVec<Repo>,
     pub(crate) infos: KVec<RepoInfo>,
     seed: u64,
+    /// The page being written (filled from the request, sent in a STORE, written to the local store). Nothing else
+    /// writes it: collecting replies in the middle of a write (when `MAX_PENDING` is reached) must not change it.
     buf: KVec<u8>,
+    /// Where replies (FETCH data), local-copy reads and zero pages land on their way into a read request.
+    rbuf: KVec<u8>,
     pend: KVec<Pending>,
     next_tag: u64,
     stats: Arc<Stats>,
@@ -342,6 +350,8 @@ impl Device {
         }
         let mut buf = KVec::with_capacity(PAGE_SIZE, GFP_KERNEL)?;
         buf.resize(PAGE_SIZE, 0u8, GFP_KERNEL)?;
+        let mut rbuf = KVec::with_capacity(PAGE_SIZE, GFP_KERNEL)?;
+        rbuf.resize(PAGE_SIZE, 0u8, GFP_KERNEL)?;
         let pend = KVec::with_capacity(MAX_PENDING, GFP_KERNEL)?;
         let repos = KVec::with_capacity(MAX_REPOS, GFP_KERNEL)?;
         let infos = KVec::with_capacity(MAX_REPOS, GFP_KERNEL)?;
@@ -353,6 +363,7 @@ impl Device {
             infos,
             seed: super::core_logic::placement::mix64(pages),
             buf,
+            rbuf,
             pend,
             next_tag: 1,
             stats,
@@ -402,8 +413,8 @@ impl IoState {
             if r.down_reason.is_none() {
                 let [a, b, c, d] = r.addr;
                 pr_err!(
-                    "{}: repository {} ({}.{}.{}.{}:{}) is out of service: {}; its pages are read from the local store; add it again when it is back\n",
-                    dev, idx, a, b, c, d, r.port, why
+                    "{}: repository {} ({}.{}.{}.{}:{}) is out of service: {}; its pages are read from the local store; add it again when it is back ({} frames, {} bytes sent on the connection; the requests in flight began after frame {}, byte {})\n",
+                    dev, idx, a, b, c, d, r.port, why, r.sent_frames, r.sent_bytes, r.mark.0, r.mark.1
                 );
             }
             r.conn = None;
@@ -497,7 +508,11 @@ impl IoState {
             Kind::Drop => op::DROP,
         };
         let crc = if payload { crc32c(&self.buf) } else { 0 };
+        let idle = self.pend.iter().all(|q| q.repo != p.repo);
         let Some(r) = self.repos.get_mut(usize::from(p.repo)) else { return Err(EIO) };
+        if idle {
+            r.mark = (r.sent_frames, r.sent_bytes);
+        }
         let data = if payload { Some((&self.buf[..], crc)) } else { None };
         match r.send(opcode, p.tag, p.page, data) {
             Ok(()) => {
@@ -519,10 +534,10 @@ impl IoState {
     /// Reads page `slot` of the local store into the request at `off`.
     fn read_local(&mut self, rq: &mq::Request<CoopDev>, slot: u64, off: u32) -> Result {
         let pos = slot.checked_mul(PAGE).ok_or(EIO)?;
-        self.store.read(pos, &mut self.buf).inspect_err(|e| {
+        self.store.read(pos, &mut self.rbuf).inspect_err(|e| {
             pr_err!("{}: local store read at {} failed (errno {})\n", self.dev(), pos, e.to_errno());
         })?;
-        if blk::rq_write_data(rq, off, &self.buf) != PAGE_SIZE {
+        if blk::rq_write_data(rq, off, &self.rbuf) != PAGE_SIZE {
             return Err(EIO);
         }
         inc(&self.stats.local_reads);
@@ -547,10 +562,10 @@ impl IoState {
                 }
                 ReadPlan::Local { slot } => self.read_local(b.rq(ri).ok_or(EIO)?, slot, off),
                 ReadPlan::Unmapped => {
-                    self.buf.fill(0);
+                    self.rbuf.fill(0);
                     inc(&stats.zero_reads);
                     let rq = b.rq(ri).ok_or(EIO)?;
-                    if blk::rq_write_data(rq, off, &self.buf) == PAGE_SIZE { Ok(()) } else { Err(EIO) }
+                    if blk::rq_write_data(rq, off, &self.rbuf) == PAGE_SIZE { Ok(()) } else { Err(EIO) }
                 }
                 ReadPlan::Wait | ReadPlan::Lost => {
                     pr_err!("{}: page {} has no readable copy\n", self.dev(), page);
@@ -648,7 +663,7 @@ impl IoState {
         while let Some(first) = self.pend.first().copied() {
             let repo = first.repo;
             let got = match self.repos.get_mut(usize::from(repo)) {
-                Some(r) if r.conn.is_some() => r.recv(&mut self.buf).map_err(|e| e.to_errno()),
+                Some(r) if r.conn.is_some() => r.recv(&mut self.rbuf).map_err(|e| e.to_errno()),
                 _ => Err(-(ENOTCONN.to_errno())),
             };
             match got {
@@ -660,7 +675,13 @@ impl IoState {
                                 self.apply_to(b, p, Some(h));
                             }
                         }
-                        None => self.repo_down(repo, "reply with an unknown tag"),
+                        None => {
+                            pr_err!(
+                                "{}: repository {} sent a reply (status {}, tag {}, code {}) that matches no request in flight ({} in flight)\n",
+                                self.dev(), repo, h.status, h.tag, h.code, self.pend.len()
+                            );
+                            self.repo_down(repo, "reply with an unknown tag")
+                        }
                     }
                 }
                 Err(e) => {
@@ -737,7 +758,7 @@ impl IoState {
                     && rec.seq == p.seq
                     && rec.verify_fetched(p.repo, h.csum));
                 if good {
-                    if blk::rq_write_data(rq, p.off, &self.buf) != PAGE_SIZE {
+                    if blk::rq_write_data(rq, p.off, &self.rbuf) != PAGE_SIZE {
                         return Err(EIO);
                     }
                     inc(&stats.remote_reads);
@@ -801,4 +822,237 @@ pub(crate) fn parse_token(s: &str) -> Result<Capability> {
 pub(crate) fn repo_id(addr: [u8; 4], port: u16) -> u64 {
     let v = (u64::from(u32::from_be_bytes(addr)) << 16) | u64::from(port);
     super::core_logic::placement::mix64(v)
+}
+
+/// What a page-map import found, for the log line.
+pub(crate) struct ImportSummary {
+    pub(crate) pages: u64,
+    pub(crate) repos: u16,
+    pub(crate) repos_down: u16,
+    pub(crate) remote: u64,
+    pub(crate) local_ok: u64,
+    pub(crate) local_bad: u64,
+    pub(crate) unreadable: u64,
+}
+
+/// Collects an import tentatively: nothing of the device changes until the whole stream is checked.
+struct ImportSink {
+    device_pages: u64,
+    header: Option<MapHeader>,
+    repos: KVec<RepoEntry>,
+    records: KVVec<PageRecord>,
+}
+
+impl MapSink for ImportSink {
+    type Error = Error;
+
+    fn header(&mut self, h: &MapHeader) -> Result {
+        if h.device_pages != self.device_pages {
+            pr_err!(
+                "page map import: the map is of a device of {} pages ({} MiB), this one has {} pages: set size_mib to match\n",
+                h.device_pages,
+                h.device_pages / 256,
+                self.device_pages
+            );
+            return Err(EINVAL);
+        }
+        self.header = Some(*h);
+        let n = usize::try_from(h.record_count).map_err(|_| EINVAL)?;
+        self.records.reserve(n, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    fn repo(&mut self, e: &RepoEntry) -> Result {
+        if e.addr.family != 4 {
+            pr_err!("page map import: repository {} has an IPv6 address, which this module does not support\n", e.index);
+            return Err(EINVAL);
+        }
+        self.repos.push(*e, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    fn record(&mut self, r: &PageRecord) -> Result {
+        // The local copy of page p is at slot p on every host (the store is migrated with the map, §6.2.4).
+        if r.local != NO_LOCAL && r.local != r.page {
+            pr_err!("page map import: page {} has its local copy in slot {}, expected {}\n", r.page, r.local, r.page);
+            return Err(EINVAL);
+        }
+        self.records.push_within_capacity(*r).map_err(|_| EINVAL)?;
+        Ok(())
+    }
+}
+
+fn map_err(what: &str, e: MapError) -> Error {
+    let (why, at) = match e {
+        MapError::Truncated => ("the file ends early (truncated)", None),
+        MapError::BadMagic => ("not a coopswap page map", None),
+        MapError::BadVersion(v) => ("unsupported format version", Some(u64::from(v))),
+        MapError::BadHeader => ("bad header", None),
+        MapError::BadRepo(i) => ("bad repository entry", Some(u64::from(i))),
+        MapError::BadRecord(p) => ("bad page record for page", Some(p)),
+        MapError::Unordered(p) => ("page records out of order at page", Some(p)),
+        MapError::CountMismatch => ("more or fewer entries than the header says", None),
+        MapError::BadChecksum => ("checksum mismatch (corrupted)", None),
+        MapError::TrailingData => ("bytes after the end", None),
+        MapError::InFlight(p) => ("I/O in flight (quiesce the device first) on page", Some(p)),
+    };
+    match at {
+        Some(n) => pr_err!("page map {}: {} {}; nothing was changed\n", what, why, n),
+        None => pr_err!("page map {}: {}; nothing was changed\n", what, why),
+    }
+    Error::from_errno(-e.errno())
+}
+
+impl IoState {
+    /// Whether no page of the device has content (a fresh device: the only kind a map can be imported into).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.records.iter().all(PageRecord::is_unmapped)
+    }
+
+    /// Exports the page map (§6.2.4) to `f`: the repositories (address, client id, capability), then one record per
+    /// written page (repository, CRC, local copy). The device must be quiesced (no opener: nothing in flight);
+    /// `EBUSY` if a record still has I/O in flight. Returns (records, repositories).
+    pub(crate) fn export_map(&self, f: &mut SeqFile) -> Result<(u64, u16)> {
+        let count = self.records.iter().filter(|r| !r.is_unmapped()).count() as u64;
+        let repo_count = u16::try_from(self.repos.len()).map_err(|_| EINVAL)?;
+        let header = MapHeader { device_pages: self.records.len() as u64, repo_count, record_count: count, seed: self.seed };
+        let mut out: KVec<u8> = KVec::with_capacity(PAGE_SIZE, GFP_KERNEL)?;
+        let mut hb = [0u8; HEADER_LEN];
+        let mut ex = MapExporter::new(&header, &mut hb).map_err(|e| map_err("export", e))?;
+        out.extend_from_slice(&hb, GFP_KERNEL)?;
+        for (i, (r, info)) in self.repos.iter().zip(self.infos.iter()).enumerate() {
+            let mut ip = [0u8; 16];
+            ip[..4].copy_from_slice(&r.addr);
+            let e = RepoEntry {
+                index: u16::try_from(i).map_err(|_| EINVAL)?,
+                flags: RepoFlags(info.flags.0 & RepoFlags::ALL),
+                addr: RepoAddr { family: 4, ip, port: r.port },
+                cap: r.cap,
+                client_id: r.client_id,
+                repo_id: info.id,
+            };
+            let mut eb = [0u8; REPO_ENTRY_LEN];
+            ex.repo(&e, &mut eb).map_err(|e| map_err("export", e))?;
+            out.extend_from_slice(&eb, GFP_KERNEL)?;
+        }
+        for r in self.records.iter().filter(|r| !r.is_unmapped()) {
+            let mut rb = [0u8; RECORD_LEN];
+            ex.record(r, &mut rb).map_err(|e| map_err("export", e))?;
+            if out.len() + RECORD_LEN > PAGE_SIZE {
+                f.write_all(&out)?;
+                out.clear();
+            }
+            out.extend_from_slice(&rb, GFP_KERNEL)?;
+        }
+        let mut tb = [0u8; TRAILER_LEN];
+        ex.finish(&mut tb).map_err(|e| map_err("export", e))?;
+        out.extend_from_slice(&tb, GFP_KERNEL)?;
+        f.write_all(&out)?;
+        Ok((count, repo_count))
+    }
+
+    /// Imports a page map exported by [`IoState::export_map`] (on this or another host) into this device, which must
+    /// be fresh (no page written, no repository). The whole stream is read and checked first (format, version,
+    /// checksum, device size): a bad map changes nothing (`EINVAL`). Then the map's repositories are connected with
+    /// their client ids and capabilities (one that cannot be reached or refuses is entered out of service, its pages
+    /// served by their local copies), every local copy the map names is checked against the page's CRC in the local
+    /// store (a copy that does not match is dropped: such a page is read from its repository, or fails with EIO if it
+    /// has no other copy, never returns wrong data), and the records are installed.
+    pub(crate) fn import_map(&mut self, f: &mut SeqFile) -> Result<ImportSummary> {
+        if !self.repos.is_empty() || !self.is_empty() {
+            pr_err!("{}: a page map can only be imported into a fresh device (no repository, nothing written): power it off and on first\n", self.dev());
+            return Err(EBUSY);
+        }
+        let mut sink = ImportSink {
+            device_pages: self.records.len() as u64,
+            header: None,
+            repos: KVec::with_capacity(MAX_REPOS, GFP_KERNEL)?,
+            records: KVVec::new(),
+        };
+        let mut imp = MapImporter::new();
+        let mut chunk: KVec<u8> = KVec::with_capacity(PAGE_SIZE, GFP_KERNEL)?;
+        chunk.resize(PAGE_SIZE, 0u8, GFP_KERNEL)?;
+        loop {
+            let n = f.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            match imp.feed(chunk.get(..n).ok_or(EINVAL)?, &mut sink) {
+                Ok(()) => {}
+                Err(ImportError::Map(e)) => return Err(map_err("import", e)),
+                Err(ImportError::Sink(e)) => return Err(e),
+            }
+        }
+        imp.finish().map_err(|e| map_err("import", e))?;
+        let header = sink.header.ok_or(EINVAL)?;
+
+        // The map is valid: from here on the device takes it.
+        let mut sum = ImportSummary {
+            pages: sink.records.len() as u64,
+            repos: header.repo_count,
+            repos_down: 0,
+            remote: 0,
+            local_ok: 0,
+            local_bad: 0,
+            unreadable: 0,
+        };
+        self.seed = header.seed;
+        for e in sink.repos.iter() {
+            let addr = [e.addr.ip[0], e.addr.ip[1], e.addr.ip[2], e.addr.ip[3]];
+            let repo = match Repo::connect(addr, e.addr.port, e.client_id, e.cap) {
+                Ok(r) => r,
+                Err(err) => {
+                    let [a, b, c, d] = addr;
+                    pr_err!(
+                        "{}: repository {} ({}.{}.{}.{}:{}) of the imported map is not reachable or refuses the client (errno {}); its pages are read from the local store\n",
+                        self.dev(), e.index, a, b, c, d, e.addr.port, err.to_errno()
+                    );
+                    sum.repos_down += 1;
+                    Repo {
+                        addr,
+                        port: e.addr.port,
+                        client_id: e.client_id,
+                        cap: e.cap,
+                        conn: None,
+                        max_pages: 0,
+                        counters: Default::default(),
+                        down_reason: Some("unreachable at import"),
+                        sent_frames: 0,
+                        sent_bytes: 0,
+                        mark: (0, 0),
+                    }
+                }
+            };
+            let down = repo.conn.is_none();
+            self.repos.push(repo, GFP_KERNEL)?;
+            let flags = if down { RepoFlags::DEAD } else { RepoFlags::UP };
+            self.infos.push(RepoInfo::new(e.repo_id, flags), GFP_KERNEL)?;
+        }
+        for r in sink.records.iter() {
+            let mut rec = *r;
+            if rec.repo != NO_REPO && self.repos.get(usize::from(rec.repo)).is_some_and(|x| x.conn.is_none()) {
+                let _ = rec.repo_gone(rec.repo);
+            }
+            if rec.flags.has(PageFlags::LOCAL_VALID) {
+                let ok = self.store.read(rec.local.saturating_mul(PAGE), &mut self.buf[..]).is_ok()
+                    && crc32c(&self.buf) == rec.crc;
+                if ok {
+                    sum.local_ok += 1;
+                } else {
+                    sum.local_bad += 1;
+                    rec.flags = PageFlags(rec.flags.0 & !PageFlags::LOCAL_VALID);
+                }
+            }
+            if rec.flags.has(PageFlags::REMOTE_VALID) {
+                sum.remote += 1;
+            } else if !rec.flags.has(PageFlags::LOCAL_VALID) {
+                sum.unreadable += 1;
+            }
+            let i = usize::try_from(rec.page).map_err(|_| EINVAL)?;
+            if let Some(slot) = self.records.get_mut(i) {
+                *slot = rec;
+            }
+        }
+        Ok(sum)
+    }
 }

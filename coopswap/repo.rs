@@ -33,6 +33,12 @@ pub(crate) struct Repo {
     pub(crate) counters: RepoCounters,
     /// Why the repository is not in use (None while up).
     pub(crate) down_reason: Option<&'static str>,
+    /// Frames and bytes completely sent on the current connection, HELLO included (to compare with the server's
+    /// count when a connection breaks).
+    pub(crate) sent_frames: u64,
+    pub(crate) sent_bytes: u64,
+    /// `sent_frames`/`sent_bytes` when the requests now in flight began (nothing was outstanding).
+    pub(crate) mark: (u64, u64),
 }
 
 fn wire_err(_e: wire::WireError) -> Error {
@@ -73,6 +79,9 @@ impl Repo {
                 max_pages: h.value,
                 counters: RepoCounters::default(),
                 down_reason: None,
+                sent_frames: 1,
+                sent_bytes: wire::REQUEST_HEADER_LEN as u64,
+                mark: (1, wire::REQUEST_HEADER_LEN as u64),
             }),
             status::DENIED => Err(EACCES),
             _ => Err(EPROTO),
@@ -101,6 +110,9 @@ impl Repo {
         let res = conn.send2(&hdr, data);
         if res.is_err() {
             self.conn = None;
+        } else {
+            self.sent_frames += 1;
+            self.sent_bytes += (hdr.len() + data.len()) as u64;
         }
         res
     }

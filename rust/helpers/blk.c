@@ -256,3 +256,41 @@ void ovc_blk_store_close(struct ovc_blk_store *s)
 	__free_page(s->page);
 	kfree(s);
 }
+
+struct file *ovc_blk_file_open(const char *path, int write, int *err)
+{
+	int flags = write ? (O_WRONLY | O_CREAT | O_TRUNC | O_LARGEFILE) : (O_RDONLY | O_LARGEFILE);
+	struct file *f = filp_open(path, flags, 0600);
+
+	if (IS_ERR(f)) {
+		*err = PTR_ERR(f);
+		return NULL;
+	}
+	if (!S_ISREG(file_inode(f)->i_mode)) {
+		filp_close(f, NULL);
+		*err = -EINVAL;
+		return NULL;
+	}
+	*err = 0;
+	return f;
+}
+
+long ovc_blk_file_rw(struct file *f, void *buf, unsigned int len, unsigned long long *pos, int write)
+{
+	loff_t off = *pos;
+	ssize_t n;
+
+	if (write)
+		n = kernel_write(f, buf, len, &off);
+	else
+		n = kernel_read(f, buf, len, &off);
+	if (n > 0)
+		*pos = off;
+	return n;
+}
+
+void ovc_blk_file_close(struct file *f)
+{
+	if (f)
+		filp_close(f, NULL);
+}

@@ -13,6 +13,7 @@ struct gendisk;
 struct blk_mq_tag_set;
 struct workqueue_struct;
 struct ovc_blk_store;
+struct file;
 
 /* Operation of a request, as reported by ovc_blk_rq_info(). */
 #define OVC_BLK_OP_READ 0
@@ -76,5 +77,15 @@ int ovc_blk_store_rw(struct ovc_blk_store *s, void *buf, unsigned int len, unsig
 /* fsync of the store. 0 or -errno. */
 int ovc_blk_store_flush(struct ovc_blk_store *s);
 void ovc_blk_store_close(struct ovc_blk_store *s);
+
+/*
+ * A regular file read or written sequentially from the kernel (e.g. a device's page-map export). write == 0 opens
+ * path read-only; write != 0 creates or truncates it (mode 0600). NULL on failure (*err = -errno; -EINVAL when path
+ * is not a regular file).
+ */
+struct file *ovc_blk_file_open(const char *path, int write, int *err);
+/* Reads (write == 0) or writes up to len bytes at *pos, advancing *pos. Bytes transferred (0 at end of file) or -errno. */
+long ovc_blk_file_rw(struct file *f, void *buf, unsigned int len, unsigned long long *pos, int write);
+void ovc_blk_file_close(struct file *f);
 
 #endif /* OVERCAST_HELPERS_BLK_H */

@@ -9,7 +9,8 @@
 //!   only with success);
 //! * [`OwnedQueue`]: a `WQ_MEM_RECLAIM` workqueue, which makes progress when memory is short (swap-out);
 //! * [`Memalloc`]: a NOIO (and optionally memalloc-reserve) allocation scope;
-//! * [`LocalStore`]: page-sized reads and writes on a file or block device (`O_DIRECT` when supported).
+//! * [`LocalStore`]: page-sized reads and writes on a file or block device (`O_DIRECT` when supported);
+//! * [`SeqFile`]: a regular file read or written sequentially (a page-map export or import).
 
 // Each module compiles the whole rust/overcast tree but uses only some of it.
 #![allow(dead_code, unreachable_pub)]
@@ -294,5 +295,81 @@ impl Drop for LocalStore {
     fn drop(&mut self) {
         // SAFETY: opened in `open`, closed once.
         unsafe { bindings::ovc_blk_store_close(self.s.as_ptr()) };
+    }
+}
+
+/// A regular file read or written sequentially from the kernel, through the page cache (a page-map export/import).
+pub struct SeqFile {
+    f: NonNull<bindings::file>,
+    pos: u64,
+}
+
+// SAFETY: the file is used through `&mut self` only; a `struct file` may be used and closed from any task.
+unsafe impl Send for SeqFile {}
+
+impl SeqFile {
+    /// Opens the regular file `path` for reading. `EINVAL` if it is not a regular file, else the open's errno.
+    pub fn open_read(path: &CStr) -> Result<Self> {
+        Self::open(path, 0)
+    }
+
+    /// Creates or truncates the regular file `path` (mode 0600) for writing.
+    pub fn create(path: &CStr) -> Result<Self> {
+        Self::open(path, 1)
+    }
+
+    fn open(path: &CStr, write: i32) -> Result<Self> {
+        let mut err = 0i32;
+        // SAFETY: `path` is NUL-terminated; `err` is a valid out-pointer.
+        let f = unsafe { bindings::ovc_blk_file_open(path.as_char_ptr(), write, &mut err) };
+        match NonNull::new(f) {
+            Some(f) => Ok(Self { f, pos: 0 }),
+            None => Err(if err < 0 { Error::from_errno(err) } else { EINVAL }),
+        }
+    }
+
+    /// Reads up to `buf.len()` bytes at the current position; `Ok(0)` at the end of the file.
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let len = u32::try_from(buf.len()).map_err(|_| EINVAL)?;
+        // SAFETY: `f` is open; `buf` is valid for `len` writable bytes; `pos` is a valid out-pointer.
+        let n = unsafe {
+            bindings::ovc_blk_file_rw(self.f.as_ptr(), buf.as_mut_ptr().cast::<c_void>(), len, &mut self.pos, 0)
+        };
+        if n < 0 {
+            return Err(Error::from_errno(i32::try_from(n).unwrap_or(-5)));
+        }
+        usize::try_from(n).map_err(|_| EIO)
+    }
+
+    /// Writes all of `buf` at the current position (`EIO` if the file takes no more bytes).
+    pub fn write_all(&mut self, mut buf: &[u8]) -> Result {
+        while !buf.is_empty() {
+            let len = u32::try_from(buf.len()).map_err(|_| EINVAL)?;
+            // SAFETY: `f` is open; for a write the helper only reads `len` bytes of `buf`.
+            let n = unsafe {
+                bindings::ovc_blk_file_rw(self.f.as_ptr(), buf.as_ptr().cast_mut().cast::<c_void>(), len, &mut self.pos, 1)
+            };
+            if n < 0 {
+                return Err(Error::from_errno(i32::try_from(n).unwrap_or(-5)));
+            }
+            let n = usize::try_from(n).map_err(|_| EIO)?;
+            if n == 0 {
+                return Err(EIO);
+            }
+            buf = buf.get(n..).ok_or(EIO)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes read or written so far.
+    pub fn pos(&self) -> u64 {
+        self.pos
+    }
+}
+
+impl Drop for SeqFile {
+    fn drop(&mut self) {
+        // SAFETY: opened in `open`, closed once.
+        unsafe { bindings::ovc_blk_file_close(self.f.as_ptr()) };
     }
 }

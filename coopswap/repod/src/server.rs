@@ -408,6 +408,8 @@ impl<'a> Connection<'a> {
         )));
         let mut inbuf: Vec<u8> = Vec::with_capacity(2 * MAX_REQUEST_LEN);
         let mut chunk = vec![0u8; 64 * 1024];
+        // Bytes received on this connection, and bytes of it framed into requests (for the malformed-input log).
+        let (mut received, mut framed, mut frames) = (0u64, 0u64, 0u64);
         log::debug!("{}: connected", self.peer);
         loop {
             let n = match stream.read(&mut chunk) {
@@ -443,6 +445,7 @@ impl<'a> Connection<'a> {
             };
             c.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
             inbuf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            received += n as u64;
             let was_bound = self.bound.is_some();
             let mut used = 0;
             let mut fatal = None;
@@ -450,6 +453,8 @@ impl<'a> Connection<'a> {
                 match decode_request(rest) {
                     Ok((req, len)) => {
                         used += len;
+                        framed += len as u64;
+                        frames += 1;
                         self.execute(&req);
                     }
                     Err(WireError::Incomplete { .. }) => break,
@@ -459,18 +464,25 @@ impl<'a> Connection<'a> {
                     }
                 }
             }
-            inbuf.drain(..used);
             if let Some(e) = fatal {
                 Counters::inc(&c.malformed);
+                // What the operator (or a developer) needs to tell a framing error from corrupted bytes: where in
+                // the stream it happened and the bytes that could not be framed.
+                let bad = inbuf.get(used..).unwrap_or_default();
+                let head: String = bad.iter().take(64).map(|b| format!("{b:02x}")).collect();
                 log::warn!(
-                    "{}: malformed request ({e:?}), closing connection",
-                    self.peer
+                    "{}: malformed request ({e:?}), closing connection; {frames} requests ({framed} bytes) framed of \
+                     {received} received, {} unframed bytes, first 64: {head}",
+                    self.peer,
+                    bad.len()
                 );
+                inbuf.drain(..used);
                 self.reply(0, ReplyBody::Error { code: e.errno() });
                 let _ = self.flush(&mut stream);
                 let _ = stream.shutdown(Shutdown::Both);
                 break;
             }
+            inbuf.drain(..used);
             if self.flush(&mut stream).is_err() {
                 break;
             }
