@@ -344,25 +344,12 @@ fn push_reply(out: &mut Vec<u8>, tag: u64, body: ReplyBody<'_>) {
 /// TCP keepalive (probe after 30 s idle, every 10 s, give up after 3), so that the connection of a client whose host
 /// died is closed and its slot and thread are freed. Best effort.
 fn set_keepalive(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
-    let fd = stream.as_raw_fd();
-    let opts: [(libc::c_int, libc::c_int, libc::c_int); 4] = [
-        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
-        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 30),
-        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 10),
-        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3),
-    ];
-    for (level, name, value) in opts {
-        // SAFETY: `fd` is an open socket owned by `stream`; the option value is a c_int that outlives the call.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                level,
-                name,
-                std::ptr::from_ref(&value).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(std::time::Duration::from_secs(30))
+        .with_interval(std::time::Duration::from_secs(10))
+        .with_retries(3);
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&ka) {
+        log::warn!("cannot enable TCP keepalive on a client connection ({e}); a dead client's slot is freed only when its connection fails");
     }
 }
 
