@@ -64,19 +64,7 @@ id = 11
 name = "coopswap1"
 token = "$TOKEN1"
 EOT
-  chmod 600 /tmp/repod.toml
-  $B/coopswap-repod --config /tmp/repod.toml >/tmp/repod.log 2>&1 &
-  REPOD=$!
-  ready() {
-    i=0
-    while [ $i -lt 90 ]; do
-      COOPSWAP_TOKEN=$TOKEN0 $B/coopswap-client --server 127.0.0.1:9400 --client-id 10 ping >/dev/null 2>&1 && return 0
-      kill -0 $REPOD || return 1
-      sleep 1; i=$((i + 1))
-    done
-    return 1
-  }
-  check repod-ready ready
+  start_repod 127.0.0.1:9400 10 "$TOKEN0"
   # nbd: a sparse file in tmpfs (RAM), as the paper's nbd on a RAM disk.
   truncate -s ${SIZE_MIB}M /run/nbd.img
   cat > /tmp/nbd.conf <<EOT

@@ -34,19 +34,11 @@ else
   PAIR=0 REPO=127.0.0.1:7400 LISTEN=127.0.0.1:7400 PING=127.0.0.1:7400
 fi
 barrier() { if [ "$PAIR" = 1 ]; then check "barrier-$1" overcast-barrier "$1" "${2:-900}"; fi; }
-wait_for() {
-  local secs=$1 i=0; shift
-  while [ $i -lt $((secs * 2)) ]; do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.5; i=$((i + 1))
-  done
-  return 1
-}
 stat_of() { awk -v k="$1" '$1 == k {print $2}' $D/stats; }
 ok_rounds() { grep -c "OVERCAST-GUEST-HOG round [0-9]* ok" "$GLOG" 2>/dev/null || true; }
 bad_rounds() { grep -c "OVERCAST-GUEST-HOG round [0-9]* BAD" "$GLOG" 2>/dev/null || true; }
 
-start_repod() {
+run_repository() {
   cat > /tmp/repod.toml <<EOT
 listen = "$LISTEN"
 capacity_mib = 256
@@ -56,19 +48,7 @@ id = $CLIENT
 name = "dom0-host0"
 token = "$TOKEN"
 EOT
-  chmod 600 /tmp/repod.toml
-  $B/coopswap-repod --config /tmp/repod.toml >/tmp/repod.log 2>&1 &
-  REPOD=$!
-  ready() {
-    i=0
-    while [ $i -lt 90 ]; do
-      COOPSWAP_TOKEN=$TOKEN $B/coopswap-client --server $PING --client-id $CLIENT ping && return 0
-      kill -0 $REPOD || return 1
-      sleep 1; i=$((i + 1))
-    done
-    return 1
-  }
-  check repod-ready ready
+  start_repod "$PING" "$CLIENT" "$TOKEN"
   # The repository's warnings go to the console as they happen (a malformed request, a refused client).
   tail -f /tmp/repod.log 2>/dev/null | awk '/WARN/ { print "repod: " $0; fflush() }' &
 }
@@ -77,7 +57,7 @@ check dom0 grep -q control_d /proc/xen/capabilities
 
 if [ "$PAIR" = 1 ] && [ "$me" = 1 ]; then
   # --- host 1: the page repository, in this Dom0 -----------------------------------------------------------------
-  start_repod
+  run_repository
   barrier repo-ready
   barrier guest-done 1800
   tail -n 5 /tmp/repod.log
@@ -95,7 +75,7 @@ check insmod-coopswap insmod $M/coopswap.ko
 check zram-store sh -c 'echo 288M > /sys/block/zram0/disksize'
 check configure sh -c "mkdir $D && echo 256 > $D/size_mib && echo /dev/zram0 > $D/store && echo 1 > $D/power"
 check dev-appears test -b /dev/coopswap0
-[ "$PAIR" = 0 ] && start_repod
+[ "$PAIR" = 0 ] && run_repository
 barrier repo-ready
 check repo-add sh -c "echo 'add $REPO $CLIENT $TOKEN' > $D/repos && grep -q '^0 $REPO client $CLIENT up' $D/repos"
 

@@ -29,20 +29,7 @@ id = 7
 name = "host0"
 token = "$TOKEN"
 EOT
-  chmod 600 /tmp/repod.toml
-  $B/coopswap-repod --config /tmp/repod.toml >/tmp/repod.log 2>&1 &
-  REPOD=$!
-  # Ready when it answers a PING (allocating and locking its capacity takes a while under TCG).
-  ready() {
-    i=0
-    while [ $i -lt 60 ]; do
-      COOPSWAP_TOKEN=$TOKEN $B/coopswap-client --server 127.0.0.1:9400 --client-id 7 ping && return 0
-      kill -0 $REPOD || return 1
-      sleep 1; i=$((i + 1))
-    done
-    return 1
-  }
-  check repod-ready ready
+  start_repod 127.0.0.1:9400 7 "$TOKEN" 60
   # The page map arrives from host 0 (map + the md5 of the 16 MiB it describes) over TCP.
   mkdir -p /tmp/xfer
   # (busybox nc -l ends the connection when its stdin ends: a background job's stdin is /dev/null, so feed it a

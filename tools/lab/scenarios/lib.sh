@@ -43,3 +43,22 @@ wait_for() {
   done
   return 1
 }
+# start_repod ADDR CLIENT_ID TOKEN [SECS]: starts /overcast/bin/coopswap-repod on /tmp/repod.toml (written by the
+# scenario; mode 600), logging to /tmp/repod.log, sets REPOD to its pid, and checks `repod-ready`: it answers a
+# PING from that client within SECS (default 90; allocating and locking its capacity takes a while under TCG).
+start_repod() {
+  local addr=$1 id=$2 token=$3 secs=${4:-90}
+  chmod 600 /tmp/repod.toml
+  /overcast/bin/coopswap-repod --config /tmp/repod.toml >/tmp/repod.log 2>&1 &
+  REPOD=$!
+  repod_answers() {
+    local i=0
+    while [ $i -lt $secs ]; do
+      COOPSWAP_TOKEN=$token /overcast/bin/coopswap-client --server "$addr" --client-id "$id" ping && return 0
+      kill -0 $REPOD || return 1
+      sleep 1; i=$((i + 1))
+    done
+    return 1
+  }
+  check repod-ready repod_answers
+}
