@@ -701,6 +701,11 @@ mod tests {
         preflight(&spec(), &list(SRC), &list(SIS), &list(SIS)).unwrap()
     }
 
+    /// A rollback before the repoint must never have written to the sister or the source.
+    fn assert_sister_and_source_untouched(f: &Fake) {
+        assert!(!f.log.iter().any(|l| l.starts_with("write sister") || l.starts_with("write source")));
+    }
+
     fn fake() -> Fake {
         Fake {
             status: "id: 7\nlocal: 10.99.0.2:4789\nifname: vw7\n\nid: 7\nlocal: 10.99.0.2:4790\nifname: vw7-1\n".into(),
@@ -755,10 +760,7 @@ mod tests {
         let (_, o) = execute(&mut f, &plan());
         assert!(matches!(o, Outcome::RolledBack { failed: "attach", ref undo_errors, .. } if undo_errors.is_empty()));
         assert_eq!(f.log.last().unwrap(), "write destination destroy 7 10.99.0.2:4790");
-        assert!(!f
-            .log
-            .iter()
-            .any(|l| l.starts_with("write sister") || l.starts_with("write source")));
+        assert_sister_and_source_untouched(&f);
     }
 
     #[test]
@@ -840,10 +842,7 @@ mod tests {
         let (_, o) = execute(&mut f, &p);
         assert!(matches!(o, Outcome::RolledBack { failed: "switch", ref undone, .. } if undone.len() == 1));
         assert_eq!(f.log.last().unwrap(), "write destination destroy 7 10.99.0.2:4790");
-        assert!(!f
-            .log
-            .iter()
-            .any(|l| l.starts_with("write sister") || l.starts_with("write source")));
+        assert_sister_and_source_untouched(&f);
     }
 
     #[test]
