@@ -34,20 +34,8 @@ TOPO="pair-${OVERCAST_XEN:-none}"
 C=/sys/bus/virtio/drivers/virtio_net
 B=/sys/bus/virtio/drivers/blanket_net
 
-barrier() {
-  local i=0
-  while [ $i -lt ${2:-300} ]; do
-    echo "$1" | socat -u - UDP-SENDTO:$PEER:5998 2>/dev/null
-    if grep -qx "$1" /tmp/barrier.log 2>/dev/null; then
-      echo "$1" | socat -u - UDP-SENDTO:$PEER:5998 2>/dev/null
-      return 0
-    fi
-    sleep 1; i=$((i + 1))
-  done
-  fail "barrier-$1" "the other host did not reach '$1' in ${2:-300} s"
-  return 1
-}
-socat -u UDP-RECV:5998 OPEN:/tmp/barrier.log,creat,append &
+barrier() { udp_barrier "$@"; }
+udp_barrier_listen
 
 if [ "$me" = 1 ]; then
   iperf3 -s -D --logfile /tmp/iperf3-server.log

@@ -19,22 +19,9 @@ ADDR=${OVERCAST_IP:-10.0.2.15/24}
 if [ "$topo" = pair ]; then PEER=10.99.0.$((2 - me)); else PEER=10.0.2.2; fi
 
 # --- pair: a barrier over the link (UDP 5998) that survives the address moving from eth0 to bnet0 --------------------
-barrier() {
-  [ "$topo" = pair ] || return 0
-  local i=0
-  while [ $i -lt ${2:-300} ]; do
-    echo "$1" | socat -u - UDP-SENDTO:$PEER:5998 2>/dev/null
-    if grep -qx "$1" /tmp/barrier.log 2>/dev/null; then
-      echo "$1" | socat -u - UDP-SENDTO:$PEER:5998 2>/dev/null
-      return 0
-    fi
-    sleep 1; i=$((i + 1))
-  done
-  fail "barrier-$1" "the other host did not reach '$1' in ${2:-300} s"
-  return 1
-}
+barrier() { [ "$topo" = pair ] || return 0; udp_barrier "$@"; }
 if [ "$topo" = pair ]; then
-  socat -u UDP-RECV:5998 OPEN:/tmp/barrier.log,creat,append &
+  udp_barrier_listen
 fi
 until_ok() {
   local n=$1; shift

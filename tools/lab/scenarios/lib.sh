@@ -62,3 +62,19 @@ start_repod() {
   }
   check repod-ready repod_answers
 }
+# udp_barrier NAME [SECS]: a pair barrier over UDP 5998 to $PEER that keeps working when this host's address moves
+# to another interface (overcast-barrier's connection would not); udp_barrier_listen starts its receiver once.
+udp_barrier_listen() { socat -u UDP-RECV:5998 OPEN:/tmp/barrier.log,creat,append & }
+udp_barrier() {
+  local i=0
+  while [ $i -lt ${2:-300} ]; do
+    echo "$1" | socat -u - UDP-SENDTO:$PEER:5998 2>/dev/null
+    if grep -qx "$1" /tmp/barrier.log 2>/dev/null; then
+      echo "$1" | socat -u - UDP-SENDTO:$PEER:5998 2>/dev/null
+      return 0
+    fi
+    sleep 1; i=$((i + 1))
+  done
+  fail "barrier-$1" "the other host did not reach '$1' in ${2:-300} s"
+  return 1
+}
