@@ -97,15 +97,15 @@ impl Driver for NetDriver {
         let caps = NetCaps::of(Features(dev.features()));
         let (mac, dev_mtu) = dev.net_config();
         let mtu = nethdr::choose_mtu(dev_mtu);
-        // With a device-given MTU the operator may not go above it; else up to what one receive buffer holds.
-        let max_mtu = if dev_mtu.is_some() { mtu } else { 1500 };
+        // The operator may lower the MTU but not raise it: receive buffers are sized for it (no jumbo frames yet).
+        let max_mtu = mtu;
         let off = Offloads::of(&caps);
         let params = NetParams {
             mac,
             mtu,
             max_mtu,
             rx_buf_len: nethdr::rx_buf_len(max_mtu),
-            tx_stop_free: nethdr::tx_descs_needed(&caps, virtio::net_max_frags()),
+            tx_stop_free: nethdr::tx_descs_needed(virtio::net_max_frags()),
             offloads: offload_bits(&off),
         };
         let headers = Arc::new(Headers { caps }, GFP_KERNEL)?;

@@ -683,7 +683,8 @@ static netdev_tx_t ovc_vnet_xmit(struct sk_buff *skb, struct net_device *dev)
 		goto drop;
 	err = virtqueue_add_outbuf(n->svq, n->tx_sg, nsg, skb, GFP_ATOMIC);
 	if (unlikely(err)) {
-		/* Cannot happen with the stop threshold below; count it and move on rather than requeue forever. */
+		/* Cannot happen with the stop threshold below (room for a frame without indirect descriptors);
+		 * count it and move on rather than requeue forever. */
 		net_warn_ratelimited("%s: transmit ring refused a frame (%d), dropped\n", dev->name, err);
 		goto drop;
 	}
@@ -842,6 +843,14 @@ struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_
 		goto err_free;
 	n->rvq = vqs[0];
 	n->svq = vqs[1];
+	if (virtqueue_get_vring_size(n->svq) < n->tx_stop_free) {
+		/* The transmit queue would stop after its first frame and never wake. */
+		dev_err(&vdev->dev, "transmit ring of %u descriptors is smaller than one frame may need (%u); not binding\n",
+			virtqueue_get_vring_size(n->svq), n->tx_stop_free);
+		ret = -EINVAL;
+		vdev->config->del_vqs(vdev);
+		goto err_free;
+	}
 	/* The device may be notified only after DRIVER_OK; NAPI is still disabled, so the rings are ours. */
 	virtio_device_ready(vdev);
 	if (!ovc_vnet_refill(n, GFP_KERNEL) || !atomic_read(&n->rx_posted)) {

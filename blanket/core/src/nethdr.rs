@@ -41,8 +41,6 @@ pub mod gso {
 
 /// Ethernet header + one VLAN tag: what a receive buffer needs beyond the MTU.
 pub const ETH_OVERHEAD: u32 = 14 + 4;
-/// Largest MTU the driver sets (without mergeable buffers and GUEST_TSO a receive buffer holds one whole frame).
-pub const MAX_MTU: u32 = 9000;
 /// Smallest MTU (Ethernet's minimum of IPv4 needs 68).
 pub const MIN_MTU: u32 = 68;
 
@@ -280,19 +278,11 @@ pub const fn choose_mtu(device_mtu: Option<u16>) -> u32 {
     }
 }
 
-/// Ring descriptors one transmitted frame may need, header included: 1 with indirect descriptors, else one per
-/// fragment plus the linear part and the header. The queue is stopped while fewer are free.
-pub const fn tx_descs_needed(caps: &NetCaps, max_frags: u32) -> u32 {
-    if caps.indirect {
-        1
-    } else {
-        max_frags + 2
-    }
-}
-
-/// Whether the transmit queue must stop with `free` ring descriptors left.
-pub const fn tx_must_stop(caps: &NetCaps, max_frags: u32, free: u32) -> bool {
-    free < tx_descs_needed(caps, max_frags)
+/// Ring descriptors one transmitted frame may need, header included: one per fragment plus the linear part and the
+/// header. Also with indirect descriptors: the virtio core allocates the indirect table with GFP_ATOMIC and, when that
+/// fails, falls back to one ring descriptor per buffer. The transmit queue is stopped while fewer are free.
+pub const fn tx_descs_needed(max_frags: u32) -> u32 {
+    max_frags + 2
 }
 
 #[cfg(test)]
@@ -448,16 +438,7 @@ mod tests {
 
     #[test]
     fn ring_accounting() {
-        let c = NetCaps::default();
-        assert_eq!(tx_descs_needed(&c, 17), 19);
-        assert!(tx_must_stop(&c, 17, 18));
-        assert!(!tx_must_stop(&c, 17, 19));
-        let c = NetCaps {
-            indirect: true,
-            ..c
-        };
-        assert!(!tx_must_stop(&c, 17, 1));
-        assert!(tx_must_stop(&c, 17, 0));
+        assert_eq!(tx_descs_needed(17), 19);
         assert_eq!(rx_buf_len(1500), 1530);
         assert_eq!(choose_mtu(None), 1500);
         assert_eq!(choose_mtu(Some(1400)), 1400);
