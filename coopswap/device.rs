@@ -442,7 +442,7 @@ impl IoState {
     pub(crate) fn pages_on(&self, idx: u16) -> u64 {
         self.records
             .iter()
-            .filter(|r| r.repo == idx && r.flags.has(super::core_logic::pagemap::PageFlags::REMOTE_VALID))
+            .filter(|r| r.repo == idx && r.flags.has(PageFlags::REMOTE_VALID))
             .count() as u64
     }
 
@@ -583,7 +583,7 @@ impl IoState {
     fn fallback(&mut self, rq: &mq::Request<CoopDev>, page: u64, off: u32) -> Result {
         inc(&self.stats.fetch_fallbacks);
         let rec = *self.record(page)?;
-        if rec.flags.has(super::core_logic::pagemap::PageFlags::LOCAL_VALID) {
+        if rec.flags.has(PageFlags::LOCAL_VALID) {
             self.read_local(rq, rec.local, off)
         } else {
             pr_err!("{}: page {}: the repository copy failed and there is no local copy\n", self.dev(), page);
@@ -633,8 +633,8 @@ impl IoState {
         let count = u64::from(info.len) / PAGE;
         for page in first..first + count {
             let rec = *self.record(page)?;
-            let any = super::core_logic::pagemap::PageFlags::LOCAL_VALID
-                | super::core_logic::pagemap::PageFlags::REMOTE_VALID;
+            let any = PageFlags::LOCAL_VALID
+                | PageFlags::REMOTE_VALID;
             if !rec.flags.any(any) {
                 pr_err!("{}: page {}: neither the local store nor a repository took it\n", self.dev(), page);
                 return Err(EIO);
@@ -1008,19 +1008,7 @@ impl IoState {
                         self.dev(), e.index, a, b, c, d, e.addr.port, err.to_errno()
                     );
                     sum.repos_down += 1;
-                    Repo {
-                        addr,
-                        port: e.addr.port,
-                        client_id: e.client_id,
-                        cap: e.cap,
-                        conn: None,
-                        max_pages: 0,
-                        counters: Default::default(),
-                        down_reason: Some("unreachable at import"),
-                        sent_frames: 0,
-                        sent_bytes: 0,
-                        mark: (0, 0),
-                    }
+                    Repo::offline(addr, e.addr.port, e.client_id, e.cap, "unreachable at import")
                 }
             };
             let down = repo.conn.is_none();

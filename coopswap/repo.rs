@@ -88,6 +88,24 @@ impl Repo {
         }
     }
 
+    /// A repository known by address and capability but not connected (e.g. one an imported map names that does not
+    /// answer): out of service from the start, with `reason` shown to the operator.
+    pub(crate) fn offline(addr: [u8; 4], port: u16, client_id: u64, cap: Capability, reason: &'static str) -> Self {
+        Self {
+            addr,
+            port,
+            client_id,
+            cap,
+            conn: None,
+            max_pages: 0,
+            counters: RepoCounters::default(),
+            down_reason: Some(reason),
+            sent_frames: 0,
+            sent_bytes: 0,
+            mark: (0, 0),
+        }
+    }
+
     /// Sends one request (STORE with `payload`, FETCH or DROP). On error the connection is closed.
     pub(crate) fn send(&mut self, opcode: u8, tag: u64, page: u64, payload: Option<(&[u8], u32)>) -> Result {
         let conn = self.conn.as_mut().ok_or(ENOTCONN)?;
