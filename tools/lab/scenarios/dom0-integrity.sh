@@ -2,7 +2,8 @@
 # Does user space compute correctly in this host? Self-verifying stress-ng stressors (integer, floating point,
 # vector and memory copy code, several processes per CPU so that they preempt each other) and parallel checksums
 # of one file. A failure here means the platform corrupts user-space state (e.g. FPU/vector registers across
-# context switches), which no Overcast code can be blamed for.
+# context switches), which no Overcast code can be blamed for. Documentation/lab.md, "Dom0 user-space corruption
+# and eager FPU", has what this found.
 . /overcast/tests/lib.sh
 SECS=${DOM0_INTEGRITY_SECS:-60}
 grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx|avx2|avx512f|xsave|xsaveopt|xsavec|xsaves|fxsr|sse4_2|pclmulqdq|fsgsbase|pku)$' | tr '\n' ' '; echo

@@ -1,7 +1,7 @@
 //! The QEMU command line for each lab host, as a pure function of a [`HostSpec`].
 //!
 //! * vm: `-kernel BZIMAGE -initrd CPIO -append "console=ttyS0 panic=-1 …"`.
-//! * nested: QEMU's multiboot loader boots Xen (`-kernel xen.elf -append "console=com1 dom0_mem=… noreboot"`)
+//! * nested: QEMU's multiboot loader boots Xen (`-kernel xen.elf -append "console=com1 dom0_mem=… noreboot …"`)
 //!   with two modules given to `-initrd` as `"BZIMAGE ARGS,CPIO"`: the Dom0 kernel with its command line,
 //!   then the initramfs. QEMU splits that option at single commas and reads `,,` as a literal comma (the
 //!   usual QEMU option escaping), so commas in paths or kernel arguments are doubled.
@@ -124,6 +124,11 @@ pub fn build_args(spec: &HostSpec) -> Result<Vec<String>, QemuError> {
                 "console=com1".to_string(),
                 format!("dom0_mem={}M,max:{}M", spec.dom0_mem_mib, spec.dom0_mem_mib),
                 "noreboot".to_string(),
+                // Eager FPU switching. QEMU's emulated CPU says AuthenticAMD, for which Xen 4.17 defaults to lazy
+                // switching (CR0.TS and #NM); under TCG that let Dom0 processes run with another context's
+                // vector registers as soon as a second domain ran (busybox/xl crashes, wrong data), see
+                // Documentation/lab.md, "Dom0 user-space corruption and eager FPU".
+                "spec-ctrl=eager-fpu".to_string(),
             ];
             xcmd.extend(spec.xen_args.iter().cloned());
             let mut dcmd = vec![kernel, "console=hvc0".to_string(), "panic=-1".to_string()];
@@ -212,7 +217,7 @@ mod tests {
     fn nested_command_line_uses_multiboot_modules() {
         let a = build_args(&spec(HostKind::Nested)).unwrap();
         assert_eq!(after(&a, "-kernel"), "/x/xen.elf");
-        assert_eq!(after(&a, "-append"), "console=com1 dom0_mem=1024M,max:1024M noreboot");
+        assert_eq!(after(&a, "-append"), "console=com1 dom0_mem=1024M,max:1024M noreboot spec-ctrl=eager-fpu");
         assert_eq!(
             after(&a, "-initrd"),
             "/k/bzImage console=hvc0 panic=-1 overcast.scenario=smoke overcast.host=0,/t/initrd.img"
