@@ -31,7 +31,7 @@ check stress-memcpy-2 stress-ng --memcpy 2 --vm 1 --vm-bytes 32m --verify -t $SE
 for j in 1 2 3 4; do ( i=0; while [ $i -lt 10 ]; do md5sum < /tmp/blob; i=$((i + 1)); done > /tmp/sums2.$j ) & done
 wait
 check md5-consistent-2 sh -c "[ \$(cat /tmp/sums2.* | sort -u | wc -l) = 1 ] && grep -qF '$REF' /tmp/sums2.1"
-check no-segfaults sh -c "! dmesg | grep -q 'segfault\|likely on CPU\|general protection'"
+check_no_user_traps
 dmesg | grep -B1 'segfault\|likely on CPU\|general protection' | tail -n 10
 check_no_oops
 exit $OVC_FAILS

@@ -32,6 +32,16 @@ check_no_oops() {
   dmesg | grep -E 'traps: .*(general protection|segfault|trap)' | sed 's/^/note: user-space trap (not a kernel failure): /'
   return 0
 }
+# check_no_user_traps: FAIL if any process was killed by a segfault or general protection fault. For scenarios where
+# nothing crashes on purpose: in the nested lab this is how a platform fault shows (Documentation/lab.md, "Dom0
+# user-space corruption and eager FPU").
+check_no_user_traps() {
+  if dmesg | grep -E -q 'segfault at|traps: .*general protection'; then
+    fail no-user-traps "$(dmesg | grep -E -m3 'segfault at|traps: .*general protection' | tr '\n' ' ')"
+  else
+    pass no-user-traps
+  fi
+}
 # Milliseconds since boot (for reporting how long a step took).
 now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
 # wait_for SECS CMD...: polls CMD every 0.25 s until it succeeds (0) or SECS pass (1).

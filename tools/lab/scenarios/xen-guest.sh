@@ -11,5 +11,6 @@ check pv-guest-gone sh -c '! xl list | grep -q overcast-guest'
 for m in blanket coopswap vwire; do
   check "rmmod-$m-dom0" rmmod $m
 done
+check_no_user_traps
 check_no_oops
 exit $OVC_FAILS
