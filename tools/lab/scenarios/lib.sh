@@ -35,9 +35,11 @@ check_no_oops() {
 # check_no_user_traps: FAIL if any process was killed by a segfault or general protection fault. For scenarios where
 # nothing crashes on purpose: in the nested lab this is how a platform fault shows (Documentation/lab.md, "Dom0
 # user-space corruption and eager FPU").
+USER_TRAP_RE='segfault at|traps: .*general protection'
 check_no_user_traps() {
-  if dmesg | grep -E -q 'segfault at|traps: .*general protection'; then
-    fail no-user-traps "$(dmesg | grep -E -m3 'segfault at|traps: .*general protection' | tr '\n' ' ')"
+  if dmesg | grep -E -q "$USER_TRAP_RE"; then
+    fail no-user-traps "$(dmesg | grep -E -m3 "$USER_TRAP_RE" | tr '\n' ' ')"
+    dmesg | grep -E -B1 "$USER_TRAP_RE" | tail -n 10
   else
     pass no-user-traps
   fi
