@@ -25,7 +25,8 @@ use crate::{addr, cmd, index, mtu, status, table};
 
 /// Endpoints and relays one manager holds.
 pub(crate) const CAPACITY: usize = 256;
-/// UDP port used when an address gives none (the IANA VXLAN port, so a kernel VXLAN device interoperates).
+/// UDP port used when an address gives none, until the operator changes it (the IANA VXLAN port, so a kernel VXLAN
+/// device interoperates).
 pub(crate) const DEFAULT_PORT: u16 = mtu::DEFAULT_PORT;
 /// Path MTU assumed towards a peer the routing table has no route to yet (§5.1.2: 1500 on the paper's clouds).
 const DEFAULT_PATH_MTU: u32 = 1500;
@@ -71,6 +72,9 @@ pub(crate) struct Data {
     pub(crate) io: KVec<SlotIo>,
     /// Local address of each socket, by socket tag.
     pub(crate) sock_addrs: KVec<Option<SocketAddr>>,
+    /// UDP port of an address written without one (`/sys/kernel/config/vwire/default_port`); existing entries
+    /// keep the port they were made with.
+    pub(crate) default_port: u16,
 }
 
 impl Data {
@@ -176,6 +180,7 @@ impl Manager {
             index: index::RxIndex::new(Buckets(vec_of(2 * CAPACITY, || index::EMPTY_BUCKET)?)),
             io: vec_of(CAPACITY, SlotIo::default)?,
             sock_addrs: vec_of(CAPACITY, || None)?,
+            default_port: DEFAULT_PORT,
         };
         let ctl = Ctl {
             files: KVec::new(),
@@ -195,7 +200,7 @@ impl Manager {
 
     /// `echo "<N> <AdrA> <AdrB>" > /proc/vw/create` (and `relay <N> <AdrIn> <AdrOut>`).
     pub(crate) fn create(self: &Arc<Self>, input: &[u8]) -> Result {
-        let c = cmd::parse_create(input, DEFAULT_PORT).map_err(|e| {
+        let c = cmd::parse_create(input, self.default_port()).map_err(|e| {
             pr_err!("create \"{}\": {}; expected {}\n", Shown(input), Show(&e), cmd::CREATE_USAGE);
             errno(e.errno())
         })?;
@@ -358,7 +363,7 @@ impl Manager {
 
     /// `echo "<N>" > /proc/vw/destroy` (or `<N> <AdrA>`).
     pub(crate) fn destroy(&self, input: &[u8]) -> Result {
-        let d = cmd::parse_destroy(input, DEFAULT_PORT).map_err(|e| {
+        let d = cmd::parse_destroy(input, self.default_port()).map_err(|e| {
             pr_err!("destroy \"{}\": {}; expected {}\n", Shown(input), Show(&e), cmd::DESTROY_USAGE);
             errno(e.errno())
         })?;
@@ -386,7 +391,7 @@ impl Manager {
     /// `echo "<AdrC>" > /proc/vw/<N>` (or `<AdrA> <AdrC>`): the send side now goes to AdrC, atomically for the
     /// data path; the interface's MTU follows the path to AdrC.
     pub(crate) fn repoint(&self, id: crate::id::ConnectorId, input: &[u8]) -> Result {
-        let r = cmd::parse_repoint(input, DEFAULT_PORT).map_err(|e| {
+        let r = cmd::parse_repoint(input, self.default_port()).map_err(|e| {
             pr_err!("repoint {} \"{}\": {}; expected {}\n", id.get(), Shown(input), Show(&e), cmd::REPOINT_USAGE);
             errno(e.errno())
         })?;
@@ -420,14 +425,11 @@ impl Manager {
     /// `echo "collapse on|off" / "reset-counters" > /proc/vw/manager`.
     pub(crate) fn control(&self, input: &[u8]) -> Result {
         let text = core::str::from_utf8(input).map_err(|_| EINVAL)?.trim();
-        let _ctl = self.ctl.lock();
-        let mut d = self.data.lock();
         match text {
-            "collapse on" => d.table.set_collapse(true),
-            "collapse off" => d.table.set_collapse(false),
-            "reset-counters" => d.table.reset_counters(),
+            "collapse on" => self.set_collapse(true),
+            "collapse off" => self.set_collapse(false),
+            "reset-counters" => self.reset_counters(),
             _ => {
-                drop(d);
                 pr_err!(
                     "manager \"{}\": unknown control; expected 'collapse on|off' or 'reset-counters'\n",
                     Shown(input)
@@ -435,6 +437,46 @@ impl Manager {
                 return Err(EINVAL);
             }
         }
+        Ok(())
+    }
+
+    /// Enables or disables co-located collapse (§5.2.3) for every connector; entries switch mode at once.
+    pub(crate) fn set_collapse(&self, on: bool) {
+        let _ctl = self.ctl.lock();
+        let mut d = self.data.lock();
+        if d.table.collapse_enabled() != on {
+            d.table.set_collapse(on);
+            drop(d);
+            pr_info!("co-located collapse {}\n", if on { "enabled" } else { "disabled" });
+        }
+    }
+
+    /// Whether co-located collapse is enabled.
+    pub(crate) fn collapse_enabled(&self) -> bool {
+        self.data.lock().table.collapse_enabled()
+    }
+
+    /// Zeroes every entry's counters and the manager-wide ones.
+    pub(crate) fn reset_counters(&self) {
+        let _ctl = self.ctl.lock();
+        self.data.lock().table.reset_counters();
+        pr_info!("counters reset\n");
+    }
+
+    /// The UDP port of an address written without one.
+    pub(crate) fn default_port(&self) -> u16 {
+        self.data.lock().default_port
+    }
+
+    /// Sets the UDP port of addresses written without one from an operator's text (`1..=65535`). Existing
+    /// entries are not changed.
+    pub(crate) fn set_default_port(&self, input: &[u8]) -> Result {
+        let port = addr::parse_port_setting(input).map_err(|e| {
+            pr_err!("default_port \"{}\": {}; expected a decimal port 1-65535\n", Shown(input), Show(&e));
+            EINVAL
+        })?;
+        self.data.lock().default_port = port;
+        pr_info!("default port now {}; addresses written without a port use it from now on\n", port);
         Ok(())
     }
 

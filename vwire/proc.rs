@@ -73,7 +73,7 @@ pub(crate) struct ManagerHandler(pub(crate) Arc<Manager>);
 impl ProcHandler for ManagerHandler {
     fn show(&self, out: &mut ProcText<'_>) -> Result {
         let d = self.0.data.lock();
-        status::write_manager(out, &d.table).map_err(|_| EOVERFLOW)
+        status::write_manager(out, &d.table, d.default_port).map_err(|_| EOVERFLOW)
     }
 
     fn write(&self, input: &[u8]) -> Result {

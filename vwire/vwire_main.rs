@@ -63,6 +63,7 @@ mod core_logic {
     pub(crate) use super::{addr, cmd, counters, datapath, errno, header, id, index, mtu, selftest, status, table};
 }
 
+mod config;
 mod device;
 mod manager;
 mod proc;
@@ -80,33 +81,64 @@ module! {
     license: "GPL",
 }
 
-struct VWire {
-    mgr: Arc<Manager>,
-    // Held for their `Drop`, which removes the control files.
+/// The /proc/vw control files (Figure 5.9).
+struct ProcFiles {
+    // Held for their `Drop`, which removes the files.
     _create: ProcFile<CreateHandler>,
     _destroy: ProcFile<DestroyHandler>,
     _list: ProcFile<ListHandler>,
     _manager: ProcFile<ManagerHandler>,
 }
 
-impl kernel::Module for VWire {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+impl ProcFiles {
+    /// Creates /proc/vw and the manager over it, with its control files.
+    fn new() -> Result<(Arc<Manager>, Self)> {
         let dir = ProcDir::new(c"vw", None).inspect_err(|_| {
             pr_err!("cannot create /proc/vw (is another VirtualWire module loaded?)\n");
         })?;
         let mgr = Manager::new(dir.clone())?;
-        let _create = ProcFile::new(&dir, c"create", 0o644, Arc::new(CreateHandler(mgr.clone()), GFP_KERNEL)?)?;
-        let _destroy = ProcFile::new(&dir, c"destroy", 0o644, Arc::new(DestroyHandler(mgr.clone()), GFP_KERNEL)?)?;
-        let _list = ProcFile::new(&dir, c"list", 0o444, Arc::new(ListHandler(mgr.clone()), GFP_KERNEL)?)?;
-        let _manager = ProcFile::new(&dir, c"manager", 0o644, Arc::new(ManagerHandler(mgr.clone()), GFP_KERNEL)?)?;
-        pr_info!("endpoint manager ready: /proc/vw, {} entries\n", CAPACITY);
-        Ok(VWire { mgr, _create, _destroy, _list, _manager })
+        let files = ProcFiles {
+            _create: ProcFile::new(&dir, c"create", 0o644, Arc::new(CreateHandler(mgr.clone()), GFP_KERNEL)?)?,
+            _destroy: ProcFile::new(&dir, c"destroy", 0o644, Arc::new(DestroyHandler(mgr.clone()), GFP_KERNEL)?)?,
+            _list: ProcFile::new(&dir, c"list", 0o444, Arc::new(ListHandler(mgr.clone()), GFP_KERNEL)?)?,
+            _manager: ProcFile::new(&dir, c"manager", 0o644, Arc::new(ManagerHandler(mgr.clone()), GFP_KERNEL)?)?,
+        };
+        Ok((mgr, files))
     }
 }
 
-impl Drop for VWire {
-    fn drop(&mut self) {
-        // Interfaces, sockets and per-connector files go here; the control files after (field drop order).
+#[pin_data(PinnedDrop)]
+struct VWire {
+    mgr: Arc<Manager>,
+    _proc: ProcFiles,
+    /// /sys/kernel/config/vwire/: the module-wide knobs (config.rs).
+    #[pin]
+    _knobs: kernel::configfs::Subsystem<config::Knobs>,
+}
+
+impl kernel::InPlaceModule for VWire {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        let made = ProcFiles::new();
+        let made_mgr = made.as_ref().map(|(mgr, _)| mgr.clone()).map_err(|e| *e);
+        // Fields are initialised in this order (a later one refers to `mgr`, the field); an error drops those
+        // already made.
+        try_pin_init!(Self {
+            mgr: made_mgr?,
+            _knobs <- config::subsystem(mgr.clone()),
+            _proc: {
+                let files = made?.1;
+                pr_info!("endpoint manager ready: /proc/vw, /sys/kernel/config/vwire, {} entries\n", CAPACITY);
+                files
+            },
+        })
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for VWire {
+    fn drop(self: Pin<&mut Self>) {
+        // Interfaces, sockets and per-connector files go here; the control files and the configfs subsystem after
+        // (field drop order). A knob written after this acts on an empty table.
         self.mgr.teardown();
         pr_info!("unloaded\n");
     }

@@ -39,6 +39,36 @@ check_fails vw-destroy-unknown "no such" sh -c 'echo 99 > /proc/vw/destroy'
 check vw-destroy sh -c 'echo 7 > /proc/vw/destroy && ! test -e /proc/vw/7 && ! test -e /sys/class/net/vw7'
 check vw-manager-collapse sh -c 'echo "collapse off" > /proc/vw/manager && grep -q "collapse: off" /proc/vw/manager'
 check_fails vw-manager-bad "invalid" sh -c 'echo "frobnicate" > /proc/vw/manager'
+# --- vwire: the module-wide knobs, /sys/kernel/config/vwire (the same operations as /proc/vw/manager) -------------
+K=/sys/kernel/config/vwire
+check vw-knobs-dir test -d $K
+check vw-knob-capacity grep -qx 256 $K/capacity
+check vw-knob-collapse-follows-proc grep -qx 0 $K/collapse
+check vw-knob-collapse-on sh -c "echo 1 > $K/collapse && grep -qx 1 $K/collapse && grep -q 'collapse: on' /proc/vw/manager"
+check_fails vw-knob-collapse-garbage "invalid" sh -c "echo 1garbage > $K/collapse"
+check_fails vw-knob-collapse-binary "invalid" sh -c "printf '\377\376' | dd of=$K/collapse bs=64"
+check vw-knob-collapse-bad-changed-nothing grep -qx 1 $K/collapse
+check vw-knob-port-default grep -qx 4789 $K/default_port
+n=0
+for bad in 0 65536 04789 abc 4789: -1 "''" "4789 4790"; do
+  n=$((n + 1))
+  check_fails "vw-knob-port-bad-$n" "invalid" sh -c "echo $bad > $K/default_port"
+done
+check vw-knob-port-bad-changed-nothing grep -qx 4789 $K/default_port
+check vw-knob-port-set sh -c "echo 4801 > $K/default_port && grep -qx 4801 $K/default_port && grep -q 'default port: 4801' /proc/vw/manager"
+check vw-knob-port-used sh -c 'echo "11 10.99.0.1 10.99.0.2" > /proc/vw/create && grep -q "^local: 10.99.0.1:4801$" /proc/vw/11 && grep -q "^remote: 10.99.0.2:4801$" /proc/vw/11'
+check vw-knob-port-destroy-uses-it sh -c 'echo "11 10.99.0.1" > /proc/vw/destroy && ! test -e /proc/vw/11'
+check vw-knob-endpoints sh -c "echo '13 10.99.0.1:4802 10.99.0.2:4802' > /proc/vw/create && echo '12 10.99.0.1:4803 10.99.0.2:4803' > /proc/vw/create && [ \"\$(cat $K/endpoints | tr '\n' ' ')\" = '12 13 ' ]"
+# Counters: frames sent into vw12 (ARP for an address behind it) are counted — sent, or dropped where the lab
+# has no route to 10.99.0.2 (vm topology); reset_counters zeroes them.
+ip link set vw12 up && ip addr add 192.0.2.1/24 dev vw12 && ping -c 2 -W 1 192.0.2.2 >/dev/null 2>&1
+counted() { ! grep -qx "tx_frames: 0" /proc/vw/12 || ! grep -qx "drops: 0" /proc/vw/12; }
+check vw-knob-counted-before-reset counted
+check_fails vw-knob-reset-bad "invalid" sh -c "echo 2 > $K/reset_counters"
+check vw-knob-reset-bad-changed-nothing counted
+check vw-knob-reset sh -c "echo 1 > $K/reset_counters && grep -qx 'tx_frames: 0' /proc/vw/12 && grep -qx 'drops: 0' /proc/vw/12"
+check vw-knob-endpoints-empty sh -c "echo 12 > /proc/vw/destroy && echo 13 > /proc/vw/destroy && [ -z \"\$(cat $K/endpoints)\" ]"
+echo 4789 > $K/default_port
 # Writes racing from many processes: exactly one create of each id succeeds.
 for i in 1 2 3 4 5 6 7 8; do (echo "42 10.99.0.1:5000 10.99.0.2:5000" > /proc/vw/create 2>/dev/null && echo ok >> /tmp/race.ok) & done
 wait
@@ -56,6 +86,7 @@ for m in vwire coopswap blanket; do
 done
 kill $CHURN
 check vw-dir-gone sh -c '! test -e /proc/vw'
+check vw-knobs-gone sh -c '! test -e /sys/kernel/config/vwire'
 check vw-ifaces-gone sh -c '! ls /sys/class/net | grep -q "^vw"'
 check_fails vw-stale-fd-read "error" sh -c 'cat <&3'
 exec 3<&-

@@ -137,6 +137,14 @@ pub fn parse_addr(text: &str, default_port: u16) -> Result<SocketAddr, AddrError
     Ok(addr)
 }
 
+/// Parses a port setting written by an operator, e.g. the module-wide default port
+/// (`/sys/kernel/config/vwire/default_port`): decimal `1..=65535` without leading zeros; surrounding whitespace (the
+/// newline of `echo`) is ignored.
+pub fn parse_port_setting(input: &[u8]) -> Result<u16, AddrError> {
+    let text = core::str::from_utf8(input).map_err(|_| AddrError::BadPort)?;
+    parse_port(text.trim())
+}
+
 /// Validates an address built elsewhere (e.g. from `ip link` attributes) with the same rules as [`parse_addr`].
 pub fn check_addr(addr: &SocketAddr) -> Result<(), AddrError> {
     if addr.port() == 0 {
@@ -466,6 +474,16 @@ mod tests {
         assert_eq!(parse_addr("10.0.0.1", 0), Err(AddrError::PortZero));
         assert_eq!(parse_addr("[::1]", 0), Err(AddrError::PortZero));
         assert_eq!(parse_addr("10.0.0.1:7", 0), Ok(v4([10, 0, 0, 1], 7)));
+    }
+
+    #[test]
+    fn port_settings() {
+        assert_eq!(parse_port_setting(b"4789\n"), Ok(4789));
+        assert_eq!(parse_port_setting(b" 1 "), Ok(1));
+        assert_eq!(parse_port_setting(b"65535"), Ok(65535));
+        for bad in [&b""[..], b"\n", b"0", b"65536", b"04789", b"-1", b"47 89", b"0x12b5", b"\xff\xfe", b"4789:"] {
+            assert!(parse_port_setting(bad).is_err(), "input {bad:?}");
+        }
     }
 
     #[test]

@@ -301,6 +301,22 @@ pub fn parse_destroy(input: &[u8], default_port: u16) -> Result<Destroy, ParseEr
     }
 }
 
+/// Parses an on/off setting written by an operator (e.g. `/sys/kernel/config/vwire/collapse`): exactly `1`, `y`,
+/// `yes`, `on` or `0`, `n`, `no`, `off` (any case), with surrounding whitespace ignored. Anything else is `None`:
+/// unlike the kernel's `kstrtobool`, `1garbage` is not taken for `1`.
+pub fn parse_switch(input: &[u8]) -> Option<bool> {
+    let text = core::str::from_utf8(input).ok()?.trim();
+    const ON: [&str; 4] = ["1", "y", "yes", "on"];
+    const OFF: [&str; 4] = ["0", "n", "no", "off"];
+    if ON.iter().any(|w| w.eq_ignore_ascii_case(text)) {
+        Some(true)
+    } else if OFF.iter().any(|w| w.eq_ignore_ascii_case(text)) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,6 +330,19 @@ mod tests {
 
     fn cid(n: u32) -> ConnectorId {
         ConnectorId::new(n).unwrap()
+    }
+
+    #[test]
+    fn switches() {
+        for on in [&b"1"[..], b"1\n", b"y", b"Yes", b"on\n", b" ON "] {
+            assert_eq!(parse_switch(on), Some(true), "{on:?}");
+        }
+        for off in [&b"0"[..], b"0\n", b"n", b"No", b"off\n"] {
+            assert_eq!(parse_switch(off), Some(false), "{off:?}");
+        }
+        for bad in [&b""[..], b"\n", b"1garbage", b"2", b"o", b"onn", b"\xff", b"1 0"] {
+            assert_eq!(parse_switch(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

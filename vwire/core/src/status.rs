@@ -209,8 +209,27 @@ pub fn render_list<S: Storage>(buf: &mut [u8], table: &Table<S>) -> Result<usize
     Ok(w.len())
 }
 
-/// Writes the manager summary: `entries`, `capacity`, `collapse: on|off`, then the manager-wide counters.
-pub fn write_manager<W: Write, S: Storage>(w: &mut W, table: &Table<S>) -> fmt::Result {
+/// Writes every connector id that has an entry, once, in ascending order, one per line (an id with two local
+/// entries, e.g. both ends of a collapsed connector, is listed once). At most 11 bytes a line: 256 entries fit a
+/// page.
+pub fn write_ids<W: Write, S: Storage>(w: &mut W, table: &Table<S>) -> fmt::Result {
+    let mut after = None;
+    let mut last = None;
+    while let Some((idx, key)) = next_sorted(table, None, after) {
+        if let Some(e) = table.get(idx) {
+            if last != Some(e.id()) {
+                writeln!(w, "{}", e.id())?;
+                last = Some(e.id());
+            }
+        }
+        after = Some(key);
+    }
+    Ok(())
+}
+
+/// Writes the manager summary: `entries`, `capacity`, `collapse: on|off`, `default port`, then the manager-wide
+/// counters.
+pub fn write_manager<W: Write, S: Storage>(w: &mut W, table: &Table<S>, default_port: u16) -> fmt::Result {
     writeln!(w, "entries: {}", table.len())?;
     writeln!(w, "capacity: {}", table.capacity())?;
     writeln!(
@@ -222,6 +241,7 @@ pub fn write_manager<W: Write, S: Storage>(w: &mut W, table: &Table<S>) -> fmt::
             "off"
         }
     )?;
+    writeln!(w, "default port: {default_port}")?;
     write_counters(w, &table.manager, true)
 }
 
@@ -330,10 +350,13 @@ mod tests {
         t.manager.drop_frame(DropReason::UnknownConnector);
         t.set_collapse(false);
         let mut w = BufWriter::new(&mut buf);
-        write_manager(&mut w, &t).unwrap();
+        write_manager(&mut w, &t, 4789).unwrap();
         let text = core::str::from_utf8(w.as_bytes()).unwrap();
-        assert!(text.starts_with("entries: 3\ncapacity: 8\ncollapse: off\n"));
+        assert!(text.starts_with("entries: 3\ncapacity: 8\ncollapse: off\ndefault port: 4789\n"));
         assert!(text.contains("drop_bad_header: 0\ndrop_unknown_connector: 1\n"));
+        let mut w = BufWriter::new(&mut buf);
+        write_ids(&mut w, &t).unwrap();
+        assert_eq!(core::str::from_utf8(w.as_bytes()).unwrap(), "3\n9\n");
         let empty: Table<[Slot; 8]> = Table::new([EMPTY_SLOT; 8]);
         assert_eq!(render_list(&mut buf, &empty), Ok(0));
         assert_eq!(
