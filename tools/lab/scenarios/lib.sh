@@ -44,6 +44,17 @@ check_no_user_traps() {
     pass no-user-traps
   fi
 }
+# xen_guest_diag NAME: what a scenario prints when a Xen guest does not do what it should: the domain list, its
+# vCPUs, the tail of its console and of the hypervisor's log.
+xen_guest_diag() {
+  echo "--- diag: xl list / vcpu-list"
+  xl list 2>&1
+  xl vcpu-list "$1" 2>&1
+  echo "--- diag: console of $1 (last 15 lines)"
+  tail -n 15 "/var/log/xen/console/guest-$1.log" 2>&1
+  echo "--- diag: xl dmesg (last 25 lines)"
+  xl dmesg 2>&1 | tail -n 25
+}
 # Milliseconds since boot (for reporting how long a step took).
 now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
 # wait_for SECS CMD...: polls CMD every 0.25 s until it succeeds (0) or SECS pass (1).

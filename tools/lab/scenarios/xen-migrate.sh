@@ -29,7 +29,11 @@ if [ "$me" = 1 ]; then
   cat /tmp/receive.log
   check receiver-started-domain grep -q 'migration target: Domain started' /tmp/receive.log
   r0=$(rounds)
+  # First a heartbeat (the guest is scheduled and its timers fire here), then a whole new hog round (its memory,
+  # including the pages on the swap disk, is readable here).
+  check guest-alive-here wait_for 300 grep -q "OVERCAST-GUEST-TICK" "$GLOG"
   check guest-runs-here wait_for 600 sh -c "[ \$(grep -c 'OVERCAST-GUEST-HOG round [0-9]* ok' $GLOG) -ge $((r0 + 1)) ]"
+  [ $OVC_FAILS = 0 ] || xen_guest_diag $GUEST
   grep "OVERCAST-GUEST-HOG" "$GLOG" | tail -n 3
   check guest-memory-intact-here sh -c "[ $(bad_rounds) = 0 ]"
   check guest-destroyed xl destroy $GUEST
