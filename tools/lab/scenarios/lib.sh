@@ -45,13 +45,16 @@ check_no_user_traps() {
   fi
 }
 # xen_guest_diag NAME: what a scenario prints when a Xen guest does not do what it should: the domain list, its
-# vCPUs, the tail of its console and of the hypervisor's log.
+# vCPUs, the tail of its console logs (NAME--incoming after a migration) and of the hypervisor's log.
 xen_guest_diag() {
   echo "--- diag: xl list / vcpu-list"
   xl list 2>&1
   xl vcpu-list "$1" 2>&1
-  echo "--- diag: console of $1 (last 15 lines)"
-  tail -n 15 "/var/log/xen/console/guest-$1.log" 2>&1
+  local f
+  for f in /var/log/xen/console/guest-"$1"*.log; do
+    echo "--- diag: console log $f (last 15 lines)"
+    tail -n 15 "$f" 2>&1
+  done
   echo "--- diag: xl dmesg (last 25 lines)"
   xl dmesg 2>&1 | tail -n 25
 }

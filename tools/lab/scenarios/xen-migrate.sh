@@ -20,6 +20,10 @@ check shared-disk test -b /dev/vda
 check shadow-paging sh -c "xl dmesg | grep -q 'Compiled-in support:.*SHADOW_PAGING'"
 
 if [ "$me" = 1 ]; then
+  # xenconsoled names a guest's console log when the domain is introduced, and `xl migrate-receive` introduces it
+  # as NAME--incoming (renamed to NAME only once the move is complete): the console of the moved guest on this
+  # host is in guest-NAME--incoming.log, which starts empty at the move.
+  GLOG=/var/log/xen/console/guest-$GUEST--incoming.log
   printf '#!/bin/sh\nexec xl migrate-receive\n' > /tmp/recv.sh && chmod 755 /tmp/recv.sh
   ( nc -l -p 8002 -e /tmp/recv.sh; echo "receiver exited $?" ) > /tmp/receive.log 2>&1 &
   barrier mig-ready
