@@ -24,5 +24,9 @@ say "A Blanket guest: a PV domU of our kernel started with xl inside the Blanket
 overcast-guest-boot
 say "Unloading the modules"
 for m in vwire coopswap blanket; do rmmod $m && echo "unloaded $m"; done
+say "The Xen-Blanket's two halves (§4.1): our drivers take the provider's virtio NIC and disk, and a Blanket guest"
+echo "uses them through Xen's split drivers — its vif bridged onto bnet0, its disk xvdb on /dev/bvd0 (blkback)."
+echo "(scenario blanket-guest: each PASS/FAIL line is one check; the guest's own results are its OVERCAST-GUEST lines)"
+sh /overcast/tests/blanket-guest.sh || OVC_FAILS=$((OVC_FAILS + 1))
 check_no_oops
 exit $OVC_FAILS

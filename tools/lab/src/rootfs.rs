@@ -278,11 +278,25 @@ fn add_busybox(t: &mut Tree, busybox: &Path, real: &BTreeSet<String>) -> Result<
     Ok(())
 }
 
-/// The guest initramfs: busybox and guest-init only.
-pub fn guest_initrd(busybox: &Path) -> Result<Vec<u8>> {
+/// The guest initramfs: busybox and guest-init, plus `programs` (host paths) with their shared libraries.
+/// `overcast/guest/initrd.gz` has no programs (small: every guest boots it, the paging ones in 64 MiB);
+/// `overcast/guest/initrd-net.gz` adds iperf3 for the guests that measure their network (scenario blanket-guest).
+pub fn guest_initrd(busybox: &Path, programs: &[PathBuf]) -> Result<Vec<u8>> {
     let mut t = Tree::default();
     base_layout(&mut t);
-    add_busybox(&mut t, busybox, &BTreeSet::new())?;
+    let mut real = BTreeSet::new();
+    let mut libs = BTreeSet::new();
+    for p in programs {
+        t.file(&dest_for_host(p)?, 0o755, Source::Host(p.clone()));
+        if let Some(name) = p.file_name() {
+            real.insert(name.to_string_lossy().to_string());
+        }
+        libs.extend(ldd(p)?);
+    }
+    for l in &libs {
+        t.file(&dest_for_host(l)?, 0o755, Source::Host(l.clone()));
+    }
+    add_busybox(&mut t, busybox, &real)?;
     t.file("init", 0o755, Source::Bytes(GUEST_INIT.as_bytes().to_vec()));
     t.to_gz(Compression::default())
 }
@@ -389,7 +403,9 @@ pub fn plan() -> Result<Plan> {
     t.file("etc/group", 0o644, bytes("root:x:0:\nnogroup:x:65534:\n"));
     t.file("etc/hosts", 0o644, bytes("127.0.0.1 localhost\n10.99.0.1 host0\n10.99.0.2 host1\n"));
     t.file("etc/nsswitch.conf", 0o644, bytes("passwd: files\ngroup: files\nhosts: files\n"));
-    t.file("overcast/guest/initrd.gz", 0o644, Source::Bytes(guest_initrd(&busybox)?));
+    t.file("overcast/guest/initrd.gz", 0o644, Source::Bytes(guest_initrd(&busybox, &[])?));
+    let iperf3 = programs.iter().filter(|p| p.file_name().is_some_and(|n| n == "iperf3")).cloned().collect::<Vec<_>>();
+    t.file("overcast/guest/initrd-net.gz", 0o644, Source::Bytes(guest_initrd(&busybox, &iperf3)?));
 
     let mut all_inputs = programs.clone();
     all_inputs.push(busybox.clone());
@@ -660,7 +676,7 @@ mod tests {
         };
         let n = &plan.tree.nodes;
         for must in ["init", "usr/bin/busybox", "usr/bin/sh", "usr/lib/xen-4.17/bin/xl", "usr/sbin/xl", "etc/xen/xl.conf",
-            "usr/lib64/ld-linux-x86-64.so.2", "usr/bin/iperf3", "overcast/guest/initrd.gz", "dev/console"]
+            "usr/lib64/ld-linux-x86-64.so.2", "usr/bin/iperf3", "overcast/guest/initrd.gz", "overcast/guest/initrd-net.gz", "dev/console"]
         {
             assert!(n.contains_key(must), "{must} missing from the rootfs plan");
         }
