@@ -11,13 +11,14 @@
 //! cat .../0/state .../0/repos .../0/stats; cat .../0/reads .../0/writes
 //! echo /tmp/map > .../0/map_export                  # page map to a file (device on, not open)
 //! echo /tmp/map > .../0/map_import                  # page map from a file into a fresh device of the same size
+//! echo "drain 0" > .../0/repos                    # move repository 0's pages elsewhere, then take it out
 //! echo "remove 0" > .../0/repos; echo 0 > .../0/power; rmdir .../0
 //! ```
 //!
 //! Malformed writes fail with EINVAL (EBUSY when the device state forbids them) and change nothing.
 
-use super::device::{parse_addr, parse_token, repo_id, Device, Stats};
-use super::overcast::blk::{pin_module_forever, SeqFile};
+use super::device::{parse_addr, parse_token, repo_id, Device, DrainCount, Stats};
+use super::overcast::blk::{pin_module_forever, Memalloc, SeqFile};
 use super::repo::Repo;
 use kernel::configfs::{self, AttributeOperations};
 use kernel::configfs_attrs;
@@ -33,6 +34,8 @@ use kernel::sync::{Arc, Mutex};
 const MAX_SIZE_MIB: u64 = 65536;
 /// Highest device number (the directory name).
 const MAX_INDEX: u32 = 255;
+/// Pages a drain moves per hold of the device's state lock.
+const DRAIN_STEP: usize = 32;
 
 pub(crate) fn subsystem() -> impl PinInit<configfs::Subsystem<Config>, Error> {
     let item_type = configfs_attrs! {
@@ -257,6 +260,7 @@ impl AttributeOperations<3> for DeviceConfig {
         for (i, r) in st.repos.iter().enumerate() {
             let [a, b, c, d] = r.addr;
             let state = match r.down_reason {
+                None if st.draining(i as u16) => "up,draining",
                 None => "up",
                 Some(_) => "down",
             };
@@ -275,7 +279,7 @@ impl AttributeOperations<3> for DeviceConfig {
         let line = input(page)?;
         let mut words = line.split_whitespace();
         let usage = || {
-            pr_err!("repos takes 'add A.B.C.D:PORT CLIENT_ID TOKEN(32 hex)' or 'remove INDEX'\n");
+            pr_err!("repos takes 'add A.B.C.D:PORT CLIENT_ID TOKEN(32 hex)', 'drain INDEX' or 'remove INDEX'\n");
             EINVAL
         };
         match words.next() {
@@ -305,6 +309,55 @@ impl AttributeOperations<3> for DeviceConfig {
                 let idx = dev.io.state.lock().add_repo(repo, repo_id(addr, port))?;
                 pr_info!("repository {} added ({} pages allowed)\n", idx, max);
                 Ok(())
+            }
+            Some("drain") => {
+                let idx: u16 = words.next().and_then(|s| s.parse().ok()).ok_or_else(usage)?;
+                if words.next().is_some() {
+                    return Err(usage());
+                }
+                // The device's I/O side, held without the configfs lock: `cat repos` and `cat state` keep working
+                // (and show the pages left) while the drain runs.
+                let (io, name) = {
+                    let cfg = this.data.lock();
+                    let dev = cfg.device.as_ref().ok_or(ENOENT)?;
+                    (dev.io.clone(), CString::try_from_fmt(fmt!("{}", cfg.disk_name.to_str()?))?)
+                };
+                let name = name.to_str()?;
+                {
+                    let _noio = Memalloc::enter(false);
+                    let mut st = io.state.lock();
+                    if usize::from(idx) >= st.repos.len() {
+                        return Err(ENOENT);
+                    }
+                    st.drain_begin(idx)?;
+                    pr_info!("{}: draining repository {}: {} pages to move\n", name, idx, st.drain_left(idx));
+                }
+                let mut count = DrainCount::default();
+                // In steps of DRAIN_STEP pages, each under the state lock for a few round trips: the device's I/O
+                // goes on between the steps (new pages already avoid the draining repository).
+                let res = loop {
+                    let _noio = Memalloc::enter(false);
+                    let mut st = io.state.lock();
+                    let step = st.drain_step(idx, DRAIN_STEP, &mut count);
+                    if step.is_err() || !st.draining(idx) {
+                        break step.and(Err(ECONNRESET));
+                    }
+                    if st.drain_left(idx) == 0 {
+                        st.drain_end(idx);
+                        break Ok(());
+                    }
+                };
+                match res {
+                    Ok(()) => pr_info!(
+                        "{}: repository {} drained and out of service: {} pages moved to other repositories, {} kept in the local store only (no other repository had room), {} unreadable\n",
+                        name, idx, count.moved, count.local_only, count.lost
+                    ),
+                    Err(e) => pr_err!(
+                        "{}: draining repository {} stopped (errno {}) after moving {} pages ({} local only): see the messages above; pages left there are read from the local store if it goes\n",
+                        name, idx, e.to_errno(), count.moved, count.local_only
+                    ),
+                }
+                res
             }
             Some("remove") => {
                 let idx: u16 = words.next().and_then(|s| s.parse().ok()).ok_or_else(usage)?;

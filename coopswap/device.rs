@@ -212,6 +212,17 @@ pub(crate) struct IoState {
     stats: Arc<Stats>,
 }
 
+/// What a drain did (`drain INDEX` in configfs reports it).
+#[derive(Default)]
+pub(crate) struct DrainCount {
+    /// Pages now on another repository.
+    pub(crate) moved: u64,
+    /// Pages no other repository could take: in the local store only.
+    pub(crate) local_only: u64,
+    /// Pages whose content neither copy had (only after earlier local-store write errors).
+    pub(crate) lost: u64,
+}
+
 /// The device's I/O side: the blk-mq queue data.
 #[pin_data]
 pub(crate) struct DevIo {
@@ -444,6 +455,152 @@ impl IoState {
             .iter()
             .filter(|r| r.repo == idx && r.flags.has(PageFlags::REMOTE_VALID))
             .count() as u64
+    }
+
+    /// Starts draining repository `idx` (the administrator's `drain INDEX`): from now on no new page is placed there,
+    /// reads still are. `ENOENT`: no such repository; `ENOTCONN`: it is out of service already (its pages are read
+    /// from the local store; nothing to drain).
+    pub(crate) fn drain_begin(&mut self, idx: u16) -> Result {
+        let dev = self.name.to_str().unwrap_or("coopswap");
+        let info = self.infos.get_mut(usize::from(idx)).ok_or(ENOENT)?;
+        if !info.can_read() {
+            let why = self.repos.get(usize::from(idx)).and_then(|r| r.down_reason).unwrap_or("down");
+            pr_err!("{}: repository {} is out of service already ({}); it holds no page in use: nothing to drain\n", dev, idx, why);
+            return Err(ENOTCONN);
+        }
+        info.flags = RepoFlags(info.flags.0 | RepoFlags::DRAINING);
+        Ok(())
+    }
+
+    /// Whether repository `idx` is being drained.
+    pub(crate) fn draining(&self, idx: u16) -> bool {
+        self.infos.get(usize::from(idx)).is_some_and(|i| i.flags.0 & RepoFlags::DRAINING != 0 && i.can_read())
+    }
+
+    /// Moves up to `max` pages off draining repository `idx` (called with the state lock held, between batches: no
+    /// repository request is outstanding). Each page's content comes from its local copy when that matches the
+    /// recorded CRC, else from `idx` itself (FETCH); it is stored on the repository placement now picks (the draining
+    /// one excluded) or, when none can take it, kept in the local store only; then dropped at `idx`. The page map is
+    /// updated through the same `PageRecord` calls as a write, so a page always has a copy that reads back right.
+    pub(crate) fn drain_step(&mut self, idx: u16, max: usize, out: &mut DrainCount) -> Result {
+        let mut done = 0;
+        let mut i = 0usize;
+        while done < max && self.draining(idx) {
+            let Some(at) = self.records.iter().skip(i).position(|r| r.repo == idx && r.flags.has(PageFlags::REMOTE_VALID))
+            else {
+                break;
+            };
+            i += at;
+            let page = self.records.get(i).map(|r| r.page).ok_or(EIO)?;
+            self.move_page(idx, page, out)?;
+            i += 1;
+            done += 1;
+        }
+        Ok(())
+    }
+
+    /// Pages still to move off `idx`.
+    pub(crate) fn drain_left(&self, idx: u16) -> u64 {
+        self.pages_on(idx)
+    }
+
+    /// Ends a drain: repository `idx` (holding none of our pages now) is taken out of service and disconnected.
+    pub(crate) fn drain_end(&mut self, idx: u16) {
+        if let Some(r) = self.repos.get_mut(usize::from(idx)) {
+            r.conn = None;
+            r.down_reason.get_or_insert("drained by the administrator");
+        }
+        if let Some(i) = self.infos.get_mut(usize::from(idx)) {
+            i.flags = RepoFlags(RepoFlags::DEAD);
+        }
+        for rec in self.records.iter_mut() {
+            rec.repo_gone(idx);
+        }
+    }
+
+    /// One request/reply on repository `idx` outside a batch (the drain's; nothing else is outstanding there).
+    fn call(&mut self, idx: u16, opcode: u8, page: u64, payload: bool) -> Result<ReplyHeader> {
+        let tag = self.tag();
+        let crc = if payload { crc32c(&self.buf) } else { 0 };
+        let r = self.repos.get_mut(usize::from(idx)).ok_or(EIO)?;
+        let data = if payload { Some((&self.buf[..], crc)) } else { None };
+        let res = r.send(opcode, tag, page, data).and_then(|()| r.recv(&mut self.rbuf));
+        match res {
+            Ok(h) if h.tag == tag => Ok(h),
+            Ok(_) => {
+                self.repo_down(idx, "reply with an unknown tag");
+                Err(EPROTO)
+            }
+            Err(e) => {
+                self.repo_down(idx, if e == ETIMEDOUT { "timed out" } else { "connection lost" });
+                Err(e)
+            }
+        }
+    }
+
+    fn move_page(&mut self, idx: u16, page: u64, out: &mut DrainCount) -> Result {
+        let old = *self.record(page)?;
+        let pos = page.checked_mul(PAGE).ok_or(EIO)?;
+        // The content: the local copy if it is the current one, else the draining repository's.
+        let local_ok = old.flags.has(PageFlags::LOCAL_VALID)
+            && old.local == page
+            && self.store.read(pos, &mut self.buf).is_ok()
+            && crc32c(&self.buf) == old.crc;
+        if !local_ok {
+            let h = self.call(idx, op::FETCH, page, false)?;
+            let good = h.status == status::DATA && h.value == page && h.csum == old.crc && crc32c(&self.rbuf) == old.crc;
+            if !good {
+                pr_err!("{}: page {}: repository {} no longer has it and the local copy does not match; it stays unreadable\n", self.dev(), page, idx);
+                self.record(page)?.remote_copy_bad();
+                out.lost += 1;
+                return Ok(());
+            }
+            self.buf.copy_from_slice(&self.rbuf);
+        }
+        let to = place(self.seed, page, &self.infos, 1u64 << u32::from(idx).min(63));
+        let plan = self.record(page)?.begin_write(old.crc, to, Some(page));
+        // The local copy: already right, or (re)written now from the fetched content.
+        let local = local_ok || self.store.write(pos, &self.buf).is_ok();
+        self.record(page)?.complete_local(plan.seq, local);
+        if let Some(t) = plan.store_to {
+            let outcome = match self.call(t, op::STORE, page, true) {
+                Ok(h) if h.status == status::OK => StoreOutcome::Stored,
+                Ok(h) if h.status == status::FULL => {
+                    if let Some(i) = self.infos.get_mut(usize::from(t)) {
+                        i.flags = RepoFlags(i.flags.0 | RepoFlags::FULL);
+                    }
+                    StoreOutcome::Full
+                }
+                Ok(h) if h.status == status::DENIED => {
+                    self.repo_down(t, "token refused (DENIED)");
+                    StoreOutcome::Failed
+                }
+                _ => StoreOutcome::Failed,
+            };
+            if outcome == StoreOutcome::Stored {
+                if let Some(r) = self.repos.get_mut(usize::from(t)) {
+                    r.counters.stores += 1;
+                }
+            }
+            self.record(page)?.complete_remote(plan.seq, outcome);
+        }
+        let now = *self.record(page)?;
+        if !now.flags.any(PageFlags::LOCAL_VALID | PageFlags::REMOTE_VALID) {
+            // Neither new copy was made: keep the page where it is (the drain cannot finish; the caller reports it).
+            *self.record(page)? = old;
+            pr_err!("{}: page {}: could not be moved off repository {} (no other repository took it and the local store write failed)\n", self.dev(), page, idx);
+            return Err(EIO);
+        }
+        if now.flags.has(PageFlags::REMOTE_VALID) {
+            out.moved += 1;
+        } else {
+            out.local_only += 1;
+        }
+        // The copy at the draining repository is no longer referenced: free its space there.
+        if plan.drop_stale == Some(idx) {
+            self.call(idx, op::DROP, page, false)?;
+        }
+        Ok(())
     }
 
     /// Serves a batch: starts every request (sends its repository requests, does its local I/O), collects every

@@ -417,4 +417,38 @@ mod tests {
         assert_eq!(rec.read_plan(&r), ReadPlan::Unmapped);
         assert_eq!(rec.discard(), None);
     }
+
+    /// The drain sequence of the kernel device (`drain INDEX`): a page on a draining repository is rewritten with
+    /// its own content to the repository placement picks, its local copy kept; the old repository gets a DROP, and
+    /// while the new STORE is out the page still reads right (from the local copy).
+    #[test]
+    fn moving_a_page_off_a_draining_repository() {
+        let mut r = [
+            RepoInfo::new(1, RepoFlags::UP),
+            RepoInfo::new(2, RepoFlags::UP),
+        ];
+        let mut rec = PageRecord::new(5);
+        let w = rec.begin_write(0xabcd, Some(0), Some(5));
+        rec.complete_local(w.seq, true);
+        rec.complete_remote(w.seq, StoreOutcome::Stored);
+        r[0].flags = RepoFlags(RepoFlags::UP | RepoFlags::DRAINING);
+        assert!(rec.needs_move(&r));
+        // Reads still come from the draining repository until the page has moved.
+        assert!(matches!(rec.read_plan(&r), ReadPlan::Remote { repo: 0, .. }));
+        let old = rec;
+        let m = rec.begin_write(old.crc, Some(1), Some(old.local));
+        assert_eq!(m.drop_stale, Some(0));
+        rec.complete_local(m.seq, true);
+        assert_eq!(rec.read_plan(&r), ReadPlan::Local { slot: 5 });
+        rec.complete_remote(m.seq, StoreOutcome::Stored);
+        assert_eq!(rec.read_plan(&r), ReadPlan::Remote { repo: 1, crc: 0xabcd, fallback: Some(5) });
+        assert!(!rec.needs_move(&r));
+        // No other repository can take it: the page stays in the local store only, never lost.
+        let mut rec = old;
+        let m = rec.begin_write(old.crc, None, Some(old.local));
+        assert_eq!(m.drop_stale, Some(0));
+        rec.complete_local(m.seq, true);
+        assert_eq!(rec.read_plan(&r), ReadPlan::Local { slot: 5 });
+        assert!(!rec.needs_move(&r));
+    }
 }

@@ -9,11 +9,11 @@ B=/overcast/bin
 C=/sys/kernel/config/coopswap
 D=$C/0
 TOKEN=00112233445566778899aabbccddeeff
-# wait_repod: until the repository answers a PING (at most 30 s).
+# wait_repod [PORT]: until the repository on 127.0.0.1:PORT (7400) answers a PING (at most 30 s).
 wait_repod() {
   i=0
   while [ $i -lt 30 ]; do
-    COOPSWAP_TOKEN=$TOKEN $B/coopswap-client --server 127.0.0.1:7400 --client-id 1 ping >/dev/null 2>&1 && return 0
+    COOPSWAP_TOKEN=$TOKEN $B/coopswap-client --server 127.0.0.1:${1:-7400} --client-id 1 ping >/dev/null 2>&1 && return 0
     sleep 1; i=$((i + 1))
   done
   return 1
@@ -92,13 +92,62 @@ check reads-served-locally sh -c "[ \$(awk '/^local_reads/ {print \$2}' $D/stats
 check no-io-errors sh -c "grep -q '^io_errors 0' $D/stats"
 cat $D/repos $D/stats
 
+# --- drain, live: repository A's pages move to repository B while fio writes and verifies another region ----------
+# (issue 4 item 4; Documentation/coopswap.md, "Draining a repository"). Indexes: 0 is the dead one above, 1 = A, 2 = B.
+sed 's/127.0.0.1:7400/127.0.0.1:7401/' /tmp/repod.toml > /tmp/repodB.toml && chmod 600 /tmp/repodB.toml
+$B/coopswap-repod --config /tmp/repod.toml >/tmp/repodA.log 2>&1 &
+REPODA=$!
+$B/coopswap-repod --config /tmp/repodB.toml >/tmp/repodB.log 2>&1 &
+REPODB=$!
+check repodA-running wait_repod
+check repodB-running wait_repod 7401
+check repo-add-A-B sh -c "echo 'add 127.0.0.1:7400 1 $TOKEN' > $D/repos && echo 'add 127.0.0.1:7401 1 $TOKEN' > $D/repos"
+check fio-write-spread $FIO --do_verify=0 --output=/tmp/fio5.out
+pages_of() { awk -v i="$1" '$1 == i { for (f = 1; f < NF; f++) if ($f == "pages") print $(f + 1) }' $D/repos; }
+# held_at PORT: pages the repository on PORT holds for client 1 (its quota minus its room, from a PING).
+held_at() { COOPSWAP_TOKEN=$TOKEN $B/coopswap-client --server 127.0.0.1:$1 --client-id 1 ping | awk '{ for (f = 1; f < NF; f++) { if ($f == "quota") q = $(f + 1); if ($f == "for") r = $(f + 1) } } END { print q - r }'; }
+cat $D/repos
+echo "coopswap: before the drain A holds $(held_at 7400) pages, B $(held_at 7401)"
+both_hold() { [ "$(pages_of 1)" -gt 1000 ] && [ "$(pages_of 2)" -gt 1000 ]; }
+check pages-on-both both_hold
+check_fails drain-unknown "no such file" sh -c "echo 'drain 9' > $D/repos"
+check_fails drain-dead-one "not connected" sh -c "echo 'drain 0' > $D/repos"
+check_fails drain-garbage "invalid" sh -c "echo 'drain one' > $D/repos"
+check_fails drain-extra-word "invalid" sh -c "echo 'drain 1 now' > $D/repos"
+check drain-bad-input-changed-nothing sh -c "grep -q '^1 127.0.0.1:7400 client 1 up pages' $D/repos"
+# The other region (16-24 MiB): written and verified by fio during the drain.
+fio --name=live --filename=/dev/coopswap0 --offset=16M --size=8M --rw=randwrite --bs=4k --direct=1 --ioengine=psync \
+  --verify=crc32c --verify_fatal=1 --do_verify=1 --loops=3 --output=/tmp/fio6.out &
+LIVE=$!
+sleep 1
+check drain-A sh -c "echo 'drain 1' > $D/repos"
+dmesg | grep -E 'coopswap0: (draining|repository 1 drained)' | tail -2
+check live-fio-during-drain wait $LIVE
+cat $D/repos
+check A-out-of-service sh -c "grep -q '^1 127.0.0.1:7400 client 1 down pages 0 .* reason: drained by the administrator' $D/repos"
+a_empty() { [ "$(held_at 7400)" = 0 ]; }
+b_full() { [ "$(pages_of 2)" -ge 4096 ] && [ "$(held_at 7401)" -ge 4096 ]; }
+check A-holds-nothing a_empty
+check B-holds-all b_full
+check drain-report sh -c "dmesg | grep -q 'coopswap0: repository 1 drained and out of service: [1-9][0-9]* pages moved'"
+local_before=$(awk '/^local_reads/ {print $2}' $D/stats)
+remote_before=$(awk '/^remote_reads/ {print $2}' $D/stats)
+check fio-verify-after-drain $FIO --verify_only=1 --output=/tmp/fio7.out
+# The moved pages are read from B, not from the local store.
+check read-from-B sh -c "[ \$(awk '/^remote_reads/ {print \$2}' $D/stats) -ge \$(($remote_before + 4000)) ] && [ \$(awk '/^local_reads/ {print \$2}' $D/stats) -lt \$(($local_before + 96)) ]"
+check no-io-errors-drain sh -c "grep -q '^io_errors 0' $D/stats"
+check_fails drain-again-refused "not connected" sh -c "echo 'drain 1' > $D/repos"
+cat $D/stats
+echo 'remove 2' > $D/repos
+kill $REPODA $REPODB 2>/dev/null; wait $REPODA $REPODB 2>/dev/null
+
 # --- swap under a memory hog that verifies every byte, with a (new) repository ------------------------------------
 # A repository in the same VM takes part in the memory pressure: its own allocations can wait for reclaim, which waits
 # for this swap device, so it may stall until the client's timeout declares it dead (then the local copies serve).
 $B/coopswap-repod --config /tmp/repod.toml >/tmp/repod2.log 2>&1 &
 REPOD=$!
 check repod2-running wait_repod
-check repo-add-new sh -c "echo 'add 127.0.0.1:7400 1 $TOKEN' > $D/repos && grep -q '^1 127.0.0.1:7400 client 1 up' $D/repos"
+check repo-add-new sh -c "echo 'add 127.0.0.1:7400 1 $TOKEN' > $D/repos && grep -q '^3 127.0.0.1:7400 client 1 up' $D/repos"
 check mkswap mkswap /dev/coopswap0
 check swapon swapon /dev/coopswap0
 avail=$(awk '/MemAvailable/ {print int($2/1024)}' /proc/meminfo)
