@@ -12,6 +12,7 @@
 //! echo /tmp/map > .../0/map_export                  # page map to a file (device on, not open)
 //! echo /tmp/map > .../0/map_import                  # page map from a file into a fresh device of the same size
 //! echo "drain 0" > .../0/repos                    # move repository 0's pages elsewhere, then take it out
+//! echo "reconnect 0" > .../0/repos                # a repository out of service back in (same address, token)
 //! echo "remove 0" > .../0/repos; echo 0 > .../0/power; rmdir .../0
 //! ```
 //!
@@ -279,7 +280,7 @@ impl AttributeOperations<3> for DeviceConfig {
         let line = input(page)?;
         let mut words = line.split_whitespace();
         let usage = || {
-            pr_err!("repos takes 'add A.B.C.D:PORT CLIENT_ID TOKEN(32 hex)', 'drain INDEX' or 'remove INDEX'\n");
+            pr_err!("repos takes 'add A.B.C.D:PORT CLIENT_ID TOKEN(32 hex)', 'drain INDEX', 'reconnect INDEX' or 'remove INDEX'\n");
             EINVAL
         };
         match words.next() {
@@ -358,6 +359,49 @@ impl AttributeOperations<3> for DeviceConfig {
                     ),
                 }
                 res
+            }
+            Some("reconnect") => {
+                let idx: u16 = words.next().and_then(|s| s.parse().ok()).ok_or_else(usage)?;
+                if words.next().is_some() {
+                    return Err(usage());
+                }
+                let (io, name) = {
+                    let cfg = this.data.lock();
+                    let dev = cfg.device.as_ref().ok_or(ENOENT)?;
+                    (dev.io.clone(), CString::try_from_fmt(fmt!("{}", cfg.disk_name.to_str()?))?)
+                };
+                let name = name.to_str()?;
+                let (addr, port, client, cap, pages) = {
+                    let st = io.state.lock();
+                    let r = st.repos.get(usize::from(idx)).ok_or(ENOENT)?;
+                    if r.down_reason.is_none() {
+                        pr_err!("{}: repository {} is in service; nothing to reconnect\n", name, idx);
+                        return Err(EISCONN);
+                    }
+                    (r.addr, r.port, r.client_id, r.cap, st.pages())
+                };
+                let [a, b, c, d] = addr;
+                // Connecting can take the whole time-out: without the device's lock, so that its I/O goes on.
+                let mut repo = Repo::connect(addr, port, client, cap).inspect_err(|e| {
+                    let why = if *e == EACCES { "client id or token refused" } else { "is coopswap-repod running there?" };
+                    pr_err!(
+                        "{}: repository {} ({}.{}.{}.{}:{}) not reconnected (errno {}): {}\n",
+                        name, idx, a, b, c, d, port, e.to_errno(), why
+                    );
+                })?;
+                let stale = repo.drop_all(pages).inspect_err(|e| {
+                    pr_err!("{}: repository {}: dropping its old pages failed (errno {}); not reconnected\n", name, idx, e.to_errno());
+                })?;
+                let max = repo.max_pages;
+                {
+                    let _noio = Memalloc::enter(false);
+                    io.state.lock().reconnect(idx, repo)?;
+                }
+                pr_info!(
+                    "{}: repository {} ({}.{}.{}.{}:{}) back in service ({} pages allowed; {} old pages dropped there)\n",
+                    name, idx, a, b, c, d, port, max, stale
+                );
+                Ok(())
             }
             Some("remove") => {
                 let idx: u16 = words.next().and_then(|s| s.parse().ok()).ok_or_else(usage)?;

@@ -424,8 +424,8 @@ impl IoState {
             if r.down_reason.is_none() {
                 let [a, b, c, d] = r.addr;
                 pr_err!(
-                    "{}: repository {} ({}.{}.{}.{}:{}) is out of service: {}; its pages are read from the local store; add it again when it is back ({} frames, {} bytes sent on the connection; the requests in flight began after frame {}, byte {})\n",
-                    dev, idx, a, b, c, d, r.port, why, r.sent_frames, r.sent_bytes, r.mark.0, r.mark.1
+                    "{}: repository {} ({}.{}.{}.{}:{}) is out of service: {}; its pages are read from the local store; when it is back: echo 'reconnect {}' > repos ({} frames, {} bytes sent on the connection; the requests in flight began after frame {}, byte {})\n",
+                    dev, idx, a, b, c, d, r.port, why, idx, r.sent_frames, r.sent_bytes, r.mark.0, r.mark.1
                 );
             }
             r.conn = None;
@@ -516,6 +516,27 @@ impl IoState {
         for rec in self.records.iter_mut() {
             rec.repo_gone(idx);
         }
+    }
+
+    /// Puts repository `idx`, out of service, back in service over the new connection `repo` (the administrator's
+    /// `reconnect INDEX`; the caller connected and dropped its stale pages without the lock). Its counters are kept.
+    /// `EISCONN` if it is in service (nothing changed; `repo` is closed).
+    pub(crate) fn reconnect(&mut self, idx: u16, repo: Repo) -> Result {
+        let old = self.repos.get_mut(usize::from(idx)).ok_or(ENOENT)?;
+        if old.down_reason.is_none() {
+            return Err(EISCONN);
+        }
+        let counters = old.counters;
+        *old = repo;
+        old.counters = counters;
+        let info = self.infos.get_mut(usize::from(idx)).ok_or(ENOENT)?;
+        info.flags = RepoFlags(RepoFlags::UP);
+        Ok(())
+    }
+
+    /// Number of pages of the device.
+    pub(crate) fn pages(&self) -> u64 {
+        self.records.len() as u64
     }
 
     /// One request/reply on repository `idx` outside a batch (the drain's; nothing else is outstanding there).

@@ -135,6 +135,33 @@ impl Repo {
         res
     }
 
+    /// Drops pages `0 .. pages` of this client at the repository (DROP with a count) and returns how many it held.
+    /// Used on a reconnected repository: the device's page map refers to none of its pages any more (they were
+    /// forgotten when it went down), so whatever it still holds from before is garbage taking its memory.
+    pub(crate) fn drop_all(&mut self, pages: u64) -> Result<u64> {
+        let count = u32::try_from(pages).map_err(|_| EINVAL)?;
+        if count == 0 {
+            return Ok(0);
+        }
+        let tag = u64::MAX;
+        let h = RequestHeader { op: op::DROP, flags: 0, tag, cap: self.cap, page: 0, count, len: 0, csum: 0 };
+        let mut hdr = [0u8; wire::REQUEST_HEADER_LEN];
+        h.write(&mut hdr).map_err(wire_err)?;
+        let conn = self.conn.as_mut().ok_or(ENOTCONN)?;
+        if let Err(e) = conn.send2(&hdr, &[]) {
+            self.conn = None;
+            return Err(e);
+        }
+        self.sent_frames += 1;
+        self.sent_bytes += hdr.len() as u64;
+        let r = self.recv(&mut [])?;
+        match r.status {
+            status::OK if r.tag == tag => Ok(r.value),
+            status::DENIED => Err(EACCES),
+            _ => Err(EPROTO),
+        }
+    }
+
     /// Receives one reply; a DATA payload lands in `page` and is checked (length, fields, checksum). On any error
     /// (timeout, reset, malformed frame) the connection is closed.
     pub(crate) fn recv(&mut self, page: &mut [u8]) -> Result<ReplyHeader> {

@@ -138,6 +138,30 @@ check read-from-B sh -c "[ \$(awk '/^remote_reads/ {print \$2}' $D/stats) -ge \$
 check no-io-errors-drain sh -c "grep -q '^io_errors 0' $D/stats"
 check_fails drain-again-refused "not connected" sh -c "echo 'drain 1' > $D/repos"
 cat $D/stats
+
+# --- reconnect: B stalls (SIGSTOP) and is declared dead; back (SIGCONT), `reconnect 2` puts it in service again and
+# drops the pages it still held from before (the page map forgot them when it went down) --------------------------
+check_fails reconnect-in-service "already connected" sh -c "echo 'reconnect 2' > $D/repos"
+check_fails reconnect-unknown "no such file" sh -c "echo 'reconnect 9' > $D/repos"
+check_fails reconnect-garbage "invalid" sh -c "echo 'reconnect' > $D/repos"
+kill -STOP $REPODB
+check fio-verify-B-stalled $FIO --verify_only=1 --output=/tmp/fio8.out
+check B-declared-down sh -c "grep -q '^2 127.0.0.1:7401 client 1 down pages 0 .* reason: timed out' $D/repos"
+kill -CONT $REPODB
+b_has_old() { [ "$(held_at 7401)" -ge 4096 ]; }
+check B-still-holds-old-pages b_has_old
+check reconnect-B sh -c "echo 'reconnect 2' > $D/repos"
+check B-back-in-service sh -c "grep -q '^2 127.0.0.1:7401 client 1 up pages 0' $D/repos"
+b_empty() { [ "$(held_at 7401)" = 0 ]; }
+check B-old-pages-dropped b_empty
+check reconnect-log sh -c "dmesg | grep -q 'coopswap0: repository 2 (127.0.0.1:7401) back in service (.* pages allowed; [1-9][0-9]* old pages dropped there)'"
+dmesg | grep 'back in service' | tail -1
+check reconnect-drained-A sh -c "echo 'reconnect 1' > $D/repos && grep -q '^1 127.0.0.1:7400 client 1 up' $D/repos"
+check fio-after-reconnect $FIO --do_verify=1 --output=/tmp/fio9.out
+check pages-on-both-again both_hold
+check no-io-errors-reconnect sh -c "grep -q '^io_errors 0' $D/stats"
+cat $D/repos
+echo 'remove 1' > $D/repos
 echo 'remove 2' > $D/repos
 kill $REPODA $REPODB 2>/dev/null; wait $REPODA $REPODB 2>/dev/null
 
