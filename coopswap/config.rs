@@ -18,7 +18,8 @@
 //!
 //! Malformed writes fail with EINVAL (EBUSY when the device state forbids them) and change nothing.
 
-use super::device::{parse_addr, parse_token, repo_id, Device, DrainCount, Stats};
+use super::device::{parse_addr, parse_token, Device, DrainCount, Stats};
+use super::overcast::fmt::Show;
 use super::overcast::blk::{pin_module_forever, Memalloc, SeqFile};
 use super::repo::Repo;
 use kernel::configfs::{self, AttributeOperations};
@@ -259,7 +260,7 @@ impl AttributeOperations<3> for DeviceConfig {
         let Some(dev) = cfg.device.as_ref() else { return Ok(0) };
         let st = dev.io.state.lock();
         for (i, r) in st.repos.iter().enumerate() {
-            let [a, b, c, d] = r.addr;
+
             let state = match r.down_reason {
                 None if st.draining(i as u16) => "up,draining",
                 None => "up",
@@ -267,8 +268,8 @@ impl AttributeOperations<3> for DeviceConfig {
             };
             let full = st.infos.get(i).is_some_and(|x| x.flags.0 & super::core_logic::placement::RepoFlags::FULL != 0);
             w.write_fmt(fmt!(
-                "{} {}.{}.{}.{}:{} client {} {}{} pages {} stores {} fetches {} full {} failed {}{}{}\n",
-                i, a, b, c, d, r.port, r.client_id, state, if full { ",full" } else { "" },
+                "{} {} client {} {}{} pages {} stores {} fetches {} full {} failed {}{}{}\n",
+                i, Show(&r.addr), r.client_id, state, if full { ",full" } else { "" },
                 st.pages_on(i as u16), r.counters.stores, r.counters.fetches, r.counters.full, r.counters.failed,
                 if r.down_reason.is_some() { " reason: " } else { "" }, r.down_reason.unwrap_or("")
             ))?;
@@ -280,12 +281,12 @@ impl AttributeOperations<3> for DeviceConfig {
         let line = input(page)?;
         let mut words = line.split_whitespace();
         let usage = || {
-            pr_err!("repos takes 'add A.B.C.D:PORT CLIENT_ID TOKEN(32 hex)', 'drain INDEX', 'reconnect INDEX' or 'remove INDEX'\n");
+            pr_err!("repos takes 'add A.B.C.D:PORT|[IPV6]:PORT CLIENT_ID TOKEN(32 hex)', 'drain INDEX', 'reconnect INDEX' or 'remove INDEX'\n");
             EINVAL
         };
         match words.next() {
             Some("add") => {
-                let (addr, port) = words.next().ok_or_else(usage).and_then(|s| parse_addr(s).map_err(|_| usage()))?;
+                let addr = words.next().ok_or_else(usage).and_then(|s| parse_addr(s).map_err(|_| usage()))?;
                 let client: u64 = words.next().and_then(|s| s.parse().ok()).ok_or_else(usage)?;
                 let cap = words.next().ok_or_else(usage).and_then(|s| parse_token(s).map_err(|_| usage()))?;
                 if words.next().is_some() {
@@ -296,18 +297,17 @@ impl AttributeOperations<3> for DeviceConfig {
                     pr_err!("{}: power the device on before adding repositories\n", cfg.disk_name.to_str()?);
                     return Err(EBUSY);
                 };
-                let repo = Repo::connect(addr, port, client, cap).inspect_err(|e| {
-                    let [a, b, c, d] = addr;
+                let repo = Repo::connect(addr, client, cap).inspect_err(|e| {
                     let why = if *e == EACCES {
                         "client id or token refused"
                     } else {
                         "cannot connect or no HELLO answer; is coopswap-repod running there?"
                     };
                     let errno = e.to_errno();
-                    pr_err!("repository {}.{}.{}.{}:{} not added: {} (errno {})\n", a, b, c, d, port, why, errno);
+                    pr_err!("repository {} not added: {} (errno {})\n", Show(&addr), why, errno);
                 })?;
                 let max = repo.max_pages;
-                let idx = dev.io.state.lock().add_repo(repo, repo_id(addr, port))?;
+                let idx = dev.io.state.lock().add_repo(repo, addr.id())?;
                 pr_info!("repository {} added ({} pages allowed)\n", idx, max);
                 Ok(())
             }
@@ -371,22 +371,21 @@ impl AttributeOperations<3> for DeviceConfig {
                     (dev.io.clone(), CString::try_from_fmt(fmt!("{}", cfg.disk_name.to_str()?))?)
                 };
                 let name = name.to_str()?;
-                let (addr, port, client, cap, pages) = {
+                let (addr, client, cap, pages) = {
                     let st = io.state.lock();
                     let r = st.repos.get(usize::from(idx)).ok_or(ENOENT)?;
                     if r.down_reason.is_none() {
                         pr_err!("{}: repository {} is in service; nothing to reconnect\n", name, idx);
                         return Err(EISCONN);
                     }
-                    (r.addr, r.port, r.client_id, r.cap, st.pages())
+                    (r.addr, r.client_id, r.cap, st.pages())
                 };
-                let [a, b, c, d] = addr;
                 // Connecting can take the whole time-out: without the device's lock, so that its I/O goes on.
-                let mut repo = Repo::connect(addr, port, client, cap).inspect_err(|e| {
+                let mut repo = Repo::connect(addr, client, cap).inspect_err(|e| {
                     let why = if *e == EACCES { "client id or token refused" } else { "is coopswap-repod running there?" };
                     pr_err!(
-                        "{}: repository {} ({}.{}.{}.{}:{}) not reconnected (errno {}): {}\n",
-                        name, idx, a, b, c, d, port, e.to_errno(), why
+                        "{}: repository {} ({}) not reconnected (errno {}): {}\n",
+                        name, idx, Show(&addr), e.to_errno(), why
                     );
                 })?;
                 let stale = repo.drop_all(pages).inspect_err(|e| {
@@ -398,8 +397,8 @@ impl AttributeOperations<3> for DeviceConfig {
                     io.state.lock().reconnect(idx, repo)?;
                 }
                 pr_info!(
-                    "{}: repository {} ({}.{}.{}.{}:{}) back in service ({} pages allowed; {} old pages dropped there)\n",
-                    name, idx, a, b, c, d, port, max, stale
+                    "{}: repository {} ({}) back in service ({} pages allowed; {} old pages dropped there)\n",
+                    name, idx, Show(&addr), max, stale
                 );
                 Ok(())
             }

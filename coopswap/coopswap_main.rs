@@ -92,13 +92,16 @@ mod tests {
 /// The device's own parsing of configfs input (repository address and token).
 #[kunit_tests(overcast_coopswap_dev)]
 mod dev_tests {
-    use super::device::{parse_addr, parse_token, repo_id};
+    use super::device::{parse_addr, parse_token};
 
     #[test]
     fn repository_addresses() {
-        assert_eq!(parse_addr("127.0.0.1:7400").ok(), Some(([127, 0, 0, 1], 7400)));
-        assert_eq!(parse_addr("10.1.2.3:1").ok(), Some(([10, 1, 2, 3], 1)));
-        for bad in ["127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "1.2.3:80", "1.2.3.4.5:80", "256.0.0.1:80", "a.b.c.d:80", ":80", ""] {
+        let a = parse_addr("127.0.0.1:7400").ok().map(|a| (a.family, a.ip, a.port));
+        assert_eq!(a, Some((4, [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 7400)));
+        let b = parse_addr("[::1]:9400").ok().map(|a| (a.family, a.ip, a.port));
+        assert_eq!(b, Some((6, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 9400)));
+        for bad in ["127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "1.2.3:80", "1.2.3.4.5:80", "256.0.0.1:80",
+            "a.b.c.d:80", ":80", "", "::1:80", "[::1]", "[fe80::1%2]:80"] {
             assert!(parse_addr(bad).is_err());
         }
     }
@@ -115,8 +118,10 @@ mod dev_tests {
 
     #[test]
     fn repository_ids_are_stable_and_distinct() {
-        assert_eq!(repo_id([10, 0, 0, 1], 7400), repo_id([10, 0, 0, 1], 7400));
-        assert_ne!(repo_id([10, 0, 0, 1], 7400), repo_id([10, 0, 0, 2], 7400));
-        assert_ne!(repo_id([10, 0, 0, 1], 7400), repo_id([10, 0, 0, 1], 7401));
+        let id = |s: &str| parse_addr(s).map(|a| a.id()).unwrap_or(0);
+        assert_eq!(id("10.0.0.1:7400"), id("10.0.0.1:7400"));
+        assert_ne!(id("10.0.0.1:7400"), id("10.0.0.2:7400"));
+        assert_ne!(id("10.0.0.1:7400"), id("10.0.0.1:7401"));
+        assert_ne!(id("[fd00::1]:7400"), id("[fd00::2]:7400"));
     }
 }

@@ -24,6 +24,7 @@ use super::core_logic::pagemap::{PageFlags, PageRecord, ReadPlan, StoreOutcome, 
 use super::core_logic::placement::{place, RepoFlags, RepoInfo, MAX_REPOS};
 use super::core_logic::wire::{op, status, Capability, ReplyHeader, PAGE_SIZE};
 use super::overcast::blk::{self, Disk, LocalStore, Memalloc, OwnedQueue, RqInfo, RqOp, SeqFile};
+use super::overcast::fmt::Show;
 use super::repo::Repo;
 use kernel::block::mq::{self, Operations, TagSet};
 use kernel::new_mutex;
@@ -422,10 +423,9 @@ impl IoState {
         let dev = self.name.to_str().unwrap_or("coopswap");
         if let Some(r) = self.repos.get_mut(usize::from(idx)) {
             if r.down_reason.is_none() {
-                let [a, b, c, d] = r.addr;
                 pr_err!(
-                    "{}: repository {} ({}.{}.{}.{}:{}) is out of service: {}; its pages are read from the local store; when it is back: echo 'reconnect {}' > repos ({} frames, {} bytes sent on the connection; the requests in flight began after frame {}, byte {})\n",
-                    dev, idx, a, b, c, d, r.port, why, idx, r.sent_frames, r.sent_bytes, r.mark.0, r.mark.1
+                    "{}: repository {} ({}) is out of service: {}; its pages are read from the local store; when it is back: echo 'reconnect {}' > repos ({} frames, {} bytes sent on the connection; the requests in flight began after frame {}, byte {})\n",
+                    dev, idx, Show(&r.addr), why, idx, r.sent_frames, r.sent_bytes, r.mark.0, r.mark.1
                 );
             }
             r.conn = None;
@@ -960,22 +960,9 @@ impl IoState {
     }
 }
 
-/// Parses "a.b.c.d:port".
-pub(crate) fn parse_addr(s: &str) -> Result<([u8; 4], u16)> {
-    let (ip, port) = s.split_once(':').ok_or(EINVAL)?;
-    let port: u16 = port.parse().map_err(|_| EINVAL)?;
-    if port == 0 {
-        return Err(EINVAL);
-    }
-    let mut out = [0u8; 4];
-    let mut parts = ip.split('.');
-    for b in out.iter_mut() {
-        *b = parts.next().ok_or(EINVAL)?.parse().map_err(|_| EINVAL)?;
-    }
-    if parts.next().is_some() {
-        return Err(EINVAL);
-    }
-    Ok((out, port))
+/// Parses a repository address, `A.B.C.D:PORT` or `[IPV6]:PORT` (the no_std `RepoAddr::parse`, host-tested).
+pub(crate) fn parse_addr(s: &str) -> Result<RepoAddr> {
+    RepoAddr::parse(s).ok_or(EINVAL)
 }
 
 /// Parses a 128-bit token written as 32 hex digits.
@@ -994,12 +981,6 @@ pub(crate) fn parse_token(s: &str) -> Result<Capability> {
         return Err(EINVAL);
     }
     Ok(Capability(out))
-}
-
-/// The stable repository id used for placement: a hash of address and port (the same on every host).
-pub(crate) fn repo_id(addr: [u8; 4], port: u16) -> u64 {
-    let v = (u64::from(u32::from_be_bytes(addr)) << 16) | u64::from(port);
-    super::core_logic::placement::mix64(v)
 }
 
 /// What a page-map import found, for the log line.
@@ -1041,10 +1022,6 @@ impl MapSink for ImportSink {
     }
 
     fn repo(&mut self, e: &RepoEntry) -> Result {
-        if e.addr.family != 4 {
-            pr_err!("page map import: repository {} has an IPv6 address, which this module does not support\n", e.index);
-            return Err(EINVAL);
-        }
         self.repos.push(*e, GFP_KERNEL)?;
         Ok(())
     }
@@ -1099,12 +1076,10 @@ impl IoState {
         let mut ex = MapExporter::new(&header, &mut hb).map_err(|e| map_err("export", e))?;
         out.extend_from_slice(&hb, GFP_KERNEL)?;
         for (i, (r, info)) in self.repos.iter().zip(self.infos.iter()).enumerate() {
-            let mut ip = [0u8; 16];
-            ip[..4].copy_from_slice(&r.addr);
             let e = RepoEntry {
                 index: u16::try_from(i).map_err(|_| EINVAL)?,
                 flags: RepoFlags(info.flags.0 & RepoFlags::ALL),
-                addr: RepoAddr { family: 4, ip, port: r.port },
+                addr: r.addr,
                 cap: r.cap,
                 client_id: r.client_id,
                 repo_id: info.id,
@@ -1176,17 +1151,15 @@ impl IoState {
         };
         self.seed = header.seed;
         for e in sink.repos.iter() {
-            let addr = [e.addr.ip[0], e.addr.ip[1], e.addr.ip[2], e.addr.ip[3]];
-            let repo = match Repo::connect(addr, e.addr.port, e.client_id, e.cap) {
+            let repo = match Repo::connect(e.addr, e.client_id, e.cap) {
                 Ok(r) => r,
                 Err(err) => {
-                    let [a, b, c, d] = addr;
                     pr_err!(
-                        "{}: repository {} ({}.{}.{}.{}:{}) of the imported map is not reachable or refuses the client (errno {}); its pages are read from the local store\n",
-                        self.dev(), e.index, a, b, c, d, e.addr.port, err.to_errno()
+                        "{}: repository {} ({}) of the imported map is not reachable or refuses the client (errno {}); its pages are read from the local store\n",
+                        self.dev(), e.index, Show(&e.addr), err.to_errno()
                     );
                     sum.repos_down += 1;
-                    Repo::offline(addr, e.addr.port, e.client_id, e.cap, "unreachable at import")
+                    Repo::offline(e.addr, e.client_id, e.cap, "unreachable at import")
                 }
             };
             let down = repo.conn.is_none();

@@ -4,6 +4,7 @@
 //! connection speaking the repository protocol (Documentation/coopswap-protocol.md). Requests are pipelined: the
 //! device sends many frames, each with its own tag, and collects the replies afterwards (matching them by tag).
 
+use super::core_logic::mapfile::RepoAddr;
 use super::core_logic::wire::{self, op, status, Capability, ReplyHeader, RequestHeader, PAGE_SIZE};
 use super::overcast::sock::TcpStream;
 use kernel::prelude::*;
@@ -24,8 +25,8 @@ pub(crate) struct RepoCounters {
 /// A repository in the device's table. Entries are never removed (page records refer to them by index); a removed
 /// or failed repository stays as a dead entry.
 pub(crate) struct Repo {
-    pub(crate) addr: [u8; 4],
-    pub(crate) port: u16,
+    /// Where it is (IPv4 or IPv6, and port).
+    pub(crate) addr: RepoAddr,
     pub(crate) client_id: u64,
     pub(crate) cap: Capability,
     pub(crate) conn: Option<TcpStream>,
@@ -48,8 +49,8 @@ fn wire_err(_e: wire::WireError) -> Error {
 impl Repo {
     /// Connects and says HELLO. Errors: connection errno (ECONNREFUSED, ETIMEDOUT, …), EACCES for a wrong token or
     /// unknown client id, EPROTO for a peer that does not speak the protocol.
-    pub(crate) fn connect(addr: [u8; 4], port: u16, client_id: u64, cap: Capability) -> Result<Self> {
-        let mut conn = TcpStream::connect(addr, port, TIMEOUT_MS)?;
+    pub(crate) fn connect(addr: RepoAddr, client_id: u64, cap: Capability) -> Result<Self> {
+        let mut conn = TcpStream::connect(&addr.socket_addr(), TIMEOUT_MS)?;
         let hello = RequestHeader {
             op: op::HELLO,
             flags: 0,
@@ -72,7 +73,6 @@ impl Repo {
         match h.status {
             status::WELCOME => Ok(Self {
                 addr,
-                port,
                 client_id,
                 cap,
                 conn: Some(conn),
@@ -90,10 +90,9 @@ impl Repo {
 
     /// A repository known by address and capability but not connected (e.g. one an imported map names that does not
     /// answer): out of service from the start, with `reason` shown to the operator.
-    pub(crate) fn offline(addr: [u8; 4], port: u16, client_id: u64, cap: Capability, reason: &'static str) -> Self {
+    pub(crate) fn offline(addr: RepoAddr, client_id: u64, cap: Capability, reason: &'static str) -> Self {
         Self {
             addr,
-            port,
             client_id,
             cap,
             conn: None,

@@ -3,6 +3,7 @@
  * Kernel TCP client sockets for Overcast's Rust modules (declared in sock.h). Included by each module that uses them.
  */
 #include <linux/in.h>
+#include <linux/in6.h>
 #include <linux/jiffies.h>
 #include <linux/net.h>
 #include <linux/socket.h>
@@ -14,15 +15,29 @@
 
 #include "overcast_helpers.h"
 
-struct socket *ovc_sock_connect(const unsigned char *addr, unsigned short port, unsigned int timeout_ms, int *err)
+struct socket *ovc_sock_connect(int family, const unsigned char *addr, unsigned short port, unsigned int timeout_ms,
+			       int *err)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+	struct sockaddr_unsized *sa;
 	struct socket *sock;
 	long tmo = msecs_to_jiffies(timeout_ms ? timeout_ms : 1);
-	int ret;
+	int salen, ret;
 
-	memcpy(&sin.sin_addr.s_addr, addr, 4);
-	ret = sock_create_kern(&init_net, AF_INET, SOCK_STREAM, IPPROTO_TCP, &sock);
+	if (family == AF_INET) {
+		memcpy(&sin.sin_addr.s_addr, addr, 4);
+		sa = (struct sockaddr_unsized *)&sin;
+		salen = sizeof(sin);
+	} else if (family == AF_INET6 && IS_ENABLED(CONFIG_IPV6)) {
+		memcpy(&sin6.sin6_addr, addr, 16);
+		sa = (struct sockaddr_unsized *)&sin6;
+		salen = sizeof(sin6);
+	} else {
+		*err = -EAFNOSUPPORT;
+		return NULL;
+	}
+	ret = sock_create_kern(&init_net, family, SOCK_STREAM, IPPROTO_TCP, &sock);
 	if (ret) {
 		*err = ret;
 		return NULL;
@@ -34,7 +49,7 @@ struct socket *ovc_sock_connect(const unsigned char *addr, unsigned short port, 
 	sock->sk->sk_sndtimeo = tmo;
 	sock->sk->sk_rcvtimeo = tmo;
 	tcp_sock_set_nodelay(sock->sk);
-	ret = kernel_connect(sock, (struct sockaddr_unsized *)&sin, sizeof(sin), 0);
+	ret = kernel_connect(sock, sa, salen, 0);
 	if (ret) {
 		sock_release(sock);
 		*err = ret == -EINPROGRESS || ret == -EAGAIN ? -ETIMEDOUT : ret;

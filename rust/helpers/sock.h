@@ -13,7 +13,9 @@ struct socket;
  * Connects to IPv4 address addr (4 bytes, network order) port (host order) with send/receive timeouts of
  * timeout_ms. Returns the socket or NULL (*err = -errno).
  */
-struct socket *ovc_sock_connect(const unsigned char *addr, unsigned short port, unsigned int timeout_ms, int *err);
+/* family: AF_INET (addr: 4 bytes) or AF_INET6 (16 bytes); -EAFNOSUPPORT otherwise. */
+struct socket *ovc_sock_connect(int family, const unsigned char *addr, unsigned short port, unsigned int timeout_ms,
+			       int *err);
 /* Sends a then b (either may have length 0) completely. 0, -ETIMEDOUT, or another -errno. */
 int ovc_sock_send2(struct socket *s, const void *a, unsigned long alen, const void *b, unsigned long blen);
 /* Receives exactly len bytes. 0, -ETIMEDOUT, -ECONNRESET (peer closed), or another -errno. */

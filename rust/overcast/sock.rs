@@ -19,11 +19,19 @@ pub struct TcpStream(NonNull<bindings::socket>);
 unsafe impl Send for TcpStream {}
 
 impl TcpStream {
-    /// Connects to `addr:port` (IPv4); every later send or receive fails with `ETIMEDOUT` after `timeout_ms`.
-    pub fn connect(addr: [u8; 4], port: u16, timeout_ms: u32) -> Result<Self> {
+    /// Connects to `addr` (IPv4 or IPv6); every later send or receive fails with `ETIMEDOUT` after `timeout_ms`.
+    pub fn connect(addr: &core::net::SocketAddr, timeout_ms: u32) -> Result<Self> {
+        let (family, ip) = match addr.ip() {
+            core::net::IpAddr::V4(v4) => {
+                let mut ip = [0u8; 16];
+                ip[..4].copy_from_slice(&v4.octets());
+                (kernel::bindings::AF_INET, ip)
+            }
+            core::net::IpAddr::V6(v6) => (kernel::bindings::AF_INET6, v6.octets()),
+        };
         let mut err: kernel::ffi::c_int = 0;
-        // SAFETY: `addr` is 4 readable bytes; `err` is a valid out-pointer.
-        let s = unsafe { bindings::ovc_sock_connect(addr.as_ptr(), port, timeout_ms, &mut err) };
+        // SAFETY: `ip` is 16 readable bytes (the helper reads 4 of them for IPv4); `err` is a valid out-pointer.
+        let s = unsafe { bindings::ovc_sock_connect(family as _, ip.as_ptr(), addr.port(), timeout_ms, &mut err) };
         match NonNull::new(s) {
             Some(s) => Ok(Self(s)),
             None => Err(if err < 0 { Error::from_errno(err) } else { ETIMEDOUT }),

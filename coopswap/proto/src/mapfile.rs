@@ -55,6 +55,67 @@ pub struct RepoAddr {
     pub port: u16,
 }
 
+impl RepoAddr {
+    /// Parses `A.B.C.D:PORT` or `[IPV6]:PORT` (port 1 … 65535), as written to a device's `repos` file. `None` for
+    /// anything else (a host name, a missing or zero port, an IPv6 address without brackets, a scope id).
+    pub fn parse(s: &str) -> Option<Self> {
+        let sa: core::net::SocketAddr = s.parse().ok()?;
+        // A scope id (`%eth0`) would need an interface to connect through: not supported.
+        let scoped = matches!(sa, core::net::SocketAddr::V6(v6) if v6.scope_id() != 0);
+        if sa.port() == 0 || scoped {
+            return None;
+        }
+        Some(Self::from(sa))
+    }
+
+    /// The address as a socket address.
+    pub fn socket_addr(&self) -> core::net::SocketAddr {
+        let ip = self.ip;
+        if self.family == 6 {
+            core::net::SocketAddr::new(core::net::IpAddr::V6(core::net::Ipv6Addr::from(ip)), self.port)
+        } else {
+            let v4 = [ip[0], ip[1], ip[2], ip[3]];
+            core::net::SocketAddr::new(core::net::IpAddr::V4(core::net::Ipv4Addr::from(v4)), self.port)
+        }
+    }
+
+    /// The repository's stable id for placement: a hash of address and port, the same on every host. For IPv4 it is
+    /// the id earlier versions used (placement of existing maps does not change).
+    pub fn id(&self) -> u64 {
+        let ip = self.ip;
+        if self.family == 6 {
+            let hi = u64::from_be_bytes([ip[0], ip[1], ip[2], ip[3], ip[4], ip[5], ip[6], ip[7]]);
+            let lo = u64::from_be_bytes([ip[8], ip[9], ip[10], ip[11], ip[12], ip[13], ip[14], ip[15]]);
+            super::placement::mix64(super::placement::mix64(hi ^ u64::from(self.port)) ^ lo)
+        } else {
+            let v4 = u32::from_be_bytes([ip[0], ip[1], ip[2], ip[3]]);
+            super::placement::mix64((u64::from(v4) << 16) | u64::from(self.port))
+        }
+    }
+}
+
+impl From<core::net::SocketAddr> for RepoAddr {
+    fn from(sa: core::net::SocketAddr) -> Self {
+        let mut ip = [0u8; 16];
+        match sa.ip() {
+            core::net::IpAddr::V4(v4) => {
+                if let Some(d) = ip.get_mut(..4) {
+                    d.copy_from_slice(&v4.octets());
+                }
+                RepoAddr { family: 4, ip, port: sa.port() }
+            }
+            core::net::IpAddr::V6(v6) => RepoAddr { family: 6, ip: v6.octets(), port: sa.port() },
+        }
+    }
+}
+
+impl core::fmt::Display for RepoAddr {
+    /// `A.B.C.D:PORT` or `[IPV6]:PORT`, the syntax [`RepoAddr::parse`] reads.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(&self.socket_addr(), f)
+    }
+}
+
 /// A repository of the device: where it is and how the device authenticates to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RepoEntry {
@@ -685,5 +746,29 @@ mod tests {
         let (mut h, repos, records) = sample();
         h.device_pages = 8;
         assert_eq!(export(&h, &repos, &records), Err(MapError::BadRecord(8)));
+    }
+
+    #[test]
+    fn repository_addresses() {
+        extern crate std;
+        use std::string::ToString;
+        let a = RepoAddr::parse("10.1.2.3:7400").unwrap();
+        assert_eq!((a.family, &a.ip[..4], a.port), (4, &[10u8, 1, 2, 3][..], 7400));
+        assert_eq!(a.to_string(), "10.1.2.3:7400");
+        let b = RepoAddr::parse("[fd00::2]:9400").unwrap();
+        assert_eq!((b.family, b.port), (6, 9400));
+        assert_eq!(b.to_string(), "[fd00::2]:9400");
+        assert_eq!(RepoAddr::parse(&b.to_string()), Some(b));
+        for bad in ["", "10.1.2.3", "10.1.2.3:0", "10.1.2.3:65536", "fd00::2:9400", "[fd00::2]", "[fd00::2]:0",
+            "host:7400", "10.1.2:7400", "10.1.2.3:74x", " 10.1.2.3:7400", "[fe80::1%2]:7400", "1.2.3.256:1"] {
+            assert_eq!(RepoAddr::parse(bad), None, "{bad}");
+        }
+        // Ids: stable, and different for different addresses, ports and families.
+        assert_eq!(a.id(), RepoAddr::parse("10.1.2.3:7400").unwrap().id());
+        assert_eq!(a.id(), crate::placement::mix64((0x0a01_0203u64 << 16) | 7400));
+        assert_ne!(a.id(), RepoAddr::parse("10.1.2.3:7401").unwrap().id());
+        assert_ne!(b.id(), RepoAddr::parse("[fd00::3]:9400").unwrap().id());
+        assert_ne!(b.id(), RepoAddr::parse("[fd00::2]:9401").unwrap().id());
+        assert_ne!(RepoAddr::parse("[::ffff:10.1.2.3]:7400").unwrap().id(), a.id());
     }
 }

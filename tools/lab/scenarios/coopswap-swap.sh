@@ -165,13 +165,40 @@ echo 'remove 1' > $D/repos
 echo 'remove 2' > $D/repos
 kill $REPODA $REPODB 2>/dev/null; wait $REPODA $REPODB 2>/dev/null
 
+# --- an IPv6 repository ([::1]:7402), index 3: every page of a fio pass stored there and read back ------------------
+sed 's/127.0.0.1:7400/[::1]:7402/' /tmp/repod.toml > /tmp/repod6.toml && chmod 600 /tmp/repod6.toml
+$B/coopswap-repod --config /tmp/repod6.toml >/tmp/repod6.log 2>&1 &
+REPOD6=$!
+wait_repod6() {
+  i=0
+  while [ $i -lt 30 ]; do
+    COOPSWAP_TOKEN=$TOKEN $B/coopswap-client --server '[::1]:7402' --client-id 1 ping >/dev/null 2>&1 && return 0
+    sleep 1; i=$((i + 1))
+  done
+  return 1
+}
+check repod6-running wait_repod6
+check_fails repo-add-v6-unbracketed "invalid" sh -c "echo 'add ::1:7402 1 $TOKEN' > $D/repos"
+check_fails repo-add-v6-scoped "invalid" sh -c "echo 'add [fe80::1%1]:7402 1 $TOKEN' > $D/repos"
+check_fails repo-add-v6-refused "refused" sh -c "echo 'add [::1]:7499 1 $TOKEN' > $D/repos"
+check repo-add-v6 sh -c "echo 'add [::1]:7402 1 $TOKEN' > $D/repos"
+check repo-v6-listed sh -c "grep -q '^3 \[::1\]:7402 client 1 up' $D/repos"
+remote_before=$(awk '/^remote_reads/ {print $2}' $D/stats)
+check fio-verify-v6 $FIO --do_verify=1 --output=/tmp/fio10.out
+v6_holds() { [ "$(pages_of 3)" -ge 4096 ]; }
+check v6-repo-holds-pages v6_holds
+check reads-from-v6 sh -c "[ \$(awk '/^remote_reads/ {print \$2}' $D/stats) -ge \$(($remote_before + 4000)) ]"
+cat $D/repos
+echo 'remove 3' > $D/repos
+kill $REPOD6 2>/dev/null; wait $REPOD6 2>/dev/null
+
 # --- swap under a memory hog that verifies every byte, with a (new) repository ------------------------------------
 # A repository in the same VM takes part in the memory pressure: its own allocations can wait for reclaim, which waits
 # for this swap device, so it may stall until the client's timeout declares it dead (then the local copies serve).
 $B/coopswap-repod --config /tmp/repod.toml >/tmp/repod2.log 2>&1 &
 REPOD=$!
 check repod2-running wait_repod
-check repo-add-new sh -c "echo 'add 127.0.0.1:7400 1 $TOKEN' > $D/repos && grep -q '^3 127.0.0.1:7400 client 1 up' $D/repos"
+check repo-add-new sh -c "echo 'add 127.0.0.1:7400 1 $TOKEN' > $D/repos && grep -q '^4 127.0.0.1:7400 client 1 up' $D/repos"
 check mkswap mkswap /dev/coopswap0
 check swapon swapon /dev/coopswap0
 avail=$(awk '/MemAvailable/ {print int($2/1024)}' /proc/meminfo)
