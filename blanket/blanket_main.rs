@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn blk_feature_table_is_device_bits() {
         let (t, n) = super::blk::feature_table();
-        let want = [bit::BLK_SIZE_MAX, bit::BLK_SEG_MAX, bit::BLK_RO, bit::BLK_BLK_SIZE, bit::BLK_FLUSH];
+        let want = [bit::BLK_SIZE_MAX, bit::BLK_SEG_MAX, bit::BLK_RO, bit::BLK_BLK_SIZE, bit::BLK_FLUSH, bit::BLK_MQ];
         assert_eq!(t.get(..n), Some(&want[..]));
     }
 

@@ -19,6 +19,8 @@ use kernel::sync::{Arc, ArcBorrow};
 
 /// Most disks bound at once (`bvd0` .. `bvd63`).
 const MAX_DISKS: u32 = 64;
+/// Most request queues per disk (the device's `num_queues` and the number of possible CPUs limit it further).
+const MAX_QUEUES: u32 = 16;
 
 /// The registered driver: hands out disk numbers, lowest free first, so a device rebound gets its name back.
 pub(crate) struct BlkDriver {
@@ -123,9 +125,10 @@ impl BlkDriver {
         };
         // Scatterlists as long as the device allows (the ring may shorten the limit below, never lengthen it).
         let sg_len = blkreq::queue_limits(cfg.seg_max, 0, 0, u32::MAX, true).map_err(bad_config)?.max_segments;
-        let queue = BlkQueue::<BlkOps>::new::<BlkOps>(dev, sg_len).inspect_err(|e| {
+        let queue = BlkQueue::<BlkOps>::new::<BlkOps>(dev, sg_len, MAX_QUEUES).inspect_err(|e| {
             pr_err!("blanket_blk: {}: not bound: no request virtqueue ({:?})\n", dev.name(), e);
         })?;
+        let queues = queue.queues();
         // A segment must also fit one DMA mapping (swiotlb's bounce limit in a Xen PV Dom0).
         let seg_size = blkreq::min_nonzero(cfg.size_max, cfg.max_dma);
         let lim = blkreq::queue_limits(cfg.seg_max, seg_size, cfg.blk_size, queue.ring_size(), indirect)
@@ -138,7 +141,7 @@ impl BlkDriver {
         };
         let shared = Arc::new(Shared { queue, caps }, GFP_KERNEL)?;
         shared.queue.ready();
-        let tagset = Arc::pin_init(TagSet::new(1, lim.depth, 1), GFP_KERNEL)?;
+        let tagset = Arc::pin_init(TagSet::new(queues, lim.depth, 1), GFP_KERNEL)?;
         let name = CString::try_from_fmt(fmt!("bvd{}", index))?;
         let limits = BlkLimits {
             logical_block_size: lim.logical_block_size,
@@ -153,13 +156,14 @@ impl BlkDriver {
             pr_err!("blanket_blk: {}: not bound: adding disk {} failed ({:?})\n", dev.name(), &*name, e);
         })?;
         pr_info!(
-            "blanket_blk: {}: bvd{}: {} sectors, block {}, {} segments of <= {} B, depth {}, flush {}, ro {}, indirect {}\n",
+            "blanket_blk: {}: bvd{}: {} sectors, block {}, {} segments of <= {} B, {} queue(s) of depth {}, flush {}, ro {}, indirect {}\n",
             dev.name(),
             index,
             cfg.capacity,
             lim.logical_block_size,
             lim.max_segments,
             lim.max_segment_size,
+            queues,
             lim.depth,
             caps.flush,
             caps.read_only,

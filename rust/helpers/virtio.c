@@ -176,85 +176,145 @@ struct ovc_vblk_dma {
 	u8 status;
 } __aligned(32);
 
-struct ovc_vblk_queue {
-	struct virtio_device *vdev;
+/* One request virtqueue with its per-slot DMA memory. Tags are per hardware queue, so the slots are too. */
+struct ovc_vblk_vq {
 	struct virtqueue *vq;
 	spinlock_t lock;
-	ovc_vblk_done_fn done;
 	unsigned int nslots;
-	unsigned int max_segs;
 	struct ovc_vblk_dma *dma;   /* nslots, kmalloc (DMA-able) */
 	struct scatterlist *sg;     /* nslots * max_segs, CPU-only */
+} ____cacheline_aligned_in_smp;
+
+struct ovc_vblk_queue {
+	struct virtio_device *vdev;
+	ovc_vblk_done_fn done;
+	unsigned int max_segs;
+	unsigned int nvqs;
+	struct ovc_vblk_vq *vqs;    /* nvqs: blk-mq hardware queue i uses vqs[i] */
 };
 
 static void ovc_vblk_vq_done(struct virtqueue *vq)
 {
 	struct ovc_virtio_priv *p = vq->vdev->priv;
 	struct ovc_vblk_queue *q = p ? p->blkq : NULL;
+	struct ovc_vblk_vq *v;
 	struct request *rq;
 	unsigned long flags;
 	unsigned int len;
 
-	if (!q)
+	if (!q || vq->index >= q->nvqs)
 		return;
-	spin_lock_irqsave(&q->lock, flags);
+	v = &q->vqs[vq->index];
+	spin_lock_irqsave(&v->lock, flags);
 	do {
 		virtqueue_disable_cb(vq);
 		while ((rq = virtqueue_get_buf(vq, &len)) != NULL) {
-			u8 status = rq->tag >= 0 && (unsigned int)rq->tag < q->nslots ? q->dma[rq->tag].status : 0xff;
+			u8 status = rq->tag >= 0 && (unsigned int)rq->tag < v->nslots ? v->dma[rq->tag].status : 0xff;
 
 			q->done(rq, status);
 		}
 		if (unlikely(virtqueue_is_broken(vq)))
 			break;
 	} while (!virtqueue_enable_cb(vq));
-	spin_unlock_irqrestore(&q->lock, flags);
+	spin_unlock_irqrestore(&v->lock, flags);
 }
 
-struct ovc_vblk_queue *ovc_vblk_queue_new(struct virtio_device *vdev, unsigned int max_segs, ovc_vblk_done_fn done,
-					  int *err)
+static void ovc_vblk_free_vqs(struct ovc_vblk_queue *q)
+{
+	unsigned int i;
+
+	for (i = 0; i < q->nvqs; i++) {
+		kfree(q->vqs[i].dma);
+		kvfree(q->vqs[i].sg);
+	}
+	kfree(q->vqs);
+}
+
+struct ovc_vblk_queue *ovc_vblk_queue_new(struct virtio_device *vdev, unsigned int max_segs, unsigned int max_queues,
+					  ovc_vblk_done_fn done, int *err)
 {
 	struct ovc_virtio_priv *p = vdev->priv;
+	struct irq_affinity desc = { 0, };
+	struct virtqueue_info *info = NULL;
+	struct virtqueue **vqs = NULL;
 	struct ovc_vblk_queue *q;
+	u16 num = 1;
+	unsigned int i;
+	int ret;
 
 	if (!p || p->blkq || max_segs == 0) {
 		*err = -EINVAL;
 		return NULL;
 	}
-	q = kzalloc(sizeof(*q), GFP_KERNEL);
-	if (!q) {
-		*err = -ENOMEM;
+	/* VIRTIO_BLK_F_MQ: the device says how many request queues it has; one per possible CPU at most. */
+	if (!virtio_cread_feature(vdev, VIRTIO_BLK_F_MQ, struct virtio_blk_config, num_queues, &num) && num == 0) {
+		dev_err(&vdev->dev, "blanket_blk: device offers MQ with zero queues; fix the provider's num-queues\n");
+		*err = -EINVAL;
 		return NULL;
 	}
-	spin_lock_init(&q->lock);
+	num = max_t(unsigned int, 1, min3((unsigned int)num, max_queues ? max_queues : 1, nr_cpu_ids));
+	q = kzalloc(sizeof(*q), GFP_KERNEL);
+	info = kcalloc(num, sizeof(*info), GFP_KERNEL);
+	vqs = kcalloc(num, sizeof(*vqs), GFP_KERNEL);
+	if (q)
+		q->vqs = kcalloc(num, sizeof(*q->vqs), GFP_KERNEL);
+	if (!q || !info || !vqs || !q->vqs) {
+		ret = -ENOMEM;
+		goto fail;
+	}
 	q->vdev = vdev;
 	q->done = done;
 	q->max_segs = max_segs;
-	q->vq = virtio_find_single_vq(vdev, ovc_vblk_vq_done, "requests");
-	if (IS_ERR(q->vq)) {
-		*err = PTR_ERR(q->vq);
-		kfree(q);
-		return NULL;
+	for (i = 0; i < num; i++) {
+		info[i].callback = ovc_vblk_vq_done;
+		info[i].name = "requests";
 	}
-	q->nslots = virtqueue_get_vring_size(q->vq);
-	q->dma = kcalloc(q->nslots, sizeof(*q->dma), GFP_KERNEL);
-	q->sg = kvcalloc(array_size(q->nslots, max_segs), sizeof(*q->sg), GFP_KERNEL);
-	if (!q->dma || !q->sg) {
-		vdev->config->del_vqs(vdev);
-		kfree(q->dma);
-		kvfree(q->sg);
-		kfree(q);
-		*err = -ENOMEM;
-		return NULL;
+	ret = virtio_find_vqs(vdev, num, vqs, info, &desc);
+	if (ret)
+		goto fail;
+	q->nvqs = num;
+	for (i = 0; i < num; i++) {
+		struct ovc_vblk_vq *v = &q->vqs[i];
+
+		spin_lock_init(&v->lock);
+		v->vq = vqs[i];
+		v->nslots = virtqueue_get_vring_size(v->vq);
+		v->dma = kcalloc(v->nslots, sizeof(*v->dma), GFP_KERNEL);
+		v->sg = kvcalloc(array_size(v->nslots, max_segs), sizeof(*v->sg), GFP_KERNEL);
+		if (!v->dma || !v->sg) {
+			vdev->config->del_vqs(vdev);
+			ret = -ENOMEM;
+			goto fail;
+		}
 	}
+	kfree(info);
+	kfree(vqs);
 	p->blkq = q;
 	*err = 0;
 	return q;
+
+fail:
+	if (q && q->vqs)
+		ovc_vblk_free_vqs(q);
+	kfree(q);
+	kfree(info);
+	kfree(vqs);
+	*err = ret;
+	return NULL;
+}
+
+unsigned int ovc_vblk_queue_count(struct ovc_vblk_queue *q)
+{
+	return q->nvqs;
 }
 
 unsigned int ovc_vblk_queue_ring_size(struct ovc_vblk_queue *q)
 {
-	return q->nslots;
+	unsigned int i, n = UINT_MAX;
+
+	for (i = 0; i < q->nvqs; i++)
+		n = min(n, q->vqs[i].nslots);
+	return q->nvqs ? n : 0;
 }
 
 void ovc_vblk_queue_ready(struct ovc_vblk_queue *q)
@@ -262,18 +322,32 @@ void ovc_vblk_queue_ready(struct ovc_vblk_queue *q)
 	virtio_device_ready(q->vdev);
 }
 
+/* The virtqueue of rq's hardware queue, or NULL if rq's hardware queue or tag is beyond what the queue has. */
+static struct ovc_vblk_vq *ovc_vblk_vq_of(struct ovc_vblk_queue *q, struct request *rq)
+{
+	struct ovc_vblk_vq *v;
+
+	if (!rq->mq_hctx || rq->mq_hctx->queue_num >= q->nvqs)
+		return NULL;
+	v = &q->vqs[rq->mq_hctx->queue_num];
+	if (rq->tag < 0 || (unsigned int)rq->tag >= v->nslots)
+		return NULL;
+	return v;
+}
+
 int ovc_vblk_map(struct ovc_vblk_queue *q, struct request *rq)
 {
 	unsigned int nsegs = blk_rq_nr_phys_segments(rq);
+	struct ovc_vblk_vq *v = ovc_vblk_vq_of(q, rq);
 	struct scatterlist *sg;
 
-	if (rq->tag < 0 || (unsigned int)rq->tag >= q->nslots)
+	if (!v)
 		return -EINVAL;
 	if (!nsegs)
 		return 0;
 	if (nsegs > q->max_segs)
 		return -E2BIG;
-	sg = q->sg + (size_t)rq->tag * q->max_segs;
+	sg = v->sg + (size_t)rq->tag * q->max_segs;
 	/* Only the entries this request can use: clearing all max_segs (8 KiB) per request showed in profiles. */
 	sg_init_table(sg, nsegs);
 	return blk_rq_map_sg(rq, sg);
@@ -282,50 +356,58 @@ int ovc_vblk_map(struct ovc_vblk_queue *q, struct request *rq)
 int ovc_vblk_add(struct ovc_vblk_queue *q, struct request *rq, const unsigned char *hdr, unsigned int nsegs,
 		 int data_in, int last)
 {
-	struct scatterlist hdr_sg, status_sg, *sgs[3];
+	struct ovc_vblk_vq *v = ovc_vblk_vq_of(q, rq);
+	struct scatterlist hdr_sg, status_sg, *sgs[3], *data;
 	struct ovc_vblk_dma *dma;
 	unsigned int out = 0, in = 0;
 	unsigned long flags;
 	bool notify;
 	int ret;
 
-	if (rq->tag < 0 || (unsigned int)rq->tag >= q->nslots || nsegs > q->max_segs)
+	if (!v || nsegs > q->max_segs)
 		return -EINVAL;
-	dma = &q->dma[rq->tag];
+	dma = &v->dma[rq->tag];
+	data = v->sg + (size_t)rq->tag * q->max_segs;
 	memcpy(dma->hdr, hdr, sizeof(dma->hdr));
 	dma->status = 0xff;
 	sg_init_one(&hdr_sg, dma->hdr, sizeof(dma->hdr));
 	sg_init_one(&status_sg, &dma->status, sizeof(dma->status));
 	sgs[out++] = &hdr_sg;
 	if (nsegs && !data_in)
-		sgs[out++] = q->sg + (size_t)rq->tag * q->max_segs;
+		sgs[out++] = data;
 	if (nsegs && data_in)
-		sgs[out + in++] = q->sg + (size_t)rq->tag * q->max_segs;
+		sgs[out + in++] = data;
 	sgs[out + in++] = &status_sg;
 
-	spin_lock_irqsave(&q->lock, flags);
-	ret = virtqueue_add_sgs(q->vq, sgs, out, in, rq, GFP_ATOMIC);
+	spin_lock_irqsave(&v->lock, flags);
+	ret = virtqueue_add_sgs(v->vq, sgs, out, in, rq, GFP_ATOMIC);
 	/*
 	 * One notification per batch (the block layer's last request, or ovc_vblk_kick from commit_rqs): each is a
 	 * trap to the device. A failed add notifies too, so that what was added before it is not left waiting.
 	 */
-	notify = (ret || last) && virtqueue_kick_prepare(q->vq);
-	spin_unlock_irqrestore(&q->lock, flags);
+	notify = (ret || last) && virtqueue_kick_prepare(v->vq);
+	spin_unlock_irqrestore(&v->lock, flags);
 	if (notify)
-		virtqueue_notify(q->vq);
+		virtqueue_notify(v->vq);
 	return ret;
 }
 
 void ovc_vblk_kick(struct ovc_vblk_queue *q)
 {
 	unsigned long flags;
+	unsigned int i;
 	bool notify;
 
-	spin_lock_irqsave(&q->lock, flags);
-	notify = virtqueue_kick_prepare(q->vq);
-	spin_unlock_irqrestore(&q->lock, flags);
-	if (notify)
-		virtqueue_notify(q->vq);
+	/* commit_rqs does not say which hardware queue ended its batch early: kick_prepare is cheap on the others. */
+	for (i = 0; i < q->nvqs; i++) {
+		struct ovc_vblk_vq *v = &q->vqs[i];
+
+		spin_lock_irqsave(&v->lock, flags);
+		notify = virtqueue_kick_prepare(v->vq);
+		spin_unlock_irqrestore(&v->lock, flags);
+		if (notify)
+			virtqueue_notify(v->vq);
+	}
 }
 
 void ovc_vblk_queue_free(struct ovc_vblk_queue *q)
@@ -339,8 +421,7 @@ void ovc_vblk_queue_free(struct ovc_vblk_queue *q)
 	if (p)
 		p->blkq = NULL;
 	q->vdev->config->del_vqs(q->vdev);
-	kfree(q->dma);
-	kvfree(q->sg);
+	ovc_vblk_free_vqs(q);
 	kfree(q);
 }
 

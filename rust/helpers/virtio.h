@@ -63,19 +63,22 @@ void ovc_vblk_read_config(struct virtio_device *vdev, struct ovc_vblk_config *cf
 typedef void (*ovc_vblk_done_fn)(struct request *rq, unsigned char status);
 
 /*
- * Finds vdev's request virtqueue (the first) and allocates, per ring slot, a DMA-able 16-byte header + status byte
- * and a scatterlist of max_segs entries. done is called for completions. NULL with *err on failure.
- * Only one queue per device (the probe owns vdev's driver data).
+ * Finds vdev's request virtqueues — as many as the device offers with VIRTIO_BLK_F_MQ, at most max_queues and one
+ * per possible CPU; one without MQ — and allocates, per ring slot of each, a DMA-able 16-byte header + status byte
+ * and a scatterlist of max_segs entries. Request of blk-mq hardware queue i go to virtqueue i. done is called for
+ * completions. NULL with *err on failure. Only one queue set per device (the probe owns vdev's driver data).
  */
-struct ovc_vblk_queue *ovc_vblk_queue_new(struct virtio_device *vdev, unsigned int max_segs, ovc_vblk_done_fn done,
-					  int *err);
-/* Number of descriptors of the ring. */
+struct ovc_vblk_queue *ovc_vblk_queue_new(struct virtio_device *vdev, unsigned int max_segs, unsigned int max_queues,
+					  ovc_vblk_done_fn done, int *err);
+/* Number of request virtqueues (= blk-mq hardware queues to create). */
+unsigned int ovc_vblk_queue_count(struct ovc_vblk_queue *q);
+/* Number of descriptors of the smallest ring. */
 unsigned int ovc_vblk_queue_ring_size(struct ovc_vblk_queue *q);
 /* Sets DRIVER_OK: the device may now use the queue. */
 void ovc_vblk_queue_ready(struct ovc_vblk_queue *q);
 /*
- * Maps rq's data into rq's slot (by tag). Returns the number of data segments (0 for a request without data), or
- * -EINVAL (tag beyond the ring) / -E2BIG (more segments than max_segs).
+ * Maps rq's data into rq's slot (by hardware queue and tag). Returns the number of data segments (0 for a request
+ * without data), or -EINVAL (hardware queue or tag beyond the rings) / -E2BIG (more segments than max_segs).
  */
 int ovc_vblk_map(struct ovc_vblk_queue *q, struct request *rq);
 /*
@@ -86,7 +89,7 @@ int ovc_vblk_map(struct ovc_vblk_queue *q, struct request *rq);
  */
 int ovc_vblk_add(struct ovc_vblk_queue *q, struct request *rq, const unsigned char *hdr, unsigned int nsegs,
 		 int data_in, int last);
-/* Notifies the device of requests added without last (blk-mq's commit_rqs). */
+/* Notifies the device of requests added without last (blk-mq's commit_rqs), on every virtqueue. */
 void ovc_vblk_kick(struct ovc_vblk_queue *q);
 /*
  * Resets the device (no more interrupts, DMA or completions), deletes the virtqueue and frees the slots. Requests

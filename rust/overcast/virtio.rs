@@ -273,16 +273,26 @@ impl<T: Operations> BlkQueue<T> {
         }
     }
 
-    /// Sets up the queue of `dev` with scatterlists of `max_segs` entries; completions go to `C`.
-    pub fn new<C: BlkCompletion<T>>(dev: &Device, max_segs: u32) -> Result<Self> {
+    /// Sets up the request queues of `dev` (as many as it offers with multi-queue, at most `max_queues`) with
+    /// scatterlists of `max_segs` entries; completions go to `C`. The disk's tag set must have
+    /// [`queues`](Self::queues) hardware queues: requests of hardware queue `i` go to virtqueue `i`.
+    pub fn new<C: BlkCompletion<T>>(dev: &Device, max_segs: u32, max_queues: u32) -> Result<Self> {
         let mut err: kernel::ffi::c_int = 0;
         // SAFETY: `dev` is being probed (its driver data is ours); `done_cb` stays valid for the queue's life.
-        let q = unsafe { bindings::ovc_vblk_queue_new(dev.0.as_ptr(), max_segs, Some(Self::done_cb::<C>), &mut err) };
+        let q = unsafe {
+            bindings::ovc_vblk_queue_new(dev.0.as_ptr(), max_segs, max_queues, Some(Self::done_cb::<C>), &mut err)
+        };
         let e = if err < 0 { Error::from_errno(err) } else { ENOMEM };
         NonNull::new(q).map(|q| Self { q, _t: PhantomData }).ok_or(e)
     }
 
-    /// Descriptors in the ring.
+    /// Number of request virtqueues.
+    pub fn queues(&self) -> u32 {
+        // SAFETY: `q` is live until `drop`.
+        unsafe { bindings::ovc_vblk_queue_count(self.q.as_ptr()) }
+    }
+
+    /// Descriptors in the smallest ring.
     pub fn ring_size(&self) -> u32 {
         // SAFETY: `q` is live until `drop`.
         unsafe { bindings::ovc_vblk_queue_ring_size(self.q.as_ptr()) }

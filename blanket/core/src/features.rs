@@ -135,8 +135,10 @@ pub const fn supported(kind: DeviceKind) -> Features {
             VERSION_1,
             ACCESS_PLATFORM,
         ]),
-        // What blanket_blk implements today: one request queue, no discard (MQ and DISCARD join when they do).
+        // What blanket_blk implements today: one request queue per hardware queue (MQ), no discard (DISCARD joins
+        // when it is implemented).
         DeviceKind::Blk => Features::of(&[
+            BLK_MQ,
             BLK_SIZE_MAX,
             BLK_SEG_MAX,
             BLK_RO,
@@ -261,7 +263,8 @@ mod tests {
                 bit::BLK_SEG_MAX,
                 bit::BLK_RO,
                 bit::BLK_BLK_SIZE,
-                bit::BLK_FLUSH
+                bit::BLK_FLUSH,
+                bit::BLK_MQ
             ]
         );
         let (t, n) = device_table(DeviceKind::Net);
@@ -272,7 +275,7 @@ mod tests {
     }
 
     #[test]
-    fn blk_accepts_indirect_but_not_unimplemented_mq_or_discard() {
+    fn blk_accepts_indirect_and_mq_but_not_unimplemented_discard() {
         let off = Features::of(&[
             bit::VERSION_1,
             bit::RING_INDIRECT_DESC,
@@ -280,8 +283,8 @@ mod tests {
             bit::BLK_DISCARD,
         ]);
         let acc = negotiate(DeviceKind::Blk, off).unwrap();
-        assert!(acc.has(bit::RING_INDIRECT_DESC));
-        assert!(!acc.has(bit::BLK_MQ) && !acc.has(bit::BLK_DISCARD));
+        assert!(acc.has(bit::RING_INDIRECT_DESC) && acc.has(bit::BLK_MQ));
+        assert!(!acc.has(bit::BLK_DISCARD));
     }
 
     #[test]

@@ -29,6 +29,8 @@ check driver-registered test -d $B
 check c-driver-keeps-device sh -c "[ \"\$(basename \"\$(readlink /sys/bus/virtio/devices/$V/driver)\")\" = virtio_blk ]"
 CDEV=$(blkdev)
 check c-driver-has-disk test -b "/dev/$CDEV"
+# Hardware queues virtio_blk made (the device's num_queues with VIRTIO_BLK_F_MQ, at most one per CPU).
+CQUEUES=$(ls -d /sys/block/$CDEV/mq/* 2>/dev/null | wc -l)
 
 # Data written through the C driver (8 MiB at 0), to be read back through ours.
 dd if=/dev/urandom of=/tmp/pat1 bs=1M count=8 2>/dev/null
@@ -49,6 +51,10 @@ if ! test -b /dev/bvd0; then check_no_oops; exit $OVC_FAILS; fi
 check disk-size-64MiB test "$(cat /sys/block/bvd0/size)" = 131072
 check disk-write-cache sh -c 'grep -q "write back" /sys/block/bvd0/queue/write_cache'
 check disk-is-virtio-child test -e /sys/block/bvd0/device/driver
+# Multi-queue: as many hardware queues (one virtqueue each) as virtio_blk had.
+BQUEUES=$(ls -d /sys/block/bvd0/mq/* 2>/dev/null | wc -l)
+echo "hardware queues: virtio_blk $CQUEUES, blanket_blk $BQUEUES ($(grep -c ^processor /proc/cpuinfo) CPUs)"
+check same-queue-count-as-c-driver test "$BQUEUES" = "$CQUEUES"
 dmesg | grep 'blanket_blk' | tail -3
 
 # Reads of what virtio_blk wrote.
@@ -63,6 +69,12 @@ check fio-verify fio --name=v --filename=/dev/bvd0 --offset=32M --size=4M --offs
     --bs=4k --direct=1 --ioengine=psync --numjobs=4 --verify=crc32c --verify_fatal=1 --do_verify=1 --group_reporting \
     --output=/tmp/fio.out
 tail -5 /tmp/fio.out 2>/dev/null
+# One writer per CPU (blk-mq maps each CPU to its own hardware queue): with several queues, every virtqueue carries
+# verified I/O.
+NCPU=$(grep -c ^processor /proc/cpuinfo)
+check fio-verify-per-cpu fio --name=q --filename=/dev/bvd0 --offset=32M --size=4M --offset_increment=4M \
+    --rw=randwrite --bs=4k --direct=1 --ioengine=psync --numjobs=$NCPU --cpus_allowed=0-$((NCPU - 1)) \
+    --cpus_allowed_policy=split --verify=crc32c --verify_fatal=1 --do_verify=1 --group_reporting --output=/tmp/fioq.out
 check fio-mixed-sizes fio --name=m --filename=/dev/bvd0 --offset=48M --size=8M --rw=write --bsrange=4k-1m \
     --direct=1 --ioengine=psync --verify=md5 --verify_fatal=1 --output=/tmp/fio2.out
 check read-at-end-is-empty sh -c '[ "$(dd if=/dev/bvd0 bs=512 skip=131072 count=1 2>/dev/null | wc -c)" = 0 ]'
