@@ -7,9 +7,12 @@
 //! Locking. `ctl` (a mutex) serialises the control operations, which sleep (socket and interface creation and
 //! removal) and owns those kernel objects. `data` (an IRQ-safe spinlock) holds what the data path reads per frame:
 //! the table with its counters, the receive index and counted references to the interfaces and sockets of each
-//! slot. Order: `ctl`, then `data`; the data path takes only `data`, and never across a transmit or delivery. A
-//! slot's references are removed from `data` before its interface or socket is destroyed (which waits for them).
-//! /proc files are dropped with neither lock held: removing one waits for its readers and writers, which lock.
+//! slot. Order: RTNL, then `ctl`, then `data`. Every operation that registers, unregisters or reconfigures an
+//! interface takes RTNL first (`ip link add/del` arrive holding it), so `ctl` is never held while waiting for RTNL.
+//! The data path takes only `data`, and never across a transmit or delivery. A slot's references are removed from
+//! `data` before its interface or socket goes. /proc files are dropped with no lock held: removing one waits for its
+//! readers and writers, which lock; so `ip link del` (RTNL held) leaves the connector's file, and the next
+//! /proc/vw/create or destroy write (or rmmod) removes files whose connector has no entry left.
 
 use core::fmt::Write;
 use core::net::SocketAddr;
@@ -17,7 +20,7 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex, SpinLockIrq};
 
 use crate::overcast::fmt::Show;
-use crate::overcast::net::{NetDev, NetDevRef};
+use crate::overcast::net::{DelQueue, LinkHandler, LinkParams, NetDev, NetDevRef, NewDev, Rtnl, RtnlGuard};
 use crate::overcast::procfs::{ProcDir, ProcFile};
 use crate::overcast::udp::{self, UdpSock, UdpSockRef};
 use crate::proc::EndpointHandler;
@@ -200,10 +203,18 @@ impl Manager {
 
     /// `echo "<N> <AdrA> <AdrB>" > /proc/vw/create` (and `relay <N> <AdrIn> <AdrOut>`).
     pub(crate) fn create(self: &Arc<Self>, input: &[u8]) -> Result {
+        self.reap_files();
         let c = cmd::parse_create(input, self.default_port()).map_err(|e| {
             pr_err!("create \"{}\": {}; expected {}\n", Shown(input), Show(&e), cmd::CREATE_USAGE);
             errno(e.errno())
         })?;
+        let rtnl = RtnlGuard::lock();
+        self.create_entry(&rtnl, &c, None)
+    }
+
+    /// Makes entry `c`: table entry, socket, interface (`new`: the one `ip link add` allocated; else `vw<N>`) and
+    /// /proc/vw/<N>. A failure undoes everything, so a refused create changes nothing.
+    fn create_entry(self: &Arc<Self>, rtnl: &Rtnl, c: &cmd::Create, new: Option<NewDev<'_>>) -> Result {
         let id = c.id.get();
         let mut name = [0u8; 16];
         let name = endpoint_file_name(&mut name, id)?;
@@ -214,13 +225,13 @@ impl Manager {
         }
         // Room first, so that nothing can fail after the file was made.
         ctl.files.reserve(1, GFP_KERNEL)?;
-        let slot = self.data.lock().table.create(&c, pmtu).map_err(|e| {
-            pr_err!("create \"{}\": {}\n", Shown(input), Show(&e));
+        let slot = self.data.lock().table.create(c, pmtu).map_err(|e| {
+            pr_err!("create {} {} {}: {}\n", id, Show(&c.local), Show(&c.remote), Show(&e));
             errno(e.errno())
         })?;
         // From here on, a failure undoes everything, so a refused create changes nothing.
-        if let Err(e) = self.attach(&mut ctl, slot, &c) {
-            self.undo_create(&mut ctl, slot, &c);
+        if let Err(e) = self.attach(rtnl, &mut ctl, slot, c, new) {
+            self.undo_create(rtnl, &mut ctl, slot, c);
             return Err(e);
         }
         if !ctl.files.iter().any(|f| f.id == id) {
@@ -231,7 +242,7 @@ impl Manager {
                 // Cannot fail: room was reserved above.
                 Ok(f) => ctl.files.push(EndpointFile { id, _file: f }, GFP_KERNEL)?,
                 Err(e) => {
-                    self.undo_create(&mut ctl, slot, &c);
+                    self.undo_create(rtnl, &mut ctl, slot, c);
                     pr_err!("create {}: cannot make /proc/vw/{} ({:?}); nothing was created\n", id, id, e);
                     return Err(e);
                 }
@@ -255,27 +266,84 @@ impl Manager {
         Ok(())
     }
 
+    /// Removes the /proc/vw/<N> files of connectors that have no entry left (deleted with `ip link del`, which
+    /// cannot remove them itself). Called with no lock held.
+    fn reap_files(&self) {
+        let dead = {
+            let mut ctl = self.ctl.lock();
+            let mut dead = KVec::new();
+            // Room for all first: a file must never be dropped under the lock.
+            if dead.reserve(ctl.files.len(), GFP_KERNEL).is_err() {
+                return;
+            }
+            let mut i = 0;
+            while i < ctl.files.len() {
+                let id = ctl.files.get(i).map_or(0, |f| f.id);
+                let live = crate::id::ConnectorId::new(id)
+                    .is_some_and(|cid| self.data.lock().table.entries_of(cid).next().is_some());
+                if live {
+                    i += 1;
+                    continue;
+                }
+                let Ok(f) = ctl.files.remove(i) else { break };
+                if let Err(kernel::alloc::kvec::PushError(f)) = dead.push_within_capacity(f) {
+                    // Cannot happen (room reserved); keep it rather than drop it here.
+                    let _ = ctl.files.push_within_capacity(f);
+                    break;
+                }
+            }
+            dead
+        };
+        drop(dead);
+    }
+
     /// Gives the new entry in `slot` its socket and (for an endpoint) its interface, and publishes them to the
     /// data path. On error, what was attached stays recorded for [`Manager::undo_create`].
-    fn attach(self: &Arc<Self>, ctl: &mut Ctl, slot: usize, c: &cmd::Create) -> Result {
+    fn attach(
+        self: &Arc<Self>,
+        rtnl: &Rtnl,
+        ctl: &mut Ctl,
+        slot: usize,
+        c: &cmd::Create,
+        new: Option<NewDev<'_>>,
+    ) -> Result {
         let tag = self.get_sock(ctl, &c.local)?;
         let sock = ctl.socks.get(tag).and_then(Option::as_ref).map(|s| s.sock.handle());
         let mut dev = None;
         if c.kind == table::Kind::Endpoint {
             let mtu = self.data.lock().table.get(slot).map_or(0, |e| e.mtu());
-            let ifname = pick_ifname(ctl, c.id.get())?;
-            let mut cname = [0u8; 16];
-            let cname = cstr_of(&mut cname, ifname.as_str())?;
-            let nd = NetDev::register(cname, mtu, max_mtu(addr::Family::of(&c.local)), self.clone(), slot)
-                .inspect_err(|e| {
-                    pr_err!(
-                        "create {}: cannot register interface {} ({:?}); if another device has that name, rename or \
-                         remove it\n",
-                        c.id.get(),
-                        ifname.as_str(),
-                        e
-                    );
-                })?;
+            let max = max_mtu(addr::Family::of(&c.local));
+            let (nd, ifname) = match new {
+                Some(new) => {
+                    let nd = NetDev::adopt(new, mtu, max, self.clone(), slot).inspect_err(|e| {
+                        pr_err!("ip link add ... type vwire id {}: cannot register the interface ({:?})\n", c.id.get(), e);
+                    })?;
+                    let mut buf = [0u8; 16];
+                    match table::IfName::new(nd.name(rtnl, &mut buf)) {
+                        Some(n) => (nd, n),
+                        None => {
+                            pr_err!("ip link add ... type vwire id {}: unusable interface name\n", c.id.get());
+                            nd.unregister(rtnl);
+                            return Err(EINVAL);
+                        }
+                    }
+                }
+                None => {
+                    let ifname = pick_ifname(ctl, c.id.get())?;
+                    let mut cname = [0u8; 16];
+                    let cname = cstr_of(&mut cname, ifname.as_str())?;
+                    let nd = NetDev::register(rtnl, cname, mtu, max, self.clone(), slot).inspect_err(|e| {
+                        pr_err!(
+                            "create {}: cannot register interface {} ({:?}); if another device has that name, rename \
+                             or remove it\n",
+                            c.id.get(),
+                            ifname.as_str(),
+                            e
+                        );
+                    })?;
+                    (nd, ifname)
+                }
+            };
             dev = Some(nd.handle());
             if let Some(d) = ctl.devs.get_mut(slot) {
                 *d = Some(DevEntry { name: ifname, dev: nd });
@@ -291,23 +359,27 @@ impl Manager {
     }
 
     /// Undoes a create that failed after the table entry was made.
-    fn undo_create(&self, ctl: &mut Ctl, slot: usize, c: &cmd::Create) {
+    fn undo_create(&self, rtnl: &Rtnl, ctl: &mut Ctl, slot: usize, c: &cmd::Create) {
         let _ = self.data.lock().table.destroy(c.id, Some(&c.local));
-        self.detach(ctl, slot, &c.local);
+        self.detach(rtnl, ctl, slot, &c.local, None);
     }
 
-    /// Removes the data path's references of `slot`, then its interface, then its use of the socket at `local`.
-    /// The table entry must already be gone.
-    fn detach(&self, ctl: &mut Ctl, slot: usize, local: &SocketAddr) {
+    /// Removes the data path's references of `slot`, then its interface (unregistered now, or on `q`: an `ip link
+    /// del`), then its use of the socket at `local`. The table entry must already be gone.
+    fn detach(&self, rtnl: &Rtnl, ctl: &mut Ctl, slot: usize, local: &SocketAddr, q: Option<&DelQueue<'_>>) {
         let io = {
             let mut d = self.data.lock();
             d.rebuild_index();
             d.io.get_mut(slot).map(core::mem::take)
         };
-        // The references go before the objects: destroying an interface waits for them.
+        // The references go before the objects: the interface is freed only after the last one.
         drop(io);
-        let dev = ctl.devs.get_mut(slot).and_then(Option::take);
-        drop(dev);
+        if let Some(d) = ctl.devs.get_mut(slot).and_then(Option::take) {
+            match q {
+                Some(q) => d.dev.unregister_queued(q),
+                None => d.dev.unregister(rtnl),
+            }
+        }
         self.put_sock(ctl, local);
     }
 
@@ -363,17 +435,19 @@ impl Manager {
 
     /// `echo "<N>" > /proc/vw/destroy` (or `<N> <AdrA>`).
     pub(crate) fn destroy(&self, input: &[u8]) -> Result {
+        self.reap_files();
         let d = cmd::parse_destroy(input, self.default_port()).map_err(|e| {
             pr_err!("destroy \"{}\": {}; expected {}\n", Shown(input), Show(&e), cmd::DESTROY_USAGE);
             errno(e.errno())
         })?;
         let removed = {
+            let rtnl = RtnlGuard::lock();
             let mut ctl = self.ctl.lock();
             let (slot, entry) = self.data.lock().table.destroy(d.id, d.local.as_ref()).map_err(|e| {
                 pr_err!("destroy \"{}\": {}\n", Shown(input), Show(&e));
                 errno(e.errno())
             })?;
-            self.detach(&mut ctl, slot, &entry.local());
+            self.detach(&rtnl, &mut ctl, slot, &entry.local(), None);
             let id = d.id.get();
             let others = self.data.lock().table.entries_of(d.id).next().is_some();
             if others {
@@ -395,6 +469,7 @@ impl Manager {
             pr_err!("repoint {} \"{}\": {}; expected {}\n", id.get(), Shown(input), Show(&e), cmd::REPOINT_USAGE);
             errno(e.errno())
         })?;
+        let rtnl = RtnlGuard::lock();
         let ctl = self.ctl.lock();
         let local = {
             let d = self.data.lock();
@@ -413,11 +488,12 @@ impl Manager {
             (slot, (new != old && new != 0).then_some(new))
         };
         if let (Some(mtu), Some(Some(d))) = (new_mtu, ctl.devs.get(slot)) {
-            if let Err(e) = d.dev.set_mtu(mtu) {
+            if let Err(e) = d.dev.set_mtu(&rtnl, mtu) {
                 pr_err!("repoint {}: cannot set the interface MTU to {} ({:?})\n", id.get(), mtu, e);
             }
         }
         drop(ctl);
+        drop(rtnl);
         pr_info!("connector {} now sends to {}\n", id.get(), Show(&r.remote));
         Ok(())
     }
@@ -484,6 +560,7 @@ impl Manager {
     /// handlers, interfaces and sockets back to the manager.
     pub(crate) fn teardown(&self) {
         let files = {
+            let rtnl = RtnlGuard::lock();
             let mut ctl = self.ctl.lock();
             ctl.closing = true;
             for slot in 0..CAPACITY {
@@ -491,8 +568,9 @@ impl Manager {
                 drop(io);
             }
             for slot in 0..CAPACITY {
-                let dev = ctl.devs.get_mut(slot).and_then(Option::take);
-                drop(dev);
+                if let Some(d) = ctl.devs.get_mut(slot).and_then(Option::take) {
+                    d.dev.unregister(&rtnl);
+                }
             }
             for tag in 0..CAPACITY {
                 if let Some(a) = self.data.lock().sock_addrs.get_mut(tag) {
@@ -551,4 +629,69 @@ fn endpoint_file_name(buf: &mut [u8; 16], id: u32) -> Result<&CStr> {
     write!(w, "{}", id).map_err(|_| EINVAL)?;
     let len = w.len();
     CStr::from_bytes_with_nul(buf.get(..=len).ok_or(EINVAL)?).map_err(|_| EINVAL)
+}
+
+/// `ip link add NAME type vwire id N local ADDR remote ADDR` / `ip link del NAME` / `ip -d link show`: the same
+/// entries as /proc/vw/create and destroy make (one implementation: `Manager::create_entry`), through rtnetlink.
+pub(crate) struct VwLink(pub(crate) Arc<Manager>);
+
+impl LinkHandler for VwLink {
+    fn newlink(&self, rtnl: &Rtnl, dev: NewDev<'_>, p: &LinkParams) -> Result {
+        let mgr = &self.0;
+        // The same text /proc/vw/create takes, through the same parser (addresses, default port, checks).
+        let mut buf = [0u8; 2 * crate::overcast::net::LINK_ADDR_MAX + 16];
+        let mut w = status::BufWriter::new(&mut buf);
+        write!(w, "{} {} {}", p.id, p.local(), p.remote()).map_err(|_| EINVAL)?;
+        let len = w.len();
+        let text = buf.get(..len).ok_or(EINVAL)?;
+        let c = cmd::parse_create(text, mgr.default_port()).map_err(|e| {
+            pr_err!(
+                "ip link add ... type vwire id {} local {} remote {}: {}\n",
+                p.id,
+                p.local(),
+                p.remote(),
+                Show(&e)
+            );
+            errno(e.errno())
+        })?;
+        if c.kind != table::Kind::Endpoint {
+            return Err(EINVAL);
+        }
+        mgr.create_entry(rtnl, &c, Some(dev))
+    }
+
+    fn dellink(&self, rtnl: &Rtnl, slot: usize, q: &DelQueue<'_>) {
+        let mgr = &self.0;
+        let mut ctl = mgr.ctl.lock();
+        let entry = mgr.data.lock().table.get(slot).map(|e| (e.id(), e.local()));
+        match entry {
+            Some((id, local)) => {
+                let _ = mgr.data.lock().table.destroy(id, Some(&local));
+                mgr.detach(rtnl, &mut ctl, slot, &local, Some(q));
+                pr_info!("destroyed connector {} endpoint on {} (ip link del)\n", id.get(), Show(&local));
+            }
+            // Cannot happen (every interface of the kind has its entry); unregister it anyway.
+            None => {
+                if let Some(d) = ctl.devs.get_mut(slot).and_then(Option::take) {
+                    d.dev.unregister_queued(q);
+                }
+            }
+        }
+    }
+
+    fn fill(&self, slot: usize, out: &mut LinkParams) -> Result {
+        let d = self.0.data.lock();
+        let e = d.table.get(slot).ok_or(ENOENT)?;
+        let mut lb = [0u8; crate::overcast::net::LINK_ADDR_MAX];
+        let mut rb = [0u8; crate::overcast::net::LINK_ADDR_MAX];
+        let mut lw = status::BufWriter::new(&mut lb);
+        write!(lw, "{}", e.local()).map_err(|_| EOVERFLOW)?;
+        let ll = lw.len();
+        let mut rw = status::BufWriter::new(&mut rb);
+        write!(rw, "{}", e.remote()).map_err(|_| EOVERFLOW)?;
+        let rl = rw.len();
+        let local = core::str::from_utf8(lb.get(..ll).ok_or(EOVERFLOW)?).map_err(|_| EINVAL)?;
+        let remote = core::str::from_utf8(rb.get(..rl).ok_or(EOVERFLOW)?).map_err(|_| EINVAL)?;
+        out.set(e.id().get(), local, remote)
+    }
 }

@@ -69,7 +69,8 @@ mod manager;
 mod proc;
 mod socket;
 
-use manager::{Manager, CAPACITY};
+use manager::{Manager, VwLink, CAPACITY};
+use overcast::net::Link;
 use overcast::procfs::{ProcDir, ProcFile};
 use proc::{CreateHandler, DestroyHandler, ListHandler, ManagerHandler};
 
@@ -110,6 +111,8 @@ impl ProcFiles {
 #[pin_data(PinnedDrop)]
 struct VWire {
     mgr: Arc<Manager>,
+    /// `ip link add … type vwire` (rtnetlink), over the same manager.
+    _link: Link<VwLink>,
     _proc: ProcFiles,
     /// /sys/kernel/config/vwire/: the module-wide knobs (config.rs).
     #[pin]
@@ -124,10 +127,17 @@ impl kernel::InPlaceModule for VWire {
         // already made.
         try_pin_init!(Self {
             mgr: made_mgr?,
+            _link: Arc::new(VwLink(mgr.clone()), GFP_KERNEL)
+                .map_err(Error::from)
+                .and_then(|h| Link::register(c"vwire", h))
+                .inspect_err(|e| pr_err!("cannot register the vwire interface kind ({:?})\n", e))?,
             _knobs <- config::subsystem(mgr.clone()),
             _proc: {
                 let files = made?.1;
-                pr_info!("endpoint manager ready: /proc/vw, /sys/kernel/config/vwire, {} entries\n", CAPACITY);
+                pr_info!(
+                    "endpoint manager ready: /proc/vw, /sys/kernel/config/vwire, ip link type vwire, {} entries\n",
+                    CAPACITY
+                );
                 files
             },
         })

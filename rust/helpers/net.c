@@ -12,6 +12,8 @@
 #include <linux/udp.h>
 #include <net/gro_cells.h>
 #include <net/ip_tunnels.h>
+#include <net/netlink.h>
+#include <net/rtnetlink.h>
 
 #include "overcast_helpers.h"
 
@@ -20,7 +22,27 @@ struct ovc_netdev_priv {
 	const void *ctx;
 	unsigned long tag;
 	struct gro_cells gro;
+	/* Drops the owner's reference to ctx when the net_device is freed; set once it is registered. */
+	void (*release)(const void *ctx);
 };
+
+/* An interface kind registered with ovc_link_register() (opaque in net.h). */
+struct ovc_link {
+	struct rtnl_link_ops ops;
+	const struct ovc_link_cbs *cbs;
+	const void *ctx;
+	char kind[16];
+};
+
+void ovc_rtnl_lock(void)
+{
+	rtnl_lock();
+}
+
+void ovc_rtnl_unlock(void)
+{
+	rtnl_unlock();
+}
 
 static int ovc_netdev_init(struct net_device *dev)
 {
@@ -52,6 +74,16 @@ static const struct net_device_ops ovc_netdev_ops = {
 	.ndo_validate_addr = eth_validate_addr,
 };
 
+/* At free time (netdev_run_todo, after the last reference is put): no callback uses ctx any more. */
+static void ovc_netdev_priv_destructor(struct net_device *dev)
+{
+	struct ovc_netdev_priv *p = netdev_priv(dev);
+
+	if (p->release)
+		p->release(p->ctx);
+	p->release = NULL;
+}
+
 static void ovc_netdev_setup(struct net_device *dev)
 {
 	ether_setup(dev);
@@ -69,30 +101,50 @@ static void ovc_netdev_setup(struct net_device *dev)
 	dev->features |= NETIF_F_SG | NETIF_F_HW_CSUM | NETIF_F_ALL_TSO | NETIF_F_GSO_UDP_L4;
 	dev->hw_features |= NETIF_F_SG | NETIF_F_HW_CSUM | NETIF_F_ALL_TSO | NETIF_F_GSO_UDP_L4;
 	dev->needs_free_netdev = false;
+	dev->priv_destructor = ovc_netdev_priv_destructor;
 	eth_hw_addr_random(dev);
 }
 
-int ovc_netdev_create(const char *name, unsigned int mtu, unsigned int max_mtu, const struct ovc_netdev_ops *ops,
-		      const void *ctx, unsigned long tag, struct net_device **out)
+/* Gives a set-up, unregistered dev its callbacks and MTU and registers it (RTNL held). */
+static int ovc_netdev_register(struct net_device *dev, unsigned int mtu, unsigned int max_mtu,
+			       const struct ovc_netdev_ops *ops, const void *ctx, void (*release)(const void *),
+			       unsigned long tag)
 {
-	struct ovc_netdev_priv *p;
+	struct ovc_netdev_priv *p = netdev_priv(dev);
+	int err;
+
+	ASSERT_RTNL();
+	if (!ops || !ops->xmit || mtu < ETH_MIN_MTU || mtu > max_mtu || max_mtu > ETH_MAX_MTU)
+		return -EINVAL;
+	p->ops = ops;
+	p->ctx = ctx;
+	p->tag = tag;
+	p->release = NULL;
+	dev->min_mtu = ETH_MIN_MTU;
+	dev->max_mtu = max_mtu;
+	dev->mtu = mtu;
+	err = register_netdevice(dev);
+	if (err)
+		return err;
+	/* Only now: a failed registration may call the destructor, and the caller keeps its reference then. */
+	p->release = release;
+	return 0;
+}
+
+int ovc_netdev_create(const char *name, unsigned int mtu, unsigned int max_mtu, const struct ovc_netdev_ops *ops,
+		      const void *ctx, void (*release)(const void *), unsigned long tag,
+		      const struct ovc_link *link, struct net_device **out)
+{
 	struct net_device *dev;
 	int err;
 
 	*out = NULL;
-	if (!ops || !ops->xmit || mtu < ETH_MIN_MTU || mtu > max_mtu || max_mtu > ETH_MAX_MTU)
-		return -EINVAL;
-	dev = alloc_netdev(sizeof(*p), name, NET_NAME_USER, ovc_netdev_setup);
+	dev = alloc_netdev(sizeof(struct ovc_netdev_priv), name, NET_NAME_USER, ovc_netdev_setup);
 	if (!dev)
 		return -ENOMEM;
-	p = netdev_priv(dev);
-	p->ops = ops;
-	p->ctx = ctx;
-	p->tag = tag;
-	dev->min_mtu = ETH_MIN_MTU;
-	dev->max_mtu = max_mtu;
-	dev->mtu = mtu;
-	err = register_netdev(dev);
+	if (link)
+		dev->rtnl_link_ops = (struct rtnl_link_ops *)&link->ops;
+	err = ovc_netdev_register(dev, mtu, max_mtu, ops, ctx, release, tag);
 	if (err) {
 		free_netdev(dev);
 		return err;
@@ -101,13 +153,39 @@ int ovc_netdev_create(const char *name, unsigned int mtu, unsigned int max_mtu, 
 	return 0;
 }
 
+int ovc_netdev_adopt(struct net_device *dev, unsigned int mtu, unsigned int max_mtu, const struct ovc_netdev_ops *ops,
+		     const void *ctx, void (*release)(const void *), unsigned long tag)
+{
+	return ovc_netdev_register(dev, mtu, max_mtu, ops, ctx, release, tag);
+}
+
+void ovc_netdev_unregister(struct net_device *dev, struct list_head *head)
+{
+	ASSERT_RTNL();
+	/* The core frees it once the last reference is put (after RTNL is released), calling the destructor. */
+	dev->needs_free_netdev = true;
+	unregister_netdevice_queue(dev, head);
+}
+
 void ovc_netdev_destroy(struct net_device *dev)
 {
 	if (!dev)
 		return;
-	/* Closes the interface, waits for transmitters and for every dev_hold() to be put. */
+	/* Closes the interface, waits for transmitters and for every dev_hold() to be put (and calls the destructor). */
 	unregister_netdev(dev);
 	free_netdev(dev);
+}
+
+unsigned long ovc_netdev_tag(const struct net_device *dev)
+{
+	const struct ovc_netdev_priv *p = netdev_priv(dev);
+
+	return p->tag;
+}
+
+void ovc_netdev_name(const struct net_device *dev, char *out)
+{
+	strscpy(out, dev->name, IFNAMSIZ);
 }
 
 void ovc_netdev_hold(struct net_device *dev)
@@ -122,12 +200,8 @@ void ovc_netdev_put(struct net_device *dev)
 
 int ovc_netdev_set_mtu(struct net_device *dev, unsigned int mtu)
 {
-	int err;
-
-	rtnl_lock();
-	err = dev_set_mtu(dev, mtu);
-	rtnl_unlock();
-	return err;
+	ASSERT_RTNL();
+	return dev_set_mtu(dev, mtu);
 }
 
 unsigned int ovc_netdev_mtu(const struct net_device *dev)
@@ -215,4 +289,100 @@ unsigned int ovc_skb_frame_len(const struct sk_buff *skb)
 void ovc_skb_free(struct sk_buff *skb)
 {
 	kfree_skb(skb);
+}
+
+/* ---- rtnl_link_ops: `ip link add NAME type KIND id N local ADDR remote ADDR` ---- */
+
+static const struct nla_policy ovc_link_policy[OVC_LINK_ATTR_MAX + 1] = {
+	[OVC_LINK_ATTR_ID] = { .type = NLA_U32 },
+	[OVC_LINK_ATTR_LOCAL] = { .type = NLA_NUL_STRING, .len = OVC_LINK_ADDR_MAX - 1 },
+	[OVC_LINK_ATTR_REMOTE] = { .type = NLA_NUL_STRING, .len = OVC_LINK_ADDR_MAX - 1 },
+};
+
+static struct ovc_link *ovc_link_of(const struct net_device *dev)
+{
+	return container_of(dev->rtnl_link_ops, struct ovc_link, ops);
+}
+
+static int ovc_link_newlink(struct net_device *dev, struct rtnl_newlink_params *params, struct netlink_ext_ack *extack)
+{
+	struct ovc_link *l = ovc_link_of(dev);
+	struct nlattr **data = params->data;
+	struct ovc_link_params p = {};
+
+	if (!net_eq(dev_net(dev), &init_net)) {
+		NL_SET_ERR_MSG(extack, "endpoints live in the initial network namespace (their UDP sockets do)");
+		return -EOPNOTSUPP;
+	}
+	if (!data || !data[OVC_LINK_ATTR_ID] || !data[OVC_LINK_ATTR_LOCAL] || !data[OVC_LINK_ATTR_REMOTE]) {
+		NL_SET_ERR_MSG(extack, "needs id N local ADDR remote ADDR");
+		return -EINVAL;
+	}
+	p.id = nla_get_u32(data[OVC_LINK_ATTR_ID]);
+	nla_strscpy(p.local, data[OVC_LINK_ATTR_LOCAL], sizeof(p.local));
+	nla_strscpy(p.remote, data[OVC_LINK_ATTR_REMOTE], sizeof(p.remote));
+	return l->cbs->newlink(l->ctx, dev, &p);
+}
+
+static void ovc_link_dellink(struct net_device *dev, struct list_head *head)
+{
+	struct ovc_link *l = ovc_link_of(dev);
+
+	l->cbs->dellink(l->ctx, dev, ovc_netdev_tag(dev), head);
+}
+
+static size_t ovc_link_get_size(const struct net_device *dev)
+{
+	return nla_total_size(sizeof(u32)) + 2 * nla_total_size(OVC_LINK_ADDR_MAX);
+}
+
+static int ovc_link_fill_info(struct sk_buff *skb, const struct net_device *dev)
+{
+	struct ovc_link *l = ovc_link_of(dev);
+	struct ovc_link_params p = {};
+
+	/* An interface being taken down may have no entry any more: report nothing rather than fail the dump. */
+	if (l->cbs->fill(l->ctx, ovc_netdev_tag(dev), &p))
+		return 0;
+	if (nla_put_u32(skb, OVC_LINK_ATTR_ID, p.id) || nla_put_string(skb, OVC_LINK_ATTR_LOCAL, p.local) ||
+	    nla_put_string(skb, OVC_LINK_ATTR_REMOTE, p.remote))
+		return -EMSGSIZE;
+	return 0;
+}
+
+struct ovc_link *ovc_link_register(const char *kind, const struct ovc_link_cbs *cbs, const void *ctx, int *err)
+{
+	struct ovc_link *l = kzalloc(sizeof(*l), GFP_KERNEL);
+
+	if (!l) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	strscpy(l->kind, kind, sizeof(l->kind));
+	l->cbs = cbs;
+	l->ctx = ctx;
+	l->ops.kind = l->kind;
+	l->ops.priv_size = sizeof(struct ovc_netdev_priv);
+	l->ops.setup = ovc_netdev_setup;
+	l->ops.maxtype = OVC_LINK_ATTR_MAX;
+	l->ops.policy = ovc_link_policy;
+	l->ops.newlink = ovc_link_newlink;
+	l->ops.dellink = ovc_link_dellink;
+	l->ops.get_size = ovc_link_get_size;
+	l->ops.fill_info = ovc_link_fill_info;
+	*err = rtnl_link_register(&l->ops);
+	if (*err) {
+		kfree(l);
+		return NULL;
+	}
+	return l;
+}
+
+void ovc_link_unregister(struct ovc_link *l)
+{
+	if (!l)
+		return;
+	/* Deletes every interface of this kind (through dellink), then no callback runs any more. */
+	rtnl_link_unregister(&l->ops);
+	kfree(l);
 }

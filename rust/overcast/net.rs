@@ -5,13 +5,15 @@
 //! * [`Skb`]: an owned `sk_buff`; dropping it frees it (counted as a drop). Operations that consume it take it by
 //!   value, so a frame is never used after it was handed on or freed.
 //! * [`NetDev`]: a registered interface (`ip link` shows it; it can be enslaved to a bridge). Frames the stack sends
-//!   through it arrive at [`NetDevHandler::xmit`]. Dropping it unregisters and frees it, after the last transmit
-//!   call has returned and the last [`NetDevRef`] was dropped.
+//!   through it arrive at [`NetDevHandler::xmit`]. Registered and unregistered with RTNL held ([`Rtnl`]); freed
+//!   after the last transmit call has returned and the last [`NetDevRef`] was dropped.
+//! * [`Link`]: an interface kind for `ip link add … type KIND` (rtnl_link_ops), served by a [`LinkHandler`].
 //! * [`NetDevRef`]: a counted reference (`dev_hold`) to an interface, usable from the data path (any context) to
 //!   deliver frames out of it; it keeps the `net_device` memory valid, never the registration.
 
 use super::bindings;
 use core::ffi::c_void;
+use core::marker::PhantomData;
 use core::ptr::NonNull;
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -102,11 +104,58 @@ pub trait NetDevHandler: Send + Sync {
     fn xmit(&self, tag: usize, skb: Skb);
 }
 
-/// A registered Ethernet interface; unregistered and freed when dropped.
+/// Proof that the current task holds RTNL (the kernel's interface configuration lock). Interfaces are registered,
+/// unregistered and reconfigured only with it: take it with [`RtnlGuard::lock`], or receive it in a [`LinkHandler`]
+/// callback (which the kernel calls with RTNL held).
+pub struct Rtnl {
+    _not_send: PhantomData<*mut ()>,
+}
+
+/// RTNL, held until dropped.
+pub struct RtnlGuard(Rtnl);
+
+impl RtnlGuard {
+    /// Takes RTNL (sleeps). Lock order: RTNL before any lock of the caller that its interface operations need.
+    pub fn lock() -> Self {
+        // SAFETY: plain lock; released in `drop` on the same task (the guard is not `Send`).
+        unsafe { bindings::ovc_rtnl_lock() };
+        Self(Rtnl { _not_send: PhantomData })
+    }
+}
+
+impl core::ops::Deref for RtnlGuard {
+    type Target = Rtnl;
+    fn deref(&self) -> &Rtnl {
+        &self.0
+    }
+}
+
+impl Drop for RtnlGuard {
+    fn drop(&mut self) {
+        // SAFETY: taken in `lock` by this task. Unlocking runs the interface core's pending work (frees of
+        // unregistered interfaces).
+        unsafe { bindings::ovc_rtnl_unlock() };
+    }
+}
+
+/// A net_device the rtnetlink core allocated for `ip link add` (with this module's set-up), handed to
+/// [`LinkHandler::newlink`]; [`NetDev::adopt`] registers it. Dropping it leaves it to the core, which frees it.
+pub struct NewDev<'a> {
+    dev: NonNull<bindings::net_device>,
+    _rtnl: PhantomData<&'a Rtnl>,
+}
+
+/// The list a [`LinkHandler::dellink`] queues its interface on.
+pub struct DelQueue<'a> {
+    head: *mut bindings::list_head,
+    _rtnl: PhantomData<&'a Rtnl>,
+}
+
+/// A registered Ethernet interface. Unregister it with [`NetDev::unregister`] while holding RTNL; dropping it
+/// without (RTNL not held) unregisters it too and waits until it is gone.
 pub struct NetDev<T: NetDevHandler> {
     dev: NonNull<bindings::net_device>,
-    // Dropped after `Drop::drop` unregistered the interface: the handler outlives every transmit call.
-    _handler: Arc<T>,
+    _t: PhantomData<Arc<T>>,
 }
 
 // SAFETY: the `net_device` is used only through kernel calls that do their own locking.
@@ -118,21 +167,69 @@ impl<T: NetDevHandler> NetDev<T> {
     const OPS: bindings::ovc_netdev_ops = bindings::ovc_netdev_ops { xmit: Some(Self::xmit_cb) };
 
     /// Creates and registers interface `name` with MTU `mtu` (at most `max_mtu`); its transmit calls
-    /// `handler.xmit(tag, ..)`. Fails with `EEXIST` if the name is taken, `EINVAL` for a bad name or MTU. Sleeps.
-    pub fn register(name: &CStr, mtu: u32, max_mtu: u32, handler: Arc<T>, tag: usize) -> Result<Self> {
-        let ctx = Arc::as_ptr(&handler).cast::<c_void>();
+    /// `handler.xmit(tag, ..)`; the handler is kept alive until the interface is freed. The interface belongs to no
+    /// [`Link`] kind (`ip link del` does not apply to it). Fails with `EEXIST` if the name is taken, `EINVAL` for a
+    /// bad name or MTU.
+    pub fn register(_rtnl: &Rtnl, name: &CStr, mtu: u32, max_mtu: u32, handler: Arc<T>, tag: usize) -> Result<Self> {
+        let ctx = Arc::into_raw(handler).cast::<c_void>();
+        let link = core::ptr::null();
         let mut dev = core::ptr::null_mut();
-        // SAFETY: `name` is NUL-terminated and copied by the kernel; `OPS` is a promoted constant with static
-        // lifetime; `ctx` points to `T`, kept alive by the `Arc` stored below until after the interface is
-        // unregistered in `drop`; `dev` is a valid out-pointer.
+        // SAFETY: RTNL is held (`_rtnl`); `name` is NUL-terminated and copied; `OPS` is a promoted constant;
+        // `ctx` is a leaked `Arc<T>` that `release_cb` takes back when the interface is freed (the helper never
+        // calls it if registration fails, and then it is taken back below); `link` is null (no kind); `dev` is a
+        // valid out-pointer.
         let err = unsafe {
-            bindings::ovc_netdev_create(name.as_char_ptr(), mtu, max_mtu, &Self::OPS, ctx, tag as _, &mut dev)
+            bindings::ovc_netdev_create(
+                name.as_char_ptr(),
+                mtu,
+                max_mtu,
+                &Self::OPS,
+                ctx,
+                Some(Self::release_cb),
+                tag as _,
+                link,
+                &mut dev,
+            )
         };
-        if err != 0 {
-            return Err(Error::from_errno(err));
+        Self::finish(err, dev, ctx)
+    }
+
+    /// Registers the interface `new` that `ip link add` asked for, as [`NetDev::register`] does.
+    pub fn adopt(new: NewDev<'_>, mtu: u32, max_mtu: u32, handler: Arc<T>, tag: usize) -> Result<Self> {
+        let ctx = Arc::into_raw(handler).cast::<c_void>();
+        // SAFETY: `new` is the core's unregistered device of our kind, RTNL held (its lifetime); as in `register`.
+        let err = unsafe {
+            bindings::ovc_netdev_adopt(new.dev.as_ptr(), mtu, max_mtu, &Self::OPS, ctx, Some(Self::release_cb), tag as _)
+        };
+        Self::finish(err, new.dev.as_ptr(), ctx)
+    }
+
+    fn finish(err: kernel::ffi::c_int, dev: *mut bindings::net_device, ctx: *const c_void) -> Result<Self> {
+        match NonNull::new(dev) {
+            Some(dev) if err == 0 => Ok(Self { dev, _t: PhantomData }),
+            _ => {
+                // SAFETY: registration failed, so the helper did not keep `ctx`: take the reference back.
+                drop(unsafe { Arc::from_raw(ctx.cast::<T>()) });
+                Err(if err != 0 { Error::from_errno(err) } else { ENOMEM })
+            }
         }
-        let dev = NonNull::new(dev).ok_or(ENOMEM)?;
-        Ok(Self { dev, _handler: handler })
+    }
+
+    /// Unregisters the interface now (RTNL held); it is freed after RTNL is released and the last [`NetDevRef`]
+    /// is dropped.
+    pub fn unregister(self, _rtnl: &Rtnl) {
+        let dev = self.dev.as_ptr();
+        core::mem::forget(self);
+        // SAFETY: registered by us, unregistered once (ownership ends here); RTNL is held.
+        unsafe { bindings::ovc_netdev_unregister(dev, core::ptr::null_mut()) };
+    }
+
+    /// Unregisters the interface on a dellink's list (`ip link del`).
+    pub fn unregister_queued(self, q: &DelQueue<'_>) {
+        let dev = self.dev.as_ptr();
+        core::mem::forget(self);
+        // SAFETY: as in `unregister`; `q.head` is the core's list, RTNL held for its lifetime.
+        unsafe { bindings::ovc_netdev_unregister(dev, q.head) };
     }
 
     /// A counted reference for the data path.
@@ -143,9 +240,9 @@ impl<T: NetDevHandler> NetDev<T> {
         NetDevRef(self.dev)
     }
 
-    /// Sets the MTU (as `ip link set mtu` would). Sleeps (takes RTNL).
-    pub fn set_mtu(&self, mtu: u32) -> Result {
-        // SAFETY: the interface is registered and owned by us.
+    /// Sets the MTU (as `ip link set mtu` would).
+    pub fn set_mtu(&self, _rtnl: &Rtnl, mtu: u32) -> Result {
+        // SAFETY: the interface is registered and owned by us; RTNL is held.
         let err = unsafe { bindings::ovc_netdev_set_mtu(self.dev.as_ptr(), mtu) };
         if err != 0 {
             return Err(Error::from_errno(err));
@@ -159,9 +256,23 @@ impl<T: NetDevHandler> NetDev<T> {
         unsafe { bindings::ovc_netdev_mtu(self.dev.as_ptr()) }
     }
 
+    /// The interface's name (it may be one the kernel chose, e.g. from `vwire%d`), into `buf`.
+    pub fn name<'b>(&self, _rtnl: &Rtnl, buf: &'b mut [u8; IFNAME_MAX + 1]) -> &'b str {
+        // SAFETY: the device is valid; `buf` has room for IFNAMSIZ bytes; RTNL keeps the name from changing.
+        unsafe { bindings::ovc_netdev_name(self.dev.as_ptr(), buf.as_mut_ptr().cast()) };
+        let len = buf.iter().position(|&b| b == 0).unwrap_or(0);
+        core::str::from_utf8(buf.get(..len).unwrap_or(&[])).unwrap_or("")
+    }
+
+    unsafe extern "C" fn release_cb(ctx: *const c_void) {
+        // SAFETY: `ctx` is the `Arc<T>` leaked at registration; the helper calls this once, when the interface is
+        // freed and no callback can run any more.
+        drop(unsafe { Arc::from_raw(ctx.cast::<T>()) });
+    }
+
     unsafe extern "C" fn xmit_cb(ctx: *const c_void, tag: kernel::ffi::c_ulong, skb: *mut bindings::sk_buff) {
-        // SAFETY: `ctx` is the `T` registered in `register`, alive until the interface is unregistered, and the
-        // kernel calls ndo_start_xmit only while it is registered.
+        // SAFETY: `ctx` is the `T` registered in `register`, alive until the interface is freed, and the kernel
+        // calls ndo_start_xmit only while it is registered.
         let handler = unsafe { &*ctx.cast::<T>() };
         let Some(skb) = NonNull::new(skb) else {
             return;
@@ -174,9 +285,155 @@ impl<T: NetDevHandler> NetDev<T> {
 
 impl<T: NetDevHandler> Drop for NetDev<T> {
     fn drop(&mut self) {
-        // SAFETY: the interface was created by `ovc_netdev_create` and is destroyed exactly once, here; the call
-        // waits until no transmit runs and every `NetDevRef` was dropped, so the handler may be released after.
+        // SAFETY: the interface was registered by us and is destroyed exactly once, here (`unregister*` forget
+        // `self`); the caller does not hold RTNL (documented on the type), which the helper takes.
         unsafe { bindings::ovc_netdev_destroy(self.dev.as_ptr()) };
+    }
+}
+
+/// The attributes of one interface of a [`Link`] kind (`ip link add … id N local ADDR remote ADDR`).
+pub struct LinkParams {
+    /// Connector id.
+    pub id: u32,
+    local: [u8; LINK_ADDR_MAX],
+    remote: [u8; LINK_ADDR_MAX],
+}
+
+/// Longest address string of a [`LinkParams`], NUL included.
+pub const LINK_ADDR_MAX: usize = bindings::OVC_LINK_ADDR_MAX as usize;
+
+fn c_text(b: &[u8]) -> &str {
+    let len = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    core::str::from_utf8(b.get(..len).unwrap_or(&[])).unwrap_or("")
+}
+
+fn put_text(out: &mut [u8; LINK_ADDR_MAX], text: &str) -> Result {
+    let b = text.as_bytes();
+    out.get_mut(..b.len()).ok_or(EOVERFLOW)?.copy_from_slice(b);
+    *out.get_mut(b.len()).ok_or(EOVERFLOW)? = 0;
+    Ok(())
+}
+
+impl LinkParams {
+    /// The local address as given (not yet parsed).
+    pub fn local(&self) -> &str {
+        c_text(&self.local)
+    }
+    /// The remote address as given.
+    pub fn remote(&self) -> &str {
+        c_text(&self.remote)
+    }
+    /// Sets the addresses to report (`EOVERFLOW` if longer than [`LINK_ADDR_MAX`] − 1 bytes).
+    pub fn set(&mut self, id: u32, local: &str, remote: &str) -> Result {
+        self.id = id;
+        put_text(&mut self.local, local)?;
+        put_text(&mut self.remote, remote)
+    }
+}
+
+/// What a module does for the interfaces of its [`Link`] kind. Callbacks run in process context.
+pub trait LinkHandler: Send + Sync {
+    /// `ip link add NAME type KIND …`: register `dev` with [`NetDev::adopt`] (and keep it), or fail with an errno
+    /// (the core then frees `dev`). Must not fail after the interface is registered: unregister it first.
+    fn newlink(&self, rtnl: &Rtnl, dev: NewDev<'_>, p: &LinkParams) -> Result;
+    /// `ip link del`: unregister the interface registered with `tag` with [`NetDev::unregister_queued`].
+    fn dellink(&self, rtnl: &Rtnl, tag: usize, q: &DelQueue<'_>);
+    /// The attributes of the interface registered with `tag`. Must not sleep (may run under RCU only).
+    fn fill(&self, tag: usize, out: &mut LinkParams) -> Result;
+}
+
+/// A registered interface kind (`ip link add … type KIND`). Dropping it deletes every interface of the kind (through
+/// [`LinkHandler::dellink`]) and unregisters it; takes RTNL, so it must be dropped without holding it.
+pub struct Link<T: LinkHandler> {
+    l: NonNull<bindings::ovc_link>,
+    _handler: Arc<T>,
+}
+
+// SAFETY: the registration is a kernel object used under RTNL; the handler is `Send + Sync`.
+unsafe impl<T: LinkHandler> Send for Link<T> {}
+// SAFETY: as above; `&Link` gives access to nothing mutable.
+unsafe impl<T: LinkHandler> Sync for Link<T> {}
+
+impl<T: LinkHandler> Link<T> {
+    const CBS: bindings::ovc_link_cbs = bindings::ovc_link_cbs {
+        newlink: Some(Self::newlink_cb),
+        dellink: Some(Self::dellink_cb),
+        fill: Some(Self::fill_cb),
+    };
+
+    /// Registers kind `kind` (at most 15 bytes) with `handler`.
+    pub fn register(kind: &CStr, handler: Arc<T>) -> Result<Self> {
+        let ctx = Arc::as_ptr(&handler).cast::<c_void>();
+        let mut err: kernel::ffi::c_int = 0;
+        // SAFETY: `kind` is NUL-terminated and copied; `CBS` is a promoted constant; `ctx` points to `T`, kept
+        // alive by `_handler` until `drop` has unregistered the kind (after which no callback runs).
+        let l = unsafe { bindings::ovc_link_register(kind.as_char_ptr(), &Self::CBS, ctx, &mut err) };
+        let e = if err < 0 { Error::from_errno(err) } else { ENOMEM };
+        NonNull::new(l).map(|l| Self { l, _handler: handler }).ok_or(e)
+    }
+
+    /// # Safety
+    ///
+    /// `ctx` must be the `T` of a live registration.
+    unsafe fn handler<'a>(ctx: *const c_void) -> &'a T {
+        // SAFETY: per the function's contract.
+        unsafe { &*ctx.cast::<T>() }
+    }
+
+    unsafe extern "C" fn newlink_cb(
+        ctx: *const c_void,
+        dev: *mut bindings::net_device,
+        p: *const bindings::ovc_link_params,
+    ) -> kernel::ffi::c_int {
+        // SAFETY: the core calls newlink with RTNL held, for a registered kind (ctx live), with its own device
+        // and the parsed attributes.
+        let (h, p) = unsafe { (Self::handler(ctx), &*p) };
+        let Some(dev) = NonNull::new(dev) else { return EINVAL.to_errno() };
+        let params = LinkParams { id: p.id, local: p.local.map(|c| c as u8), remote: p.remote.map(|c| c as u8) };
+        let rtnl = Rtnl { _not_send: PhantomData };
+        match h.newlink(&rtnl, NewDev { dev, _rtnl: PhantomData }, &params) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    unsafe extern "C" fn dellink_cb(
+        ctx: *const c_void,
+        _dev: *mut bindings::net_device,
+        tag: kernel::ffi::c_ulong,
+        head: *mut bindings::list_head,
+    ) {
+        // SAFETY: the core calls dellink with RTNL held, for an interface of a registered kind (ctx live).
+        let h = unsafe { Self::handler(ctx) };
+        let rtnl = Rtnl { _not_send: PhantomData };
+        h.dellink(&rtnl, tag as usize, &DelQueue { head, _rtnl: PhantomData });
+    }
+
+    unsafe extern "C" fn fill_cb(
+        ctx: *const c_void,
+        tag: kernel::ffi::c_ulong,
+        out: *mut bindings::ovc_link_params,
+    ) -> kernel::ffi::c_int {
+        // SAFETY: ctx is live while the kind is registered; `out` is the helper's stack struct.
+        let h = unsafe { Self::handler(ctx) };
+        let mut p = LinkParams { id: 0, local: [0; LINK_ADDR_MAX], remote: [0; LINK_ADDR_MAX] };
+        if let Err(e) = h.fill(tag as usize, &mut p) {
+            return e.to_errno();
+        }
+        // SAFETY: `out` is valid for writes (see above).
+        let out = unsafe { &mut *out };
+        out.id = p.id;
+        out.local = p.local.map(|c| c as _);
+        out.remote = p.remote.map(|c| c as _);
+        0
+    }
+}
+
+impl<T: LinkHandler> Drop for Link<T> {
+    fn drop(&mut self) {
+        // SAFETY: registered in `register`, unregistered once; deletes the kind's interfaces and waits for its
+        // callbacks, so `_handler` may be dropped after.
+        unsafe { bindings::ovc_link_unregister(self.l.as_ptr()) };
     }
 }
 

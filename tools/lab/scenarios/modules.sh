@@ -39,6 +39,30 @@ check_fails vw-destroy-unknown "no such" sh -c 'echo 99 > /proc/vw/destroy'
 check vw-destroy sh -c 'echo 7 > /proc/vw/destroy && ! test -e /proc/vw/7 && ! test -e /sys/class/net/vw7'
 check vw-manager-collapse sh -c 'echo "collapse off" > /proc/vw/manager && grep -q "collapse: off" /proc/vw/manager'
 check_fails vw-manager-bad "invalid" sh -c 'echo "frobnicate" > /proc/vw/manager'
+# --- vwire: ip link (rtnetlink + the iproute2 plugin link_vwire.so): the same entries as /proc/vw ------------------
+IPB=/usr/sbin/ip
+check vw-iplink-plugin test -f /usr/lib/x86_64-linux-gnu/ip/link_vwire.so
+check vw-iplink-add $IPB link add blue7 type vwire id 17 local 10.99.0.1:4810 remote 10.99.0.2:4810
+check vw-iplink-proc-file sh -c 'grep -q "^ifname: blue7$" /proc/vw/17 && grep -q "^remote: 10.99.0.2:4810$" /proc/vw/17'
+$IPB -d link show blue7
+check vw-iplink-details sh -c "$IPB -d link show blue7 | grep -q 'vwire id 17 local 10.99.0.1:4810 remote 10.99.0.2:4810'"
+check vw-iplink-json sh -c "$IPB -d -j link show blue7 | grep -q '\"remote\":\"10.99.0.2:4810\"'"
+check vw-iplink-repoint-via-proc sh -c "echo 10.99.0.6:4810 > /proc/vw/17 && $IPB -d link show blue7 | grep -q 'remote 10.99.0.6:4810'"
+check_fails vw-iplink-duplicate "exists" $IPB link add blue8 type vwire id 17 local 10.99.0.1:4810 remote 10.99.0.2:4810
+check_fails vw-iplink-missing-remote "missing" $IPB link add blue8 type vwire id 18 local 10.99.0.1:4811
+check_fails vw-iplink-bad-addr "invalid" $IPB link add blue8 type vwire id 18 local 10.99.0.1:4811 remote 300.1.2.3:4811
+check_fails vw-iplink-id-zero "outside" $IPB link add blue8 type vwire id 0 local 10.99.0.1:4811 remote 10.99.0.2:4811
+check_fails vw-iplink-unknown-word "unknown option" $IPB link add blue8 type vwire id 18 colour blue
+check vw-iplink-bad-changed-nothing sh -c '! test -e /sys/class/net/blue8 && ! test -e /proc/vw/18 && [ "$(wc -l < /proc/vw/list)" = 1 ]'
+check vw-iplink-kernel-name $IPB link add type vwire id 19 local 10.99.0.1:4812 remote 10.99.0.2:4812
+check vw-iplink-kernel-name-shown sh -c 'grep -q "^ifname: vwire0$" /proc/vw/19 && test -e /sys/class/net/vwire0'
+check vw-iplink-del $IPB link del blue7
+check vw-iplink-del-gone sh -c "! test -e /sys/class/net/blue7 && ! grep -q '^17 ' /proc/vw/list"
+dmesg | grep 'ip link del' | tail -1
+# ip link del cannot remove /proc/vw/17 itself (it holds RTNL); the next /proc/vw write does.
+check vw-iplink-file-reaped sh -c 'echo 99 > /proc/vw/destroy 2>/dev/null; ! test -e /proc/vw/17'
+check vw-iplink-destroy-via-proc sh -c 'echo 19 > /proc/vw/destroy && ! test -e /sys/class/net/vwire0 && ! test -e /proc/vw/19'
+
 # --- vwire: the module-wide knobs, /sys/kernel/config/vwire (the same operations as /proc/vw/manager) -------------
 K=/sys/kernel/config/vwire
 check vw-knobs-dir test -d $K
@@ -76,6 +100,8 @@ check vw-racing-creates-one-wins sh -c '[ "$(wc -l < /tmp/race.ok)" = 1 ] && [ "
 
 # --- unload while busy: an fd open on a /proc file and a live endpoint --------------------------------------------
 echo "9 10.99.0.1:4800 10.99.0.2:4800" > /proc/vw/create
+# ... and one made with ip link.
+check vw-iplink-left-for-rmmod /usr/sbin/ip link add green20 type vwire id 20 local 10.99.0.1:4820 remote 10.99.0.2:4820
 exec 3</proc/vw/9
 # ... and creates/destroys racing with the unload (each create makes an interface and a socket).
 (while :; do echo "60 10.99.0.1:5600 10.99.0.2:5600" > /proc/vw/create; echo 60 > /proc/vw/destroy; done) 2>/dev/null &
@@ -87,7 +113,7 @@ done
 kill $CHURN
 check vw-dir-gone sh -c '! test -e /proc/vw'
 check vw-knobs-gone sh -c '! test -e /sys/kernel/config/vwire'
-check vw-ifaces-gone sh -c '! ls /sys/class/net | grep -q "^vw"'
+check vw-ifaces-gone sh -c '! ls /sys/class/net | grep -q "^vw" && ! test -e /sys/class/net/green20'
 check_fails vw-stale-fd-read "error" sh -c 'cat <&3'
 exec 3<&-
 # And load again: nothing was left behind.

@@ -176,6 +176,31 @@ fi
 check vx-ping-vxlan until_ok 30 ping -c 1 -W 2 10.21.0.$((2 - me))
 barrier v6-vxlan
 
+# --- ip link: host 0's end of connector 31 made with `ip link add … type vwire` (rtnetlink), host 1's through
+# /proc/vw/create; both are the same kind of entry, and frames cross between them ----------------------------------
+if [ "$me" = 0 ]; then
+  check iplink-add $IP link add blue31 type vwire id 31 local $L:4831 remote $R:4831
+  V31=blue31
+else
+  check iplink-peer-proc sh -c "echo '31 $L:4831 $R:4831' > /proc/vw/create"
+  V31=vw31
+fi
+ip addr add 10.31.0.$((me + 1))/24 dev $V31
+ip link set $V31 up
+check iplink-ping until_ok 30 ping -c 3 -W 2 10.31.0.$((2 - me))
+check iplink-counters sh -c '[ "$(awk -F": " "\$1==\"rx_frames\"{print \$2}" /proc/vw/31)" -gt 0 ]'
+if [ "$me" = 0 ]; then
+  $IP -d link show blue31 | grep vwire
+  check iplink-details sh -c "$IP -d link show blue31 | grep -q 'vwire id 31 local $L:4831 remote $R:4831'"
+fi
+barrier iplink
+if [ "$me" = 0 ]; then
+  check iplink-del $IP link del blue31
+else
+  check iplink-peer-destroy sh -c "echo 31 > /proc/vw/destroy"
+fi
+check iplink-gone sh -c "! test -e /sys/class/net/$V31 && ! grep -q '^31 ' /proc/vw/list"
+
 # --- collapse: both ends of connector 9 on host 0 (§5.2.3, Fig. 5.8) --------------------------------------------
 if [ "$me" = 0 ]; then
   for i in 1 2; do
