@@ -454,6 +454,75 @@ static const struct block_device_operations ovc_vblk_fops = {
 	.owner = THIS_MODULE,
 };
 
+/*
+ * The Blanket drivers' own sysfs directory, `blanket/` under the disk (/sys/block/bvdN/blanket) and under the
+ * interface (/sys/class/net/bnetN/blanket): the same names whatever the provider's device is (Documentation/
+ * blanket.md, "One interface whatever the cloud", §4.1). backend: the bottom half in use; provider: the device it
+ * drives; features: the negotiated feature bits (hex, bits 0-63); queues / ring: request queues and descriptors.
+ */
+static u64 ovc_virtio_negotiated(struct virtio_device *vdev)
+{
+	u64 f = 0;
+	unsigned int bit;
+
+	for (bit = 0; bit < 64; bit++)
+		if (__virtio_test_bit(vdev, bit))
+			f |= BIT_ULL(bit);
+	return f;
+}
+
+static struct virtio_device *ovc_vblk_sysfs_vdev(struct device *dev)
+{
+	return dev_to_virtio(dev->parent);
+}
+
+static ssize_t backend_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "virtio-blk\n");
+}
+
+static ssize_t provider_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%s\n", dev_name(&ovc_vblk_sysfs_vdev(dev)->dev));
+}
+
+static ssize_t features_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "0x%016llx\n", ovc_virtio_negotiated(ovc_vblk_sysfs_vdev(dev)));
+}
+
+static ssize_t queues_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	struct ovc_virtio_priv *p = ovc_vblk_sysfs_vdev(dev)->priv;
+
+	return sysfs_emit(buf, "%u\n", p && p->blkq ? p->blkq->nvqs : 0);
+}
+
+static ssize_t ring_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	struct ovc_virtio_priv *p = ovc_vblk_sysfs_vdev(dev)->priv;
+
+	return sysfs_emit(buf, "%u\n", p && p->blkq ? ovc_vblk_queue_ring_size(p->blkq) : 0);
+}
+
+static DEVICE_ATTR_RO(backend);
+static DEVICE_ATTR_RO(provider);
+static DEVICE_ATTR_RO(features);
+static DEVICE_ATTR_RO(queues);
+static DEVICE_ATTR_RO(ring);
+
+static struct attribute *ovc_vblk_blanket_attrs[] = {
+	&dev_attr_backend.attr, &dev_attr_provider.attr, &dev_attr_features.attr, &dev_attr_queues.attr,
+	&dev_attr_ring.attr, NULL,
+};
+
+static const struct attribute_group ovc_vblk_blanket_group = {
+	.name = "blanket",
+	.attrs = ovc_vblk_blanket_attrs,
+};
+
+static const struct attribute_group *ovc_vblk_groups[] = { &ovc_vblk_blanket_group, NULL };
+
 struct gendisk *ovc_vblk_disk_add(struct virtio_device *vdev, struct blk_mq_tag_set *set, void *queuedata,
 				  unsigned long long sectors, const struct ovc_vblk_limits *lim, const char *name,
 				  int *err)
@@ -478,7 +547,7 @@ struct gendisk *ovc_vblk_disk_add(struct virtio_device *vdev, struct blk_mq_tag_
 	strscpy(disk->disk_name, name, DISK_NAME_LEN);
 	set_capacity(disk, sectors);
 	set_disk_ro(disk, lim->read_only != 0);
-	ret = device_add_disk(&vdev->dev, disk, NULL);
+	ret = device_add_disk(&vdev->dev, disk, ovc_vblk_groups);
 	if (ret) {
 		put_disk(disk);
 		*err = ret;
@@ -854,6 +923,64 @@ static long ovc_vnet_drain(struct ovc_vnet *n, unsigned int *rx_left, unsigned i
 	return (long)atomic_read(&n->rx_posted) + atomic_read(&n->tx_posted);
 }
 
+static struct ovc_vnet *ovc_vnet_sysfs(struct device *dev)
+{
+	return netdev_priv(to_net_dev(dev));
+}
+
+static ssize_t net_backend_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "virtio-net\n");
+}
+
+static ssize_t net_provider_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%s\n", dev_name(&ovc_vnet_sysfs(dev)->vdev->dev));
+}
+
+static ssize_t net_features_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "0x%016llx\n", ovc_virtio_negotiated(ovc_vnet_sysfs(dev)->vdev));
+}
+
+static ssize_t net_queues_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "1\n");
+}
+
+static ssize_t net_ring_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	struct ovc_vnet *n = ovc_vnet_sysfs(dev);
+
+	return sysfs_emit(buf, "%u %u\n", virtqueue_get_vring_size(n->rvq), virtqueue_get_vring_size(n->svq));
+}
+
+static ssize_t net_header_errors_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	struct ovc_vnet *n = ovc_vnet_sysfs(dev);
+
+	return sysfs_emit(buf, "%ld %ld\n", atomic_long_read(&n->rx_bad), atomic_long_read(&n->tx_bad));
+}
+
+static struct device_attribute ovc_vnet_attrs_list[] = {
+	__ATTR(backend, 0444, net_backend_show, NULL),
+	__ATTR(provider, 0444, net_provider_show, NULL),
+	__ATTR(features, 0444, net_features_show, NULL),
+	__ATTR(queues, 0444, net_queues_show, NULL),
+	__ATTR(ring, 0444, net_ring_show, NULL),
+	__ATTR(header_errors, 0444, net_header_errors_show, NULL),
+};
+
+static struct attribute *ovc_vnet_blanket_attrs[] = {
+	&ovc_vnet_attrs_list[0].attr, &ovc_vnet_attrs_list[1].attr, &ovc_vnet_attrs_list[2].attr,
+	&ovc_vnet_attrs_list[3].attr, &ovc_vnet_attrs_list[4].attr, &ovc_vnet_attrs_list[5].attr, NULL,
+};
+
+static const struct attribute_group ovc_vnet_blanket_group = {
+	.name = "blanket",
+	.attrs = ovc_vnet_blanket_attrs,
+};
+
 struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_params *p,
 			      const struct ovc_vnet_ops *ops, const void *ctx, int *err)
 {
@@ -896,6 +1023,7 @@ struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_
 	/* The stack leaves room for the virtio header, so xmit pushes it without reallocating the skb's head. */
 	dev->needed_headroom = OVC_VNET_HDR_LEN;
 	SET_NETDEV_DEV(dev, &vdev->dev);
+	dev->sysfs_groups[0] = &ovc_vnet_blanket_group;
 	if (p->offloads & OVC_VNET_OFF_SG)
 		f |= NETIF_F_SG;
 	if (p->offloads & OVC_VNET_OFF_HW_CSUM)

@@ -55,6 +55,13 @@ check disk-is-virtio-child test -e /sys/block/bvd0/device/driver
 BQUEUES=$(ls -d /sys/block/bvd0/mq/* 2>/dev/null | wc -l)
 echo "hardware queues: virtio_blk $CQUEUES, blanket_blk $BQUEUES ($(grep -c ^processor /proc/cpuinfo) CPUs)"
 check same-queue-count-as-c-driver test "$BQUEUES" = "$CQUEUES"
+# The drivers' own /sys directory (the same names whatever the provider's device): backend, provider device,
+# negotiated features (agreeing with the virtio core's bit string), queues, ring.
+S=/sys/block/bvd0/blanket
+head -n 20 $S/* 2>/dev/null
+feature_bit() { echo $(( ($(cat $S/features) >> $1) & 1 )); }
+check sysfs-blanket sh -c "grep -qx virtio-blk $S/backend && grep -qx $V $S/provider && [ \"\$(cat $S/queues)\" = $BQUEUES ] && [ \"\$(cat $S/ring)\" -gt 0 ]"
+check sysfs-features-agree sh -c "[ $(feature_bit 32) = 1 ] && [ $(feature_bit 32) = \"\$(cut -c33 /sys/bus/virtio/devices/$V/features)\" ] && [ $(feature_bit 12) = \"\$(cut -c13 /sys/bus/virtio/devices/$V/features)\" ]"
 dmesg | grep 'blanket_blk' | tail -3
 
 # Reads of what virtio_blk wrote.

@@ -73,6 +73,10 @@ dmesg | grep 'blanket_net' | tail -2
 check interface-name-bnet0 test "$N" = bnet0
 if ! test -e /sys/class/net/bnet0; then check_no_oops; barrier up 600; barrier done 1500; exit $OVC_FAILS; fi
 check mac-from-config-space test "$(cat /sys/class/net/bnet0/address)" = "$MAC"
+# The drivers' own /sys directory: backend, provider device, negotiated features, queues, rings, header errors.
+S=/sys/class/net/bnet0/blanket
+head -n 20 $S/* 2>/dev/null
+check sysfs-blanket sh -c "grep -qx virtio-net $S/backend && grep -qx $V $S/provider && grep -qx 1 $S/queues && grep -qx '0 0' $S/header_errors && [ \$(( \$(cat $S/features) >> 32 & 1 )) = 1 ] && grep -Eq '^[1-9][0-9]* [1-9][0-9]*$' $S/ring"
 check interface-is-virtio-child test "$(basename "$(readlink /sys/class/net/bnet0/device)")" = "$V"
 check bnet0-up up bnet0
 check carrier-up until_ok 10 test "$(cat /sys/class/net/bnet0/carrier)" = 1
