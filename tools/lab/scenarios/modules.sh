@@ -86,6 +86,9 @@ check vw-knob-endpoints sh -c "echo '13 10.99.0.1:4802 10.99.0.2:4802' > /proc/v
 # Counters: frames sent into vw12 (ARP for an address behind it) are counted — sent, or dropped where the lab
 # has no route to 10.99.0.2 (vm topology); reset_counters zeroes them.
 ip link set vw12 up && ip addr add 192.0.2.1/24 dev vw12 && ping -c 2 -W 1 192.0.2.2 >/dev/null 2>&1
+# Down again before the reset: an up interface keeps sending frames of its own (IPv6 router solicitations, ARP
+# retries) at times of the kernel's choosing, which would make "zero after reset" a race (seen once, nested).
+ip link set vw12 down
 counted() { ! grep -qx "tx_frames: 0" /proc/vw/12 || ! grep -qx "drops: 0" /proc/vw/12; }
 check vw-knob-counted-before-reset counted
 check_fails vw-knob-reset-bad "invalid" sh -c "echo 2 > $K/reset_counters"
