@@ -18,7 +18,7 @@
 //!
 //! Malformed writes fail with EINVAL (EBUSY when the device state forbids them) and change nothing.
 
-use super::device::{parse_addr, parse_token, Device, DrainCount, Stats};
+use super::device::{parse_addr, parse_token, DevIo, Device, DrainCount, Stats};
 use super::overcast::fmt::Show;
 use super::overcast::blk::{pin_module_forever, Memalloc, SeqFile};
 use super::repo::Repo;
@@ -250,6 +250,22 @@ impl AttributeOperations<2> for DeviceConfig {
     }
 }
 
+/// The INDEX of `drain INDEX` / `reconnect INDEX`, with nothing after it.
+fn index_arg<'a>(words: &mut impl Iterator<Item = &'a str>) -> Option<u16> {
+    let idx = words.next()?.parse().ok()?;
+    words.next().is_none().then_some(idx)
+}
+
+impl DeviceConfig {
+    /// The switched-on device's I/O side and disk name, taken without keeping the configfs lock: `cat repos` and
+    /// `cat state` keep working (and show progress) while a long operation (drain, reconnect) runs.
+    fn io_side(&self) -> Result<(Arc<DevIo>, CString)> {
+        let cfg = self.data.lock();
+        let dev = cfg.device.as_ref().ok_or(ENOENT)?;
+        Ok((dev.io.clone(), CString::try_from_fmt(fmt!("{}", cfg.disk_name.to_str()?))?))
+    }
+}
+
 #[vtable]
 impl AttributeOperations<3> for DeviceConfig {
     type Data = DeviceConfig;
@@ -312,17 +328,8 @@ impl AttributeOperations<3> for DeviceConfig {
                 Ok(())
             }
             Some("drain") => {
-                let idx: u16 = words.next().and_then(|s| s.parse().ok()).ok_or_else(usage)?;
-                if words.next().is_some() {
-                    return Err(usage());
-                }
-                // The device's I/O side, held without the configfs lock: `cat repos` and `cat state` keep working
-                // (and show the pages left) while the drain runs.
-                let (io, name) = {
-                    let cfg = this.data.lock();
-                    let dev = cfg.device.as_ref().ok_or(ENOENT)?;
-                    (dev.io.clone(), CString::try_from_fmt(fmt!("{}", cfg.disk_name.to_str()?))?)
-                };
+                let idx = index_arg(&mut words).ok_or_else(usage)?;
+                let (io, name) = this.io_side()?;
                 let name = name.to_str()?;
                 {
                     let _noio = Memalloc::enter(false);
@@ -331,7 +338,7 @@ impl AttributeOperations<3> for DeviceConfig {
                         return Err(ENOENT);
                     }
                     st.drain_begin(idx)?;
-                    pr_info!("{}: draining repository {}: {} pages to move\n", name, idx, st.drain_left(idx));
+                    pr_info!("{}: draining repository {}: {} pages to move\n", name, idx, st.pages_on(idx));
                 }
                 let mut count = DrainCount::default();
                 // In steps of DRAIN_STEP pages, each under the state lock for a few round trips: the device's I/O
@@ -343,7 +350,7 @@ impl AttributeOperations<3> for DeviceConfig {
                     if step.is_err() || !st.draining(idx) {
                         break step.and(Err(ECONNRESET));
                     }
-                    if st.drain_left(idx) == 0 {
+                    if st.pages_on(idx) == 0 {
                         st.drain_end(idx);
                         break Ok(());
                     }
@@ -361,15 +368,8 @@ impl AttributeOperations<3> for DeviceConfig {
                 res
             }
             Some("reconnect") => {
-                let idx: u16 = words.next().and_then(|s| s.parse().ok()).ok_or_else(usage)?;
-                if words.next().is_some() {
-                    return Err(usage());
-                }
-                let (io, name) = {
-                    let cfg = this.data.lock();
-                    let dev = cfg.device.as_ref().ok_or(ENOENT)?;
-                    (dev.io.clone(), CString::try_from_fmt(fmt!("{}", cfg.disk_name.to_str()?))?)
-                };
+                let idx = index_arg(&mut words).ok_or_else(usage)?;
+                let (io, name) = this.io_side()?;
                 let name = name.to_str()?;
                 let (addr, client, cap, pages) = {
                     let st = io.state.lock();

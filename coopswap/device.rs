@@ -499,11 +499,6 @@ impl IoState {
         Ok(())
     }
 
-    /// Pages still to move off `idx`.
-    pub(crate) fn drain_left(&self, idx: u16) -> u64 {
-        self.pages_on(idx)
-    }
-
     /// Ends a drain: repository `idx` (holding none of our pages now) is taken out of service and disconnected.
     pub(crate) fn drain_end(&mut self, idx: u16) {
         if let Some(r) = self.repos.get_mut(usize::from(idx)) {

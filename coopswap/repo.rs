@@ -107,6 +107,11 @@ impl Repo {
 
     /// Sends one request (STORE with `payload`, FETCH or DROP). On error the connection is closed.
     pub(crate) fn send(&mut self, opcode: u8, tag: u64, page: u64, payload: Option<(&[u8], u32)>) -> Result {
+        self.send_count(opcode, tag, page, if opcode == op::DROP { 1 } else { 0 }, payload)
+    }
+
+    /// [`Repo::send`] with an explicit `count` (DROP of a range).
+    fn send_count(&mut self, opcode: u8, tag: u64, page: u64, count: u32, payload: Option<(&[u8], u32)>) -> Result {
         let conn = self.conn.as_mut().ok_or(ENOTCONN)?;
         let (len, csum, data): (u32, u32, &[u8]) = match payload {
             Some((d, crc)) => (PAGE_SIZE as u32, crc, d),
@@ -118,7 +123,7 @@ impl Repo {
             tag,
             cap: self.cap,
             page,
-            count: if opcode == op::DROP { 1 } else { 0 },
+            count,
             len,
             csum,
         };
@@ -143,16 +148,7 @@ impl Repo {
             return Ok(0);
         }
         let tag = u64::MAX;
-        let h = RequestHeader { op: op::DROP, flags: 0, tag, cap: self.cap, page: 0, count, len: 0, csum: 0 };
-        let mut hdr = [0u8; wire::REQUEST_HEADER_LEN];
-        h.write(&mut hdr).map_err(wire_err)?;
-        let conn = self.conn.as_mut().ok_or(ENOTCONN)?;
-        if let Err(e) = conn.send2(&hdr, &[]) {
-            self.conn = None;
-            return Err(e);
-        }
-        self.sent_frames += 1;
-        self.sent_bytes += hdr.len() as u64;
+        self.send_count(op::DROP, tag, 0, count, None)?;
         let r = self.recv(&mut [])?;
         match r.status {
             status::OK if r.tag == tag => Ok(r.value),

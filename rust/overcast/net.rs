@@ -174,10 +174,8 @@ impl<T: NetDevHandler> NetDev<T> {
         let ctx = Arc::into_raw(handler).cast::<c_void>();
         let link = core::ptr::null();
         let mut dev = core::ptr::null_mut();
-        // SAFETY: RTNL is held (`_rtnl`); `name` is NUL-terminated and copied; `OPS` is a promoted constant;
-        // `ctx` is a leaked `Arc<T>` that `release_cb` takes back when the interface is freed (the helper never
-        // calls it if registration fails, and then it is taken back below); `link` is null (no kind); `dev` is a
-        // valid out-pointer.
+        // SAFETY: RTNL held; `name` is copied; `OPS` is static; `ctx` is a leaked `Arc<T>`, taken back by
+        // `release_cb` at free or by `finish` if registration fails; `link` is null; `dev` is an out-pointer.
         let err = unsafe {
             bindings::ovc_netdev_create(
                 name.as_char_ptr(),
