@@ -79,7 +79,10 @@ impl Drop for Blanket {
 
 #[kunit_tests(overcast_blanket)]
 mod tests {
-    use super::core_logic::blkreq::{check_status, plan, queue_limits, ConfigError, DevCaps, Op, ReqError};
+    use super::core_logic::blkreq::{
+        check_status, discard_granularity, plan, plan_ranges, queue_limits, range_limits, ConfigError, DevCaps, Op,
+        Range, RangeOp, ReqError, MAX_PAYLOAD,
+    };
     use super::core_logic::features::{bit, negotiate, supported, DeviceKind, Features, NegotiationError};
     use super::core_logic::nethdr::{
         rx_header, tx_descs_needed, tx_header, NetCaps, Offloads, RxCsum, RxError, TxError, TxGso, TxMeta, HDR_LEN,
@@ -107,7 +110,16 @@ mod tests {
     #[test]
     fn blk_feature_table_is_device_bits() {
         let (t, n) = super::blk::feature_table();
-        let want = [bit::BLK_SIZE_MAX, bit::BLK_SEG_MAX, bit::BLK_RO, bit::BLK_BLK_SIZE, bit::BLK_FLUSH, bit::BLK_MQ];
+        let want = [
+            bit::BLK_SIZE_MAX,
+            bit::BLK_SEG_MAX,
+            bit::BLK_RO,
+            bit::BLK_BLK_SIZE,
+            bit::BLK_FLUSH,
+            bit::BLK_MQ,
+            bit::BLK_DISCARD,
+            bit::BLK_WRITE_ZEROES,
+        ];
         assert_eq!(t.get(..n), Some(&want[..]));
     }
 
@@ -124,10 +136,31 @@ mod tests {
 
     #[test]
     fn blk_request_chains() {
-        let caps = DevCaps { flush: true, discard: false, read_only: false, max_descs: 8 };
+        let caps = DevCaps { flush: true, discard: None, write_zeroes: None, read_only: false, max_descs: 8 };
         assert_eq!(plan(&caps, Op::Read, 0, 3, 3 * 4096).map(|p| p.descs()), Ok(5));
         assert_eq!(plan(&caps, Op::Read, 0, 7, 7 * 512).map(|p| p.descs()), Err(ReqError::TooManySegments));
-        assert_eq!(plan(&caps, Op::Discard, 0, 1, 512).map(|p| p.descs()), Err(ReqError::Unsupported));
+        let mut buf = [0u8; MAX_PAYLOAD];
+        let r = [Range { sector: 2048, sectors: 2048 }];
+        assert_eq!(plan_ranges(&caps, RangeOp::Discard, &r, &mut buf).map(|p| p.1), Err(ReqError::Unsupported));
+    }
+
+    #[test]
+    fn blk_discard_and_write_zeroes_payloads() {
+        // One range per request, as QEMU's virtio-blk offers.
+        let lim = range_limits(0x3f_ffff, 1);
+        let caps =
+            DevCaps { flush: true, discard: Some(lim), write_zeroes: Some(lim), read_only: false, max_descs: 8 };
+        let mut buf = [0u8; MAX_PAYLOAD];
+        let r = [Range { sector: 2048, sectors: 2048 }];
+        let got = plan_ranges(&caps, RangeOp::Discard, &r, &mut buf)
+            .map(|(p, n)| (p.header.type_, p.descs(), p.data_device_writes, n));
+        assert_eq!(got, Ok((11, 3, false, 16)));
+        assert_eq!(buf[..16], [0, 8, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0]);
+        let got = plan_ranges(&caps, RangeOp::WriteZeroes { unmap: true }, &r, &mut buf).map(|(p, _)| p.header.type_);
+        assert_eq!((got, buf[12]), (Ok(13), 1));
+        let two = [r[0], r[0]];
+        assert_eq!(plan_ranges(&caps, RangeOp::Discard, &two, &mut buf).map(|p| p.1), Err(ReqError::TooManySegments));
+        assert_eq!(discard_granularity(8, 512), 4096);
     }
 
     #[test]

@@ -2,20 +2,23 @@
 
 //! `blanket_blk`: the Blanket virtio-blk driver (dissertation §4.2.2). It binds the provider's virtio-blk device
 //! (only when the operator binds it: the C virtio_blk driver keeps every device it already has) and gives Dom0 a
-//! blk-mq disk `/dev/bvd<N>` with flush. Feature negotiation, queue limits, request headers and status handling are
-//! blanket/core's; the virtqueue and DMA mechanics are the kernel's virtio core's, through rust/overcast/virtio.rs.
+//! blk-mq disk `/dev/bvd<N>` with flush, discard and write-zeroes. Feature negotiation, queue limits, request
+//! headers, range payloads and status handling are blanket/core's; the virtqueue and DMA mechanics are the kernel's
+//! virtio core's, through rust/overcast/virtio.rs.
 
-use crate::core_logic::blkreq::{self, DevCaps, Op};
+use crate::core_logic::blkreq::{self, DevCaps, Op, Range, RangeOp};
 use crate::core_logic::features::{self, bit, DeviceKind, Features};
-use crate::overcast::virtio::{
-    self, rq_info, BlkCompletion, BlkDisk, BlkLimits, BlkOp, BlkQueue, Device, Driver, InFlight,
-};
+use crate::overcast::blk::{rq_info, rq_ranges, RqOp, RqRange};
+use crate::overcast::virtio::{self, BlkCompletion, BlkDisk, BlkLimits, BlkQueue, Device, Driver, InFlight};
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::block::mq::{Operations, Request, TagSet};
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::aref::ARef;
 use kernel::sync::{Arc, ArcBorrow};
+
+// A request's encoded ranges fit the slot the C queue copies them into.
+const _: () = assert!(blkreq::MAX_PAYLOAD <= virtio::PAYLOAD_MAX);
 
 /// Most disks bound at once (`bvd0` .. `bvd63`).
 const MAX_DISKS: u32 = 64;
@@ -135,7 +138,12 @@ impl BlkDriver {
             .map_err(bad_config)?;
         let caps = DevCaps {
             flush: dev.has_feature(bit::BLK_FLUSH),
-            discard: false,
+            discard: dev
+                .has_feature(bit::BLK_DISCARD)
+                .then(|| blkreq::range_limits(cfg.max_discard_sectors, cfg.max_discard_seg)),
+            write_zeroes: dev
+                .has_feature(bit::BLK_WRITE_ZEROES)
+                .then(|| blkreq::range_limits(cfg.max_write_zeroes_sectors, cfg.max_write_zeroes_seg)),
             read_only: dev.has_feature(bit::BLK_RO),
             max_descs: u16::try_from(lim.max_segments.saturating_add(2)).unwrap_or(u16::MAX),
         };
@@ -150,13 +158,17 @@ impl BlkDriver {
             max_hw_sectors: lim.max_hw_sectors,
             write_cache: i32::from(caps.flush),
             read_only: i32::from(caps.read_only),
+            max_discard_sectors: caps.discard.map_or(0, |d| d.max_sectors),
+            max_discard_segments: caps.discard.map_or(0, |d| d.max_ranges),
+            discard_granularity: blkreq::discard_granularity(cfg.discard_sector_alignment, lim.logical_block_size),
+            max_write_zeroes_sectors: caps.write_zeroes.map_or(0, |w| w.max_sectors),
         };
         let disk = BlkDisk::new(dev, &name, cfg.capacity, &limits, tagset, shared.clone());
         let disk = disk.inspect_err(|e| {
             pr_err!("blanket_blk: {}: not bound: adding disk {} failed ({:?})\n", dev.name(), &*name, e);
         })?;
         pr_info!(
-            "blanket_blk: {}: bvd{}: {} sectors, block {}, {} segments of <= {} B, {} queue(s) of depth {}, flush {}, ro {}, indirect {}\n",
+            "blanket_blk: {}: bvd{}: {} sectors, block {}, {} segments of <= {} B, {} queue(s) of depth {}, flush {}, discard {}, write-zeroes {}, ro {}, indirect {}\n",
             dev.name(),
             index,
             cfg.capacity,
@@ -166,6 +178,8 @@ impl BlkDriver {
             queues,
             lim.depth,
             caps.flush,
+            caps.discard.is_some(),
+            caps.write_zeroes.is_some(),
             caps.read_only,
             indirect
         );
@@ -181,32 +195,66 @@ impl Operations for BlkOps {
     type QueueData = Arc<Shared>;
 
     fn queue_rq(shared: ArcBorrow<'_, Shared>, rq: ARef<Request<Self>>, is_last: bool) -> Result {
-        let (op, sector, bytes) = rq_info(&rq);
-        let op = match op {
-            BlkOp::Read => Op::Read,
-            BlkOp::Write => Op::Write,
-            BlkOp::Flush => Op::Flush,
-            BlkOp::Other => return Err(EOPNOTSUPP),
+        let info = rq_info(&rq);
+        let op = match info.op {
+            RqOp::Read => Op::Read,
+            RqOp::Write => Op::Write,
+            RqOp::Flush => Op::Flush,
+            RqOp::Discard => return Self::queue_ranges(&shared, rq, RangeOp::Discard, is_last),
+            RqOp::WriteZeroes => {
+                let op = RangeOp::WriteZeroes { unmap: !info.no_unmap };
+                return Self::queue_ranges(&shared, rq, op, is_last);
+            }
+            RqOp::Other => return Err(EOPNOTSUPP),
         };
         let segs = shared.queue.map(&rq)?;
         let segs16 = u16::try_from(segs).map_err(|_| E2BIG)?;
-        let plan = blkreq::plan(&shared.caps, op, sector, segs16, u64::from(bytes))
+        let plan = blkreq::plan(&shared.caps, op, info.pos >> 9, segs16, u64::from(info.len))
             .map_err(|e| Error::from_errno(-e.errno()))?;
-        // One notification per batch of the block layer: `is_last`, or commit_rqs when a batch ends early.
-        match shared.queue.add(rq, &plan.header.encode(), segs, plan.data_device_writes, is_last) {
-            Ok(()) => Ok(()),
-            // Ring full: BLK_STS_RESOURCE, the block layer dispatches it again when a request completes.
-            Err((e, _rq)) if e == ENOSPC => Err(ENOMEM),
-            Err((e, _rq)) => Err(e),
-        }
+        Self::add(&shared, rq, &plan.header.encode(), segs, plan.data_device_writes, &[], is_last)
     }
-
     fn commit_rqs(shared: ArcBorrow<'_, Shared>) {
         shared.queue.kick();
     }
 
     fn complete(_rq: ARef<Request<Self>>) {
         // Requests are ended from the virtqueue callback (BlkCompletion::done); blk_mq_complete_request is unused.
+    }
+}
+
+impl BlkOps {
+    /// A discard or write-zeroes: its ranges, encoded by blanket/core, go to the device as the request's payload.
+    fn queue_ranges(shared: &Shared, rq: ARef<Request<Self>>, op: RangeOp, is_last: bool) -> Result {
+        let mut raw = [RqRange { sector: 0, sectors: 0 }; blkreq::MAX_RANGES as usize];
+        let n = rq_ranges(&rq, &mut raw)?;
+        let mut ranges = [Range::default(); blkreq::MAX_RANGES as usize];
+        for (r, w) in ranges.iter_mut().zip(raw.iter().take(n)) {
+            *r = Range { sector: w.sector, sectors: w.sectors };
+        }
+        let mut payload = [0u8; blkreq::MAX_PAYLOAD];
+        let (plan, len) = blkreq::plan_ranges(&shared.caps, op, ranges.get(..n).ok_or(E2BIG)?, &mut payload)
+            .map_err(|e| Error::from_errno(-e.errno()))?;
+        let payload = payload.get(..len).ok_or(EINVAL)?;
+        Self::add(shared, rq, &plan.header.encode(), 0, false, payload, is_last)
+    }
+
+    /// Adds a planned request to its virtqueue; one notification per batch of the block layer (`is_last`, or
+    /// commit_rqs when a batch ends early).
+    fn add(
+        shared: &Shared,
+        rq: ARef<Request<Self>>,
+        hdr: &[u8; 16],
+        segs: u32,
+        data_in: bool,
+        payload: &[u8],
+        is_last: bool,
+    ) -> Result {
+        match shared.queue.add(rq, hdr, segs, data_in, payload, is_last) {
+            Ok(()) => Ok(()),
+            // Ring full: BLK_STS_RESOURCE, the block layer dispatches it again when a request completes.
+            Err((e, _rq)) if e == ENOSPC => Err(ENOMEM),
+            Err((e, _rq)) => Err(e),
+        }
     }
 }
 

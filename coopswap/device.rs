@@ -152,7 +152,7 @@ struct Batch {
 
 impl Batch {
     fn new() -> Self {
-        let none = RqInfo { op: RqOp::Other, pos: 0, len: 0 };
+        let none = RqInfo { op: RqOp::Other, pos: 0, len: 0, no_unmap: false };
         Self { rqs: [const { None }; BATCH], infos: [none; BATCH], res: [const { Ok(()) }; BATCH], len: 0 }
     }
 

@@ -43,6 +43,29 @@ void ovc_blk_rq_info(struct request *rq, struct ovc_blk_rq_info *info)
 	}
 	info->len = blk_rq_bytes(rq);
 	info->pos = (unsigned long long)blk_rq_pos(rq) << SECTOR_SHIFT;
+	info->no_unmap = !!(rq->cmd_flags & REQ_NOUNMAP);
+}
+
+int ovc_blk_rq_ranges(struct request *rq, struct ovc_blk_range *out, unsigned int max)
+{
+	unsigned int n = 0;
+	struct bio *bio;
+
+	if (!max)
+		return -EINVAL;
+	if (req_op(rq) != REQ_OP_DISCARD || blk_rq_nr_discard_segments(rq) == 1) {
+		out[0].sector = blk_rq_pos(rq);
+		out[0].sectors = blk_rq_sectors(rq);
+		return 1;
+	}
+	__rq_for_each_bio(bio, rq) {
+		if (n == max)
+			return -E2BIG;
+		out[n].sector = bio->bi_iter.bi_sector;
+		out[n].sectors = bio_sectors(bio);
+		n++;
+	}
+	return n;
 }
 
 unsigned int ovc_blk_rq_copy(struct request *rq, unsigned int off, void *buf, unsigned int len, int to_rq)

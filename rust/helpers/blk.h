@@ -27,10 +27,23 @@ struct ovc_blk_rq_info {
 	unsigned int op;          /* OVC_BLK_OP_* */
 	unsigned int len;         /* bytes */
 	unsigned long long pos;   /* byte offset on the device */
+	int no_unmap;             /* write-zeroes: the caller wants the space kept allocated (REQ_NOUNMAP) */
 };
 
 /* Fills *info for rq (a request the driver owns). */
 void ovc_blk_rq_info(struct request *rq, struct ovc_blk_rq_info *info);
+
+/* One range of sectors of a discard or write-zeroes request. */
+struct ovc_blk_range {
+	unsigned long long sector; /* 512-byte sectors */
+	unsigned int sectors;
+};
+/*
+ * The ranges of a discard or write-zeroes request rq into out[0..max): one per bio of a discard the block layer
+ * merged from several (queue limit max_discard_segments > 1), else the request's own. Returns their number, or
+ * -E2BIG if there are more than max (nothing beyond max is written) or -EINVAL if max is 0.
+ */
+int ovc_blk_rq_ranges(struct request *rq, struct ovc_blk_range *out, unsigned int max);
 /*
  * Copies len bytes between buf and the request's data, starting off bytes into the request.
  * to_rq != 0: buf -> request (reads); to_rq == 0: request -> buf (writes). Returns the bytes copied.

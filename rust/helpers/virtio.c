@@ -165,6 +165,15 @@ void ovc_vblk_read_config(struct virtio_device *vdev, struct ovc_vblk_config *cf
 	if (__virtio_test_bit(vdev, VIRTIO_BLK_F_BLK_SIZE))
 		virtio_cread(vdev, struct virtio_blk_config, blk_size, &cfg->blk_size);
 	cfg->max_dma = min_t(size_t, virtio_max_dma_size(vdev), UINT_MAX);
+	if (__virtio_test_bit(vdev, VIRTIO_BLK_F_DISCARD)) {
+		virtio_cread(vdev, struct virtio_blk_config, max_discard_sectors, &cfg->max_discard_sectors);
+		virtio_cread(vdev, struct virtio_blk_config, max_discard_seg, &cfg->max_discard_seg);
+		virtio_cread(vdev, struct virtio_blk_config, discard_sector_alignment, &cfg->discard_sector_alignment);
+	}
+	if (__virtio_test_bit(vdev, VIRTIO_BLK_F_WRITE_ZEROES)) {
+		virtio_cread(vdev, struct virtio_blk_config, max_write_zeroes_sectors, &cfg->max_write_zeroes_sectors);
+		virtio_cread(vdev, struct virtio_blk_config, max_write_zeroes_seg, &cfg->max_write_zeroes_seg);
+	}
 }
 
 /*
@@ -182,6 +191,7 @@ struct ovc_vblk_vq {
 	spinlock_t lock;
 	unsigned int nslots;
 	struct ovc_vblk_dma *dma;   /* nslots, kmalloc (DMA-able) */
+	u8 *payload;                /* nslots * OVC_VBLK_PAYLOAD_MAX, kmalloc (DMA-able): discard/write-zeroes ranges */
 	struct scatterlist *sg;     /* nslots * max_segs, CPU-only */
 } ____cacheline_aligned_in_smp;
 
@@ -225,6 +235,7 @@ static void ovc_vblk_free_vqs(struct ovc_vblk_queue *q)
 
 	for (i = 0; i < q->nvqs; i++) {
 		kfree(q->vqs[i].dma);
+		kfree(q->vqs[i].payload);
 		kvfree(q->vqs[i].sg);
 	}
 	kfree(q->vqs);
@@ -281,7 +292,9 @@ struct ovc_vblk_queue *ovc_vblk_queue_new(struct virtio_device *vdev, unsigned i
 		v->nslots = virtqueue_get_vring_size(v->vq);
 		v->dma = kcalloc(v->nslots, sizeof(*v->dma), GFP_KERNEL);
 		v->sg = kvcalloc(array_size(v->nslots, max_segs), sizeof(*v->sg), GFP_KERNEL);
-		if (!v->dma || !v->sg) {
+		/* OVC_VBLK_PAYLOAD_MAX divides the page size and kmalloc aligns to it: no payload straddles a page. */
+		v->payload = kcalloc(v->nslots, OVC_VBLK_PAYLOAD_MAX, GFP_KERNEL);
+		if (!v->dma || !v->sg || !v->payload) {
 			vdev->config->del_vqs(vdev);
 			ret = -ENOMEM;
 			goto fail;
@@ -354,17 +367,17 @@ int ovc_vblk_map(struct ovc_vblk_queue *q, struct request *rq)
 }
 
 int ovc_vblk_add(struct ovc_vblk_queue *q, struct request *rq, const unsigned char *hdr, unsigned int nsegs,
-		 int data_in, int last)
+		 int data_in, const unsigned char *payload, unsigned int payload_len, int last)
 {
 	struct ovc_vblk_vq *v = ovc_vblk_vq_of(q, rq);
-	struct scatterlist hdr_sg, status_sg, *sgs[3], *data;
+	struct scatterlist hdr_sg, pay_sg, status_sg, *sgs[3], *data;
 	struct ovc_vblk_dma *dma;
 	unsigned int out = 0, in = 0;
 	unsigned long flags;
 	bool notify;
 	int ret;
 
-	if (!v || nsegs > q->max_segs)
+	if (!v || nsegs > q->max_segs || payload_len > OVC_VBLK_PAYLOAD_MAX || (payload_len && nsegs))
 		return -EINVAL;
 	dma = &v->dma[rq->tag];
 	data = v->sg + (size_t)rq->tag * q->max_segs;
@@ -373,6 +386,13 @@ int ovc_vblk_add(struct ovc_vblk_queue *q, struct request *rq, const unsigned ch
 	sg_init_one(&hdr_sg, dma->hdr, sizeof(dma->hdr));
 	sg_init_one(&status_sg, &dma->status, sizeof(dma->status));
 	sgs[out++] = &hdr_sg;
+	if (payload_len) {
+		u8 *slot = v->payload + (size_t)rq->tag * OVC_VBLK_PAYLOAD_MAX;
+
+		memcpy(slot, payload, payload_len);
+		sg_init_one(&pay_sg, slot, payload_len);
+		sgs[out++] = &pay_sg;
+	}
 	if (nsegs && !data_in)
 		sgs[out++] = data;
 	if (nsegs && data_in)
@@ -423,26 +443,6 @@ void ovc_vblk_queue_free(struct ovc_vblk_queue *q)
 	q->vdev->config->del_vqs(q->vdev);
 	ovc_vblk_free_vqs(q);
 	kfree(q);
-}
-
-void ovc_vblk_rq_info(struct request *rq, unsigned int *op, unsigned long long *sector, unsigned int *bytes)
-{
-	switch (req_op(rq)) {
-	case REQ_OP_READ:
-		*op = OVC_VBLK_OP_READ;
-		break;
-	case REQ_OP_WRITE:
-		*op = OVC_VBLK_OP_WRITE;
-		break;
-	case REQ_OP_FLUSH:
-		*op = OVC_VBLK_OP_FLUSH;
-		break;
-	default:
-		*op = OVC_VBLK_OP_OTHER;
-		break;
-	}
-	*sector = blk_rq_pos(rq);
-	*bytes = blk_rq_bytes(rq);
 }
 
 void ovc_vblk_end(struct request *rq, int err)
@@ -538,6 +538,12 @@ struct gendisk *ovc_vblk_disk_add(struct virtio_device *vdev, struct blk_mq_tag_
 
 	if (lim->write_cache)
 		ql.features |= BLK_FEAT_WRITE_CACHE;
+	if (lim->max_discard_sectors) {
+		ql.max_hw_discard_sectors = lim->max_discard_sectors;
+		ql.max_discard_segments = lim->max_discard_segments;
+		ql.discard_granularity = lim->discard_granularity;
+	}
+	ql.max_write_zeroes_sectors = lim->max_write_zeroes_sectors;
 	disk = blk_mq_alloc_disk(set, &ql, queuedata);
 	if (IS_ERR(disk)) {
 		*err = PTR_ERR(disk);

@@ -53,6 +53,11 @@ struct ovc_vblk_config {
 	unsigned int seg_max;        /* VIRTIO_BLK_F_SEG_MAX */
 	unsigned int blk_size;       /* VIRTIO_BLK_F_BLK_SIZE */
 	unsigned int max_dma;        /* largest single DMA mapping (virtio_max_dma_size: swiotlb's under Xen) */
+	unsigned int max_discard_sectors;      /* VIRTIO_BLK_F_DISCARD: sectors per range */
+	unsigned int max_discard_seg;          /* VIRTIO_BLK_F_DISCARD: ranges per request */
+	unsigned int discard_sector_alignment; /* VIRTIO_BLK_F_DISCARD: sectors */
+	unsigned int max_write_zeroes_sectors; /* VIRTIO_BLK_F_WRITE_ZEROES: sectors per range */
+	unsigned int max_write_zeroes_seg;     /* VIRTIO_BLK_F_WRITE_ZEROES: ranges per request */
 };
 void ovc_vblk_read_config(struct virtio_device *vdev, struct ovc_vblk_config *cfg);
 
@@ -81,14 +86,17 @@ void ovc_vblk_queue_ready(struct ovc_vblk_queue *q);
  * without data), or -EINVAL (hardware queue or tag beyond the rings) / -E2BIG (more segments than max_segs).
  */
 int ovc_vblk_map(struct ovc_vblk_queue *q, struct request *rq);
+/* Largest payload (a discard or write-zeroes request's ranges) ovc_vblk_add copies into a slot. */
+#define OVC_VBLK_PAYLOAD_MAX 128
 /*
- * Adds rq to the ring as header (hdr, 16 bytes, copied into the slot), nsegs data segments mapped by ovc_vblk_map
- * (device-writable if data_in), status. Notifies the device if last (the block layer's batch ends here) or if the
- * add failed; otherwise a later add with last or ovc_vblk_kick must follow. 0, -ENOSPC (ring full: retry later)
- * or -errno.
+ * Adds rq to the ring as header (hdr, 16 bytes, copied into the slot), then either nsegs data segments mapped by
+ * ovc_vblk_map (device-writable if data_in) or, if payload_len is not 0, payload[0..payload_len) copied into the
+ * slot (device-readable; nsegs must be 0), then status. Notifies the device if last (the block layer's batch ends
+ * here) or if the add failed; otherwise a later add with last or ovc_vblk_kick must follow. 0, -ENOSPC (ring full:
+ * retry later) or -errno (-EINVAL: both data and payload, or a payload over OVC_VBLK_PAYLOAD_MAX).
  */
 int ovc_vblk_add(struct ovc_vblk_queue *q, struct request *rq, const unsigned char *hdr, unsigned int nsegs,
-		 int data_in, int last);
+		 int data_in, const unsigned char *payload, unsigned int payload_len, int last);
 /* Notifies the device of requests added without last (blk-mq's commit_rqs), on every virtqueue. */
 void ovc_vblk_kick(struct ovc_vblk_queue *q);
 /*
@@ -96,14 +104,6 @@ void ovc_vblk_kick(struct ovc_vblk_queue *q);
  * still in the ring are not completed: call after the disk is gone.
  */
 void ovc_vblk_queue_free(struct ovc_vblk_queue *q);
-
-/* Operation of a request, as reported by ovc_vblk_rq_info(). */
-#define OVC_VBLK_OP_READ 0
-#define OVC_VBLK_OP_WRITE 1
-#define OVC_VBLK_OP_FLUSH 2
-#define OVC_VBLK_OP_OTHER 3
-/* op (OVC_VBLK_OP_*), first sector (512 B) and length in bytes of rq. */
-void ovc_vblk_rq_info(struct request *rq, unsigned int *op, unsigned long long *sector, unsigned int *bytes);
 
 /* Ends rq with a negative errno, or 0 for success. */
 void ovc_vblk_end(struct request *rq, int err);
@@ -116,6 +116,10 @@ struct ovc_vblk_limits {
 	unsigned int max_hw_sectors;
 	int write_cache;               /* device has a volatile cache: the block layer sends flushes */
 	int read_only;
+	unsigned int max_discard_sectors;      /* 0: no discard */
+	unsigned int max_discard_segments;
+	unsigned int discard_granularity;      /* bytes */
+	unsigned int max_write_zeroes_sectors; /* 0: no write-zeroes */
 };
 /*
  * Allocates a blk-mq disk over set (a live tag set), named name, with capacity sectors (512 B) and lim, as a child

@@ -52,7 +52,12 @@ pub struct RqInfo {
     pub pos: u64,
     /// Length in bytes.
     pub len: u32,
+    /// Write-zeroes: the caller wants the range kept allocated (`REQ_NOUNMAP`).
+    pub no_unmap: bool,
 }
+
+/// One range of sectors of a discard or write-zeroes request ([`rq_ranges`]).
+pub type RqRange = bindings::ovc_blk_range;
 
 fn raw_rq<T: Operations>(rq: &Request<T>) -> *mut bindings::request {
     // `Request<T>` is `#[repr(transparent)]` over the C `struct request`.
@@ -61,7 +66,7 @@ fn raw_rq<T: Operations>(rq: &Request<T>) -> *mut bindings::request {
 
 /// Operation, position and length of `rq`.
 pub fn rq_info<T: Operations>(rq: &Request<T>) -> RqInfo {
-    let mut info = bindings::ovc_blk_rq_info { op: 0, len: 0, pos: 0 };
+    let mut info = bindings::ovc_blk_rq_info { op: 0, len: 0, pos: 0, no_unmap: 0 };
     // SAFETY: `rq` is a live request owned by the driver (we hold a reference); `info` is a valid out-pointer.
     unsafe { bindings::ovc_blk_rq_info(raw_rq(rq), &mut info) };
     let op = match info.op {
@@ -72,7 +77,17 @@ pub fn rq_info<T: Operations>(rq: &Request<T>) -> RqInfo {
         bindings::OVC_BLK_OP_WRITE_ZEROES => RqOp::WriteZeroes,
         _ => RqOp::Other,
     };
-    RqInfo { op, pos: info.pos, len: info.len }
+    RqInfo { op, pos: info.pos, len: info.len, no_unmap: info.no_unmap != 0 }
+}
+
+/// The ranges of a discard or write-zeroes request into `out`: one per bio of a discard merged from several, else
+/// the request's own. Returns how many; `E2BIG` if `out` is too short, `EINVAL` if it is empty.
+pub fn rq_ranges<T: Operations>(rq: &Request<T>, out: &mut [RqRange]) -> Result<usize> {
+    let max = u32::try_from(out.len()).unwrap_or(u32::MAX);
+    // SAFETY: `rq` is a live request owned by the driver; `out` is valid for `max` entries and the helper writes
+    // at most that many.
+    let n = unsafe { bindings::ovc_blk_rq_ranges(raw_rq(rq), out.as_mut_ptr(), max) };
+    usize::try_from(n).map_err(|_| Error::from_errno(n))
 }
 
 /// Copies the request's data from byte `off` into `buf` (a write request's payload). Returns the bytes copied,

@@ -49,7 +49,18 @@ impl Device {
 
     /// The virtio-blk configuration space (fields of features not negotiated read as 0).
     pub fn blk_config(&self) -> bindings::ovc_vblk_config {
-        let mut c = bindings::ovc_vblk_config { capacity: 0, size_max: 0, seg_max: 0, blk_size: 0, max_dma: 0 };
+        let mut c = bindings::ovc_vblk_config {
+            capacity: 0,
+            size_max: 0,
+            seg_max: 0,
+            blk_size: 0,
+            max_dma: 0,
+            max_discard_sectors: 0,
+            max_discard_seg: 0,
+            discard_sector_alignment: 0,
+            max_write_zeroes_sectors: 0,
+            max_write_zeroes_seg: 0,
+        };
         // SAFETY: as above; `c` is a valid out-pointer.
         unsafe { bindings::ovc_vblk_read_config(self.0.as_ptr(), &mut c) };
         c
@@ -202,33 +213,6 @@ fn raw_rq<T: Operations>(rq: &Request<T>) -> *mut bindings::request {
     core::ptr::from_ref(rq).cast_mut().cast::<bindings::request>()
 }
 
-/// Operation of a block request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BlkOp {
-    /// Read into the request's pages.
-    Read,
-    /// Write from the request's pages.
-    Write,
-    /// Flush the device's volatile cache.
-    Flush,
-    /// Anything else (discard, write-zeroes, ...): not driven.
-    Other,
-}
-
-/// Operation, first sector (512 B) and length in bytes of `rq`.
-pub fn rq_info<T: Operations>(rq: &Request<T>) -> (BlkOp, u64, u32) {
-    let (mut op, mut sector, mut bytes) = (0u32, 0u64, 0u32);
-    // SAFETY: `rq` is a live request we own; the out-pointers are valid.
-    unsafe { bindings::ovc_vblk_rq_info(raw_rq(rq), &mut op, &mut sector, &mut bytes) };
-    let op = match op {
-        bindings::OVC_VBLK_OP_READ => BlkOp::Read,
-        bindings::OVC_VBLK_OP_WRITE => BlkOp::Write,
-        bindings::OVC_VBLK_OP_FLUSH => BlkOp::Flush,
-        _ => BlkOp::Other,
-    };
-    (op, sector, bytes)
-}
-
 /// Receives a virtio-blk queue's completions.
 pub trait BlkCompletion<T: Operations> {
     /// `rq` finished with device `status` (0xff: none written). Called in interrupt context; must end `rq`.
@@ -311,20 +295,26 @@ impl<T: Operations> BlkQueue<T> {
         u32::try_from(n).map_err(|_| Error::from_errno(n))
     }
 
-    /// Adds `rq` (mapped by [`map`](Self::map) into `nsegs` segments) behind header `hdr`. On success the device
-    /// owns the request until it comes back as [`InFlight`]; on failure it is handed back with the error (and the
-    /// device is notified of what was added before). The device is notified when `last` is set (the block
-    /// layer's batch ends with this request); otherwise a later `add` with `last` or a [`kick`](Self::kick) must
-    /// follow.
+    /// Adds `rq` behind header `hdr`, followed either by its data (mapped by [`map`](Self::map) into `nsegs`
+    /// segments; the device writes them if `data_in`) or, for a request without data (`nsegs` 0), by `payload`
+    /// (copied; the ranges of a discard or write-zeroes, at most [`PAYLOAD_MAX`] bytes). On success the device owns
+    /// the request until it comes back as [`InFlight`]; on failure it is handed back with the error (and the device
+    /// is notified of what was added before). The device is notified when `last` is set (the block layer's batch
+    /// ends with this request); otherwise a later `add` with `last` or a [`kick`](Self::kick) must follow.
     pub fn add(
         &self,
         rq: ARef<Request<T>>,
         hdr: &[u8; 16],
         nsegs: u32,
         data_in: bool,
+        payload: &[u8],
         last: bool,
     ) -> Result<(), (Error, ARef<Request<T>>)> {
-        // SAFETY: `q` is live; `rq` is owned by us and mapped; `hdr` is 16 readable bytes (copied).
+        let Ok(payload_len) = u32::try_from(payload.len()) else {
+            return Err((EINVAL, rq));
+        };
+        // SAFETY: `q` is live; `rq` is owned by us and mapped; `hdr` is 16 readable bytes and `payload`
+        // `payload_len` readable bytes, both copied (the helper refuses a payload over PAYLOAD_MAX).
         let ret = unsafe {
             bindings::ovc_vblk_add(
                 self.q.as_ptr(),
@@ -332,6 +322,8 @@ impl<T: Operations> BlkQueue<T> {
                 hdr.as_ptr(),
                 nsegs,
                 i32::from(data_in),
+                payload.as_ptr(),
+                payload_len,
                 i32::from(last),
             )
         };
@@ -358,6 +350,9 @@ impl<T: Operations> Drop for BlkQueue<T> {
         unsafe { bindings::ovc_vblk_queue_free(self.q.as_ptr()) };
     }
 }
+
+/// Largest payload [`BlkQueue::add`] takes.
+pub const PAYLOAD_MAX: usize = bindings::OVC_VBLK_PAYLOAD_MAX as usize;
 
 /// Queue limits of a [`BlkDisk`].
 pub type BlkLimits = bindings::ovc_vblk_limits;

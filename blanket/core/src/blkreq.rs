@@ -11,6 +11,8 @@ pub mod req {
     pub const FLUSH: u32 = 4;
     /// Discard.
     pub const DISCARD: u32 = 11;
+    /// Write zeroes.
+    pub const WRITE_ZEROES: u32 = 13;
 }
 
 /// The block operation the kernel asked for.
@@ -22,8 +24,19 @@ pub enum Op {
     Write,
     /// Flush the device's volatile cache.
     Flush,
-    /// Discard a range.
+}
+
+/// An operation on ranges of sectors rather than on data: its payload is a list of [`Range`]s ([`plan_ranges`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeOp {
+    /// Discard (trim): the device may forget the ranges.
     Discard,
+    /// Write zeroes over the ranges; `unmap`: the device may deallocate them (reads still return zeroes). The block
+    /// layer says "no unmap" when the caller must keep the space allocated (`REQ_NOUNMAP`).
+    WriteZeroes {
+        /// The caller allows deallocation.
+        unmap: bool,
+    },
 }
 
 /// Why a request cannot be sent.
@@ -80,13 +93,24 @@ impl Header {
     }
 }
 
+/// What the device accepts in one discard or write-zeroes request (from its configuration).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RangeLimits {
+    /// Sectors per range (and per request: the block layer's limit is per request, the device's per range).
+    pub max_sectors: u32,
+    /// Ranges per request (1..=[`MAX_RANGES`]).
+    pub max_ranges: u32,
+}
+
 /// What the device negotiated that requests depend on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DevCaps {
     /// FLUSH negotiated.
     pub flush: bool,
-    /// DISCARD negotiated.
-    pub discard: bool,
+    /// DISCARD negotiated, with its limits.
+    pub discard: Option<RangeLimits>,
+    /// WRITE_ZEROES negotiated, with its limits.
+    pub write_zeroes: Option<RangeLimits>,
     /// RO negotiated.
     pub read_only: bool,
     /// Descriptors per chain the queue accepts (the ring size, or seg_max + 2).
@@ -128,17 +152,8 @@ pub fn plan(caps: &DevCaps, op: Op, sector: u64, segs: u16, len: u64) -> Result<
             }
             (req::FLUSH, false, false)
         }
-        Op::Discard => {
-            if !caps.discard {
-                return Err(ReqError::Unsupported);
-            }
-            if caps.read_only {
-                return Err(ReqError::ReadOnly);
-            }
-            (req::DISCARD, true, false)
-        }
     };
-    if needs_data && (segs == 0 || len == 0 || (op != Op::Discard && !len.is_multiple_of(512))) {
+    if needs_data && (segs == 0 || len == 0 || !len.is_multiple_of(512)) {
         return Err(ReqError::BadLength);
     }
     let data_segs = if needs_data { segs } else { 0 };
@@ -150,6 +165,108 @@ pub fn plan(caps: &DevCaps, op: Op, sector: u64, segs: u16, len: u64) -> Result<
         data_segs,
         data_device_writes: writes,
     })
+}
+
+/// One range of a discard or write-zeroes request (virtio 1.2 §5.2.6, `struct virtio_blk_discard_write_zeroes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Range {
+    /// First sector (512 bytes).
+    pub sector: u64,
+    /// Number of sectors.
+    pub sectors: u32,
+}
+
+/// Bytes of one encoded [`Range`]: sector (le64), num_sectors (le32), flags (le32).
+pub const RANGE_LEN: usize = 16;
+/// Most ranges the driver puts in one request (its per-slot payload buffer holds this many).
+pub const MAX_RANGES: u32 = 8;
+/// Bytes of the largest payload: [`MAX_RANGES`] encoded ranges.
+pub const MAX_PAYLOAD: usize = MAX_RANGES as usize * RANGE_LEN;
+/// Range flag: the device may deallocate (write-zeroes only; discard ranges carry no flags).
+pub const RANGE_FLAG_UNMAP: u32 = 1;
+
+/// The limits of discard or write-zeroes from the device's configuration: `max_sectors` per range (0: no limit
+/// given, taken as the largest the block layer can express) and `max_seg` ranges per request (0 is read as 1;
+/// capped at [`MAX_RANGES`]).
+pub const fn range_limits(max_sectors: u32, max_seg: u32) -> RangeLimits {
+    let max_ranges = if max_seg == 0 {
+        1
+    } else if max_seg > MAX_RANGES {
+        MAX_RANGES
+    } else {
+        max_seg
+    };
+    RangeLimits {
+        max_sectors: if max_sectors == 0 {
+            u32::MAX
+        } else {
+            max_sectors
+        },
+        max_ranges,
+    }
+}
+
+/// Discard granularity in bytes: the device's `discard_sector_alignment` (sectors) if given and at least one
+/// logical block, else the logical block size.
+pub const fn discard_granularity(alignment_sectors: u32, logical_block_size: u32) -> u32 {
+    let bytes = alignment_sectors.saturating_mul(512);
+    if bytes < logical_block_size {
+        logical_block_size
+    } else {
+        bytes
+    }
+}
+
+/// Plans a discard or write-zeroes request over `ranges` and encodes its payload into `payload`. Returns the plan
+/// (header, one device-readable payload descriptor, status) and the payload's length in bytes.
+pub fn plan_ranges(
+    caps: &DevCaps,
+    op: RangeOp,
+    ranges: &[Range],
+    payload: &mut [u8; MAX_PAYLOAD],
+) -> Result<(Plan, usize), ReqError> {
+    let (type_, lim, flags) = match op {
+        RangeOp::Discard => (req::DISCARD, caps.discard, 0),
+        RangeOp::WriteZeroes { unmap } => (
+            req::WRITE_ZEROES,
+            caps.write_zeroes,
+            if unmap { RANGE_FLAG_UNMAP } else { 0 },
+        ),
+    };
+    let Some(lim) = lim else {
+        return Err(ReqError::Unsupported);
+    };
+    if caps.read_only {
+        return Err(ReqError::ReadOnly);
+    }
+    if ranges.is_empty() {
+        return Err(ReqError::BadLength);
+    }
+    if ranges.len() > lim.max_ranges as usize || ranges.len() > MAX_RANGES as usize {
+        return Err(ReqError::TooManySegments);
+    }
+    if caps.max_descs < 3 {
+        return Err(ReqError::TooManySegments);
+    }
+    for (r, out) in ranges.iter().zip(payload.chunks_exact_mut(RANGE_LEN)) {
+        if r.sectors == 0
+            || r.sectors > lim.max_sectors
+            || r.sector.checked_add(u64::from(r.sectors)).is_none()
+        {
+            return Err(ReqError::BadLength);
+        }
+        let (s, rest) = out.split_at_mut(8);
+        let (n, f) = rest.split_at_mut(4);
+        s.copy_from_slice(&r.sector.to_le_bytes());
+        n.copy_from_slice(&r.sectors.to_le_bytes());
+        f.copy_from_slice(&flags.to_le_bytes());
+    }
+    let plan = Plan {
+        header: Header { type_, sector: 0 },
+        data_segs: 1,
+        data_device_writes: false,
+    };
+    Ok((plan, ranges.len() * RANGE_LEN))
 }
 
 /// Status byte values the device writes (virtio 1.2 §5.2.6).
@@ -284,7 +401,8 @@ mod tests {
 
     const CAPS: DevCaps = DevCaps {
         flush: true,
-        discard: false,
+        discard: None,
+        write_zeroes: None,
         read_only: false,
         max_descs: 8,
     };
@@ -416,9 +534,154 @@ mod tests {
             ..CAPS
         };
         assert_eq!(plan(&ro, Op::Write, 0, 1, 512), Err(ReqError::ReadOnly));
+    }
+
+    const QEMU_RANGES: RangeLimits = RangeLimits {
+        max_sectors: 8192,
+        max_ranges: 1,
+    };
+
+    #[test]
+    fn discard_payload_is_the_spec_layout() {
+        let caps = DevCaps {
+            discard: Some(range_limits(0, 4)),
+            ..CAPS
+        };
+        let mut buf = [0xaau8; MAX_PAYLOAD];
+        let ranges = [
+            Range {
+                sector: 0x0102_0304_0506_0708,
+                sectors: 0x10,
+            },
+            Range {
+                sector: 2048,
+                sectors: 1,
+            },
+        ];
+        let (p, n) = plan_ranges(&caps, RangeOp::Discard, &ranges, &mut buf).unwrap();
         assert_eq!(
-            plan(&CAPS, Op::Discard, 0, 1, 16),
+            (
+                p.header.type_,
+                p.header.sector,
+                p.data_segs,
+                p.data_device_writes
+            ),
+            (11, 0, 1, false)
+        );
+        assert_eq!(p.descs(), 3);
+        assert_eq!(n, 32);
+        assert_eq!(
+            buf[..16],
+            [8, 7, 6, 5, 4, 3, 2, 1, 0x10, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            buf[16..32],
+            [0, 8, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn write_zeroes_carries_unmap_only_when_allowed() {
+        let caps = DevCaps {
+            write_zeroes: Some(QEMU_RANGES),
+            ..CAPS
+        };
+        let r = [Range {
+            sector: 8,
+            sectors: 8,
+        }];
+        let mut buf = [0u8; MAX_PAYLOAD];
+        let (p, _) =
+            plan_ranges(&caps, RangeOp::WriteZeroes { unmap: true }, &r, &mut buf).unwrap();
+        assert_eq!(p.header.type_, req::WRITE_ZEROES);
+        assert_eq!(buf[12..16], [1, 0, 0, 0]);
+        plan_ranges(&caps, RangeOp::WriteZeroes { unmap: false }, &r, &mut buf).unwrap();
+        assert_eq!(buf[12..16], [0, 0, 0, 0]);
+        // Write-zeroes negotiated does not make discard available.
+        assert_eq!(
+            plan_ranges(&caps, RangeOp::Discard, &r, &mut buf),
             Err(ReqError::Unsupported)
         );
+    }
+
+    #[test]
+    fn range_requests_are_checked_against_the_device() {
+        let caps = DevCaps {
+            discard: Some(QEMU_RANGES),
+            ..CAPS
+        };
+        let mut buf = [0u8; MAX_PAYLOAD];
+        let one = Range {
+            sector: 0,
+            sectors: 8192,
+        };
+        assert!(plan_ranges(&caps, RangeOp::Discard, &[one], &mut buf).is_ok());
+        assert_eq!(
+            plan_ranges(&caps, RangeOp::Discard, &[one, one], &mut buf),
+            Err(ReqError::TooManySegments)
+        );
+        assert_eq!(
+            plan_ranges(&caps, RangeOp::Discard, &[], &mut buf),
+            Err(ReqError::BadLength)
+        );
+        let big = Range {
+            sectors: 8193,
+            ..one
+        };
+        assert_eq!(
+            plan_ranges(&caps, RangeOp::Discard, &[big], &mut buf),
+            Err(ReqError::BadLength)
+        );
+        let empty = Range { sectors: 0, ..one };
+        assert_eq!(
+            plan_ranges(&caps, RangeOp::Discard, &[empty], &mut buf),
+            Err(ReqError::BadLength)
+        );
+        let wraps = Range {
+            sector: u64::MAX,
+            sectors: 1,
+        };
+        assert_eq!(
+            plan_ranges(&caps, RangeOp::Discard, &[wraps], &mut buf),
+            Err(ReqError::BadLength)
+        );
+        let ro = DevCaps {
+            read_only: true,
+            ..caps
+        };
+        assert_eq!(
+            plan_ranges(&ro, RangeOp::Discard, &[one], &mut buf),
+            Err(ReqError::ReadOnly)
+        );
+        let wide = DevCaps {
+            discard: Some(range_limits(0, 100)),
+            ..CAPS
+        };
+        let nine = [one; 9];
+        assert_eq!(
+            plan_ranges(&wide, RangeOp::Discard, &nine, &mut buf),
+            Err(ReqError::TooManySegments)
+        );
+        assert_eq!(
+            plan_ranges(&wide, RangeOp::Discard, &nine[..8], &mut buf).map(|r| r.1),
+            Ok(128)
+        );
+    }
+
+    #[test]
+    fn range_limits_and_granularity_from_config() {
+        assert_eq!(
+            range_limits(0, 0),
+            RangeLimits {
+                max_sectors: u32::MAX,
+                max_ranges: 1
+            }
+        );
+        assert_eq!(range_limits(8192, 1), QEMU_RANGES);
+        assert_eq!(range_limits(1, 1000).max_ranges, MAX_RANGES);
+        assert_eq!(discard_granularity(0, 512), 512);
+        assert_eq!(discard_granularity(8, 512), 4096);
+        assert_eq!(discard_granularity(1, 4096), 4096);
+        assert_eq!(discard_granularity(u32::MAX, 512), u32::MAX);
     }
 }

@@ -44,6 +44,8 @@ pub mod bit {
     pub const BLK_MQ: u32 = 12;
     /// blk: discard command.
     pub const BLK_DISCARD: u32 = 13;
+    /// blk: write-zeroes command.
+    pub const BLK_WRITE_ZEROES: u32 = 14;
     /// Ring: indirect descriptors.
     pub const RING_INDIRECT_DESC: u32 = 28;
     /// Ring: used/avail event index.
@@ -135,10 +137,12 @@ pub const fn supported(kind: DeviceKind) -> Features {
             VERSION_1,
             ACCESS_PLATFORM,
         ]),
-        // What blanket_blk implements today: one request queue per hardware queue (MQ), no discard (DISCARD joins
-        // when it is implemented).
+        // What blanket_blk implements today: one request queue per hardware queue (MQ), flush, discard and
+        // write-zeroes.
         DeviceKind::Blk => Features::of(&[
             BLK_MQ,
+            BLK_DISCARD,
+            BLK_WRITE_ZEROES,
             BLK_SIZE_MAX,
             BLK_SEG_MAX,
             BLK_RO,
@@ -264,7 +268,9 @@ mod tests {
                 bit::BLK_RO,
                 bit::BLK_BLK_SIZE,
                 bit::BLK_FLUSH,
-                bit::BLK_MQ
+                bit::BLK_MQ,
+                bit::BLK_DISCARD,
+                bit::BLK_WRITE_ZEROES
             ]
         );
         let (t, n) = device_table(DeviceKind::Net);
@@ -275,16 +281,21 @@ mod tests {
     }
 
     #[test]
-    fn blk_accepts_indirect_and_mq_but_not_unimplemented_discard() {
+    fn blk_accepts_indirect_mq_discard_and_write_zeroes_but_not_unimplemented_bits() {
         let off = Features::of(&[
             bit::VERSION_1,
             bit::RING_INDIRECT_DESC,
             bit::BLK_MQ,
             bit::BLK_DISCARD,
+            bit::BLK_WRITE_ZEROES,
+            // VIRTIO_BLK_F_SECURE_ERASE (16) and VIRTIO_BLK_F_ZONED (17): not implemented, never accepted.
+            16,
+            17,
         ]);
         let acc = negotiate(DeviceKind::Blk, off).unwrap();
         assert!(acc.has(bit::RING_INDIRECT_DESC) && acc.has(bit::BLK_MQ));
-        assert!(!acc.has(bit::BLK_DISCARD));
+        assert!(acc.has(bit::BLK_DISCARD) && acc.has(bit::BLK_WRITE_ZEROES));
+        assert!(!acc.has(16) && !acc.has(17));
     }
 
     #[test]

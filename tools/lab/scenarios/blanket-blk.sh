@@ -2,8 +2,9 @@
 # blanket_blk (blanket.ko) drives a provider virtio-blk disk: the run attaches one extra virtio-blk disk (a 64 MiB
 # raw image, --qemu-arg); the C virtio_blk driver has it at boot and keeps it when blanket.ko loads. The scenario
 # hands it to blanket_blk through sysfs, checks data written by either driver reads back through the other, that
-# flushes reach the device, fio's verification under concurrency, unbind/rebind, rmmod refused while the disk is
-# open and clean while idle, and finally gives the disk back to virtio_blk.
+# flushes reach the device, that discard and write-zeroes hit exactly their ranges, fio's verification under
+# concurrency, unbind/rebind, rmmod refused while the disk is open and clean while idle, and finally gives the disk
+# back to virtio_blk.
 . /overcast/tests/lib.sh
 M=/overcast/modules
 C=/sys/bus/virtio/drivers/virtio_blk
@@ -31,6 +32,9 @@ CDEV=$(blkdev)
 check c-driver-has-disk test -b "/dev/$CDEV"
 # Hardware queues virtio_blk made (the device's num_queues with VIRTIO_BLK_F_MQ, at most one per CPU).
 CQUEUES=$(ls -d /sys/block/$CDEV/mq/* 2>/dev/null | wc -l)
+# The discard and write-zeroes limits virtio_blk took from the device's configuration.
+limits() { for f in discard_max_hw_bytes discard_granularity write_zeroes_max_bytes; do cat /sys/block/$1/queue/$f; done | tr '\n' ' '; }
+CLIMITS=$(limits $CDEV)
 
 # Data written through the C driver (8 MiB at 0), to be read back through ours.
 dd if=/dev/urandom of=/tmp/pat1 bs=1M count=8 2>/dev/null
@@ -84,6 +88,30 @@ check fio-verify-per-cpu fio --name=q --filename=/dev/bvd0 --offset=32M --size=4
     --cpus_allowed_policy=split --verify=crc32c --verify_fatal=1 --do_verify=1 --group_reporting --output=/tmp/fioq.out
 check fio-mixed-sizes fio --name=m --filename=/dev/bvd0 --offset=48M --size=8M --rw=write --bsrange=4k-1m \
     --direct=1 --ioengine=psync --verify=md5 --verify_fatal=1 --output=/tmp/fio2.out
+
+# --- discard and write-zeroes (VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_WRITE_ZEROES) -----------------------------------
+# The run's drive has discard=unmap: QEMU punches the ranges out of the raw image, so a discarded range reads back as
+# zeroes and a wrong sector or length shows in the bytes around it. 8 MiB of pattern at 24 MiB, then: discard
+# [25M, 26M), write-zeroes without unmap (fallocate -z: REQ_NOUNMAP) over [27M, 28M), write-zeroes that may unmap
+# (fallocate -p: no fallback to writing zero pages, so it fails unless the device does write-zeroes) over
+# [29M, 29.5M). Offsets in KiB below.
+BLIMITS=$(limits bvd0)
+echo "discard/write-zeroes limits (max discard, granularity, max write-zeroes bytes): virtio_blk $CLIMITS, blanket_blk $BLIMITS; ranges per discard $(cat /sys/block/bvd0/queue/max_discard_segments)"
+check discard-limits-as-c-driver test "$BLIMITS" = "$CLIMITS"
+check discard-offered sh -c '[ "$(cat /sys/block/bvd0/queue/discard_max_hw_bytes)" -gt 0 ] && [ "$(cat /sys/block/bvd0/queue/write_zeroes_max_bytes)" -gt 0 ]'
+check discard-pattern dd if=/tmp/pat1 of=/dev/bvd0 bs=1M seek=24 count=8 conv=fsync
+discards() { set -- $(cat /sys/block/bvd0/stat); echo "${12:-0}"; }
+D0=$(discards)
+check discard blkdiscard -o $((25 * 1048576)) -l 1048576 /dev/bvd0
+check discard-counted test "$(discards)" -gt "$D0"
+check write-zeroes-keep /usr/bin/fallocate -z -o $((27 * 1048576)) -l 1048576 /dev/bvd0
+check write-zeroes-unmap /usr/bin/fallocate -p -o $((29 * 1048576)) -l 524288 /dev/bvd0
+# What the region must now hold: the pattern with those ranges zeroed (built with dd over a copy of it).
+cp /tmp/pat1 /tmp/want
+for r in 1024:1024 3072:1024 5120:512; do
+  dd if=/dev/zero of=/tmp/want bs=1k seek=${r%:*} count=${r#*:} conv=notrunc 2>/dev/null
+done
+check ranges-exact sh -c 'echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/bvd0 of=/tmp/r6 bs=1M skip=24 count=8 2>/dev/null && cmp /tmp/want /tmp/r6'
 check read-at-end-is-empty sh -c '[ "$(dd if=/dev/bvd0 bs=512 skip=131072 count=1 2>/dev/null | wc -c)" = 0 ]'
 
 # --- unbind / rebind while idle: the disk goes and comes back with the same name and data --------------------------
@@ -116,6 +144,7 @@ check rmmod-unbound sh -c "! test -e /sys/bus/virtio/devices/$V/driver && ! test
 check rebind-c-driver sh -c "echo $V > $C/bind"
 CDEV=$(blkdev)
 check c-reads-blanket-written sh -c "dd if=/dev/$CDEV of=/tmp/r4 bs=1M skip=16 count=8 2>/dev/null && cmp /tmp/pat2 /tmp/r4"
+check c-reads-blanket-discarded sh -c "dd if=/dev/$CDEV of=/tmp/r7 bs=1M skip=24 count=8 2>/dev/null && cmp /tmp/want /tmp/r7"
 # Loading again takes nothing from virtio_blk.
 check reinsmod insmod $M/blanket.ko
 check reinsmod-no-steal sh -c "[ \"\$(basename \"\$(readlink /sys/bus/virtio/devices/$V/driver)\")\" = virtio_blk ] && ! test -e /sys/block/bvd0"

@@ -51,6 +51,9 @@ pub const PROGRAMS: &[(&str, bool)] = &[
     ("bash", true),
     // The Xen hotplug scripts (/etc/xen/scripts/block) lock with flock(1); busybox-static has none.
     ("flock", true),
+    // util-linux's, for blanket-blk's write-zeroes (fallocate -z/-p on a disk; busybox's has neither). Run it as
+    // /usr/bin/fallocate: busybox sh prefers its own applets to a bare name.
+    ("fallocate", true),
     ("socat", false),
     ("tcpdump", false),
     ("netperf", false),
