@@ -228,25 +228,7 @@ if [ "$me" = 0 ]; then
 fi
 barrier collapse
 
-# --- extender relays (§5.1.2, Fig. 5.4): host 1 relays connector 11 between two endpoints on host 0 --------------
-if [ "$me" = 1 ]; then
-  check vw-relay-create sh -c "echo 'relay 11 $L:6101 $R:6002' > /proc/vw/create && echo 'relay 11 $L:6102 $R:6001' > /proc/vw/create"
-  check vw-relay-mode sh -c '[ "$(grep -c "^11 relay .* relay$" /proc/vw/list)" = 2 ]'
-  check vw-relay-no-iface sh -c '! ls /sys/class/net | grep -q "^vw11"'
-  barrier relay-up
-  barrier relayed
-  check vw-relay-counters sh -c 'awk -F": " "\$1==\"tx_frames\"{s+=\$2} END{exit !(s>0)}" /proc/vw/11'
-else
-  echo "9 $L:5001" > /proc/vw/destroy
-  echo "9 $L:5002" > /proc/vw/destroy
-  check vw-relay-endpoints sh -c "echo '11 $L:6001 $R:6101' > /proc/vw/create && echo '11 $L:6002 $R:6102' > /proc/vw/create"
-  ip link set vw11 master cb1 up
-  ip link set vw11-1 master cb2 up
-  barrier relay-up
-  check vw-relay-ping until_ok 30 $IP netns exec c1 ping -c 1 -W 2 10.9.0.2
-  check vw-relay-endpoints-encapsulate sh -c '[ "$(grep -c "^11 endpoint .* encapsulating$" /proc/vw/list)" = 2 ]'
-  barrier relayed
-fi
+# Extenders (§5.1.2, Fig. 5.4) are checked across a real cloud boundary on three hosts: scenario vwire-extender.
 
 # --- rmmod while a flow runs ------------------------------------------------------------------------------------
 gx ping -i 0.2 -W 1 $PG >/dev/null 2>&1 &

@@ -57,13 +57,26 @@ pub fn default_log_dir() -> PathBuf {
     manifest.parent().and_then(Path::parent).unwrap_or(manifest).join("target/lab-logs")
 }
 
-/// The QEMU instances of a topology (pure: `ports` are the two UDP ports of a pair's link).
-pub fn host_specs(o: &RunOptions, initrd: &Path, ports: (u16, u16)) -> Vec<HostSpec> {
+/// UDP ports on 127.0.0.1 the links of a topology need: two per point-to-point link.
+pub fn ports_needed(t: Topology) -> usize {
+    match t {
+        Topology::Vm | Topology::Nested => 0,
+        Topology::Pair => 2,
+        Topology::Trio => 4,
+    }
+}
+
+/// The QEMU instances of a topology (pure: `ports` are the UDP ports of its links, [`ports_needed`] of them:
+/// link A between hosts 0 and 1 uses ports 0 and 1, a trio's link B between hosts 1 and 2 ports 2 and 3).
+pub fn host_specs(o: &RunOptions, initrd: &Path, ports: &[u16]) -> Vec<HostSpec> {
     let kinds: Vec<HostKind> = match o.topology {
         Topology::Vm => vec![HostKind::Vm],
         Topology::Nested => vec![HostKind::Nested],
         Topology::Pair => vec![o.pair_kind, o.pair_kind],
+        Topology::Trio => vec![o.pair_kind, o.pair_kind, o.pair_kind],
     };
+    let port = |k: usize| ports.get(k).copied().unwrap_or(0);
+    let link = |a: usize, b: usize| Net::Dgram { local_port: port(a), remote_port: port(b) };
     let n = kinds.len();
     kinds
         .into_iter()
@@ -71,11 +84,13 @@ pub fn host_specs(o: &RunOptions, initrd: &Path, ports: (u16, u16)) -> Vec<HostS
         .map(|(i, kind)| {
             let memory = o.memory.unwrap_or(if kind == HostKind::Nested { 2048 } else { 1024 });
             let smp = o.smp.unwrap_or(if n > 1 { 1 } else { 2 });
-            let (net, ip, gw) = if n > 1 {
-                let (local_port, remote_port) = if i == 0 { ports } else { (ports.1, ports.0) };
-                (Net::Dgram { local_port, remote_port }, format!("10.99.0.{}/24", i + 1), None)
-            } else {
-                (Net::User, "10.0.2.15/24".to_string(), Some("10.0.2.2"))
+            // Link A is 10.99.0.0/24 (host 0 .1, host 1 .2), link B 10.99.1.0/24 (host 1 .2, host 2 .3).
+            let (net, ip, gw, net2) = match (n, i) {
+                (1, _) => (Net::User, "10.0.2.15/24".to_string(), Some("10.0.2.2"), None),
+                (_, 0) => (link(0, 1), "10.99.0.1/24".to_string(), None, None),
+                (2, _) => (link(1, 0), "10.99.0.2/24".to_string(), None, None),
+                (_, 1) => (link(1, 0), "10.99.0.2/24".to_string(), None, Some((link(2, 3), "10.99.1.2/24"))),
+                _ => (link(3, 2), "10.99.1.3/24".to_string(), None, None),
             };
             let mut kernel_args = vec![
                 format!("overcast.scenario={}", o.scenario),
@@ -85,6 +100,9 @@ pub fn host_specs(o: &RunOptions, initrd: &Path, ports: (u16, u16)) -> Vec<HostS
             ];
             if let Some(gw) = gw {
                 kernel_args.push(format!("overcast.gw={gw}"));
+            }
+            if let Some((_, ip2)) = &net2 {
+                kernel_args.push(format!("overcast.ip2={ip2}"));
             }
             kernel_args.extend(o.append.iter().cloned());
             HostSpec {
@@ -100,6 +118,7 @@ pub fn host_specs(o: &RunOptions, initrd: &Path, ports: (u16, u16)) -> Vec<HostS
                 xen_args: o.xen_append.clone(),
                 net,
                 mac: format!("52:54:00:99:00:{:02x}", i + 1),
+                net2: net2.map(|(net, _)| (net, format!("52:54:00:99:01:{:02x}", i + 1))),
                 extra_args: o.qemu_args.clone(),
             }
         })
@@ -111,6 +130,7 @@ pub fn topology_name(t: Topology) -> &'static str {
         Topology::Vm => "vm",
         Topology::Nested => "nested",
         Topology::Pair => "pair",
+        Topology::Trio => "trio",
     }
 }
 
@@ -162,19 +182,21 @@ pub fn totals(v: &Verdict) -> Totals {
     t
 }
 
-/// Two distinct free UDP ports on 127.0.0.1 (both sockets are held until both ports are known, so the
-/// kernel cannot hand out the same port twice; QEMU binds them a moment later).
-fn free_udp_ports() -> Result<(u16, u16)> {
-    let a = std::net::UdpSocket::bind("127.0.0.1:0").context("binding a UDP port on 127.0.0.1")?;
-    let b = std::net::UdpSocket::bind("127.0.0.1:0").context("binding a UDP port on 127.0.0.1")?;
-    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
+/// `n` distinct free UDP ports on 127.0.0.1 (all sockets are held until every port is known, so the kernel
+/// cannot hand out the same port twice; QEMU binds them a moment later).
+fn free_udp_ports(n: usize) -> Result<Vec<u16>> {
+    let socks = (0..n)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").context("binding a UDP port on 127.0.0.1"))
+        .collect::<Result<Vec<_>>>()?;
+    socks.iter().map(|s| Ok(s.local_addr()?.port())).collect()
 }
 
 fn check_inputs(o: &RunOptions) -> Result<()> {
     if !o.kernel.is_file() {
         bail!("kernel {} not found (build it with `make kernel`; `make -s kernel-path` prints its path)", o.kernel.display());
     }
-    let nested = o.topology == Topology::Nested || (o.topology == Topology::Pair && o.pair_kind == HostKind::Nested);
+    let multi = matches!(o.topology, Topology::Pair | Topology::Trio);
+    let nested = o.topology == Topology::Nested || (multi && o.pair_kind == HostKind::Nested);
     if nested && !o.xen.is_file() {
         bail!("Xen image {} not found (scripts/setup installs it; or pass --xen)", o.xen.display());
     }
@@ -221,8 +243,8 @@ pub fn run(o: &RunOptions) -> Result<Report> {
         f.write_all(&base)?;
         f.write_all(&overlay)?;
     }
-    let ports = if o.topology == Topology::Pair { free_udp_ports()? } else { (0, 0) };
-    let specs = host_specs(o, &initrd, ports);
+    let ports = free_udp_ports(ports_needed(o.topology))?;
+    let specs = host_specs(o, &initrd, &ports);
     let n = specs.len();
     let runs: Vec<HostRun> = specs
         .into_iter()
@@ -352,7 +374,7 @@ mod tests {
 
     #[test]
     fn pair_hosts_are_cross_linked_with_one_vcpu() {
-        let s = host_specs(&opts(Topology::Pair), Path::new("/i"), (5000, 5001));
+        let s = host_specs(&opts(Topology::Pair), Path::new("/i"), &[5000, 5001]);
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].net, Net::Dgram { local_port: 5000, remote_port: 5001 });
         assert_eq!(s[1].net, Net::Dgram { local_port: 5001, remote_port: 5000 });
@@ -362,21 +384,41 @@ mod tests {
         assert!(s[1].kernel_args.contains(&"overcast.ip=10.99.0.2/24".to_string()));
         assert_ne!(s[0].mac, s[1].mac);
         assert_eq!(s[0].kernel_args.last().map(String::as_str), Some("quiet"));
+        assert!(s.iter().all(|h| h.net2.is_none()));
+    }
+
+    #[test]
+    fn trio_is_a_chain_through_host_1() {
+        let s = host_specs(&opts(Topology::Trio), Path::new("/i"), &[5000, 5001, 5002, 5003]);
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].net, Net::Dgram { local_port: 5000, remote_port: 5001 });
+        assert_eq!(s[1].net, Net::Dgram { local_port: 5001, remote_port: 5000 });
+        assert_eq!(s[1].net2.as_ref().map(|n| &n.0), Some(&Net::Dgram { local_port: 5002, remote_port: 5003 }));
+        assert_eq!(s[2].net, Net::Dgram { local_port: 5003, remote_port: 5002 });
+        assert!(s[0].net2.is_none() && s[2].net2.is_none());
+        assert!(s[1].kernel_args.contains(&"overcast.ip2=10.99.1.2/24".to_string()));
+        assert!(s[2].kernel_args.contains(&"overcast.ip=10.99.1.3/24".to_string()));
+        assert!(s[2].kernel_args.contains(&"overcast.topology=trio".to_string()));
+        let macs: std::collections::BTreeSet<&str> =
+            s.iter().map(|h| h.mac.as_str()).chain(s[1].net2.iter().map(|n| n.1.as_str())).collect();
+        assert_eq!(macs.len(), 4);
+        assert!(s.iter().all(|h| h.smp == 1));
+        assert_eq!(ports_needed(Topology::Trio), 4);
     }
 
     #[test]
     fn qemu_args_reach_every_host() {
         let mut o = opts(Topology::Pair);
         o.qemu_args = vec!["-device".into(), "virtio-blk-pci,drive=d1".into()];
-        let s = host_specs(&o, Path::new("/i"), (1, 2));
+        let s = host_specs(&o, Path::new("/i"), &[1, 2]);
         assert_eq!(s.len(), 2);
         assert!(s.iter().all(|h| h.extra_args == o.qemu_args));
-        assert!(host_specs(&opts(Topology::Vm), Path::new("/i"), (0, 0))[0].extra_args.is_empty());
+        assert!(host_specs(&opts(Topology::Vm), Path::new("/i"), &[])[0].extra_args.is_empty());
     }
 
     #[test]
     fn nested_defaults() {
-        let s = host_specs(&opts(Topology::Nested), Path::new("/i"), (0, 0));
+        let s = host_specs(&opts(Topology::Nested), Path::new("/i"), &[]);
         assert_eq!(s.len(), 1);
         assert_eq!((s[0].kind, s[0].memory_mib, s[0].dom0_mem_mib, s[0].smp), (HostKind::Nested, 2048, 1024, 2));
         assert_eq!(s[0].net, Net::User);
@@ -400,8 +442,9 @@ mod tests {
     #[test]
     fn udp_ports_differ() {
         for _ in 0..20 {
-            let (a, b) = free_udp_ports().unwrap();
-            assert_ne!(a, b);
+            let p = free_udp_ports(4).unwrap();
+            let set: std::collections::BTreeSet<u16> = p.iter().copied().collect();
+            assert_eq!(set.len(), 4);
         }
     }
 

@@ -64,7 +64,7 @@ struct RunArgs {
     /// Guest RAM in MiB [default: 1024 for vm hosts, 2048 for nested hosts].
     #[arg(long)]
     memory: Option<u32>,
-    /// vCPUs per QEMU [default: 2, or 1 per host in pair].
+    /// vCPUs per QEMU [default: 2, or 1 per host in pair and trio].
     #[arg(long)]
     smp: Option<u32>,
     /// Dom0 memory in MiB for nested hosts [default: half of --memory].
@@ -80,7 +80,7 @@ struct RunArgs {
     /// e.g. `--qemu-arg=-drive --qemu-arg=file=/tmp/d.img,if=none,id=d1,format=raw`.
     #[arg(long, allow_hyphen_values = true)]
     qemu_arg: Vec<String>,
-    /// What each host of a pair is.
+    /// What each host of a pair or trio is.
     #[arg(long, value_enum, default_value_t = HostKind::Vm)]
     pair_kind: HostKind,
     /// tcg, or kvm (falls back to tcg if the scenario has not begun within --kvm-hang-secs).

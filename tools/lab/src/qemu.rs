@@ -6,7 +6,8 @@
 //!   then the initramfs. QEMU splits that option at single commas and reads `,,` as a literal comma (the
 //!   usual QEMU option escaping), so commas in paths or kernel arguments are doubled.
 //! * Each host gets one virtio-net NIC: user-mode networking with `restrict=on` (nothing leaves the machine)
-//!   for a single host, or a `-netdev dgram` link over 127.0.0.1 between the two hosts of a pair.
+//!   for a single host, or a `-netdev dgram` link over 127.0.0.1 between the two hosts of a pair. In a trio the
+//!   middle host has a second NIC (`net2`), its own point-to-point link to the third host.
 
 use std::path::PathBuf;
 
@@ -21,6 +22,9 @@ pub enum Topology {
     Nested,
     /// Two hosts on one virtual link (each a vm, or a nested host with --pair-kind nested).
     Pair,
+    /// Three hosts in a chain, as two clouds joined at one host: host 0 —link A— host 1 —link B— host 2. Host 1
+    /// has a NIC on each link; hosts 0 and 2 share no link (each host as in a pair, --pair-kind).
+    Trio,
 }
 
 /// What one QEMU instance runs.
@@ -64,6 +68,8 @@ pub struct HostSpec {
     pub xen_args: Vec<String>,
     pub net: Net,
     pub mac: String,
+    /// A second NIC (`eth1`), with its MAC: the middle host of a trio.
+    pub net2: Option<(Net, String)>,
     /// Extra QEMU arguments, appended verbatim after everything else (e.g. a second `-drive`/`-device`).
     pub extra_args: Vec<String>,
 }
@@ -137,26 +143,35 @@ pub fn build_args(spec: &HostSpec) -> Result<Vec<String>, QemuError> {
             push(&["-kernel", &xen, "-append", &xcmd.join(" "), "-initrd", &modules]);
         }
     }
-    match &spec.net {
+    push_nic(&mut a, "n0", &spec.net, &spec.mac);
+    if let Some((net, mac)) = &spec.net2 {
+        push_nic(&mut a, "n1", net, mac);
+    }
+    a.extend(spec.extra_args.iter().cloned());
+    Ok(a)
+}
+
+/// The `-netdev`/`-device` pair of one NIC with netdev id `id`.
+fn push_nic(a: &mut Vec<String>, id: &str, net: &Net, mac: &str) {
+    let mut push = |v: &[&str]| a.extend(v.iter().map(|s| s.to_string()));
+    match net {
         Net::None => push(&["-nic", "none"]),
         Net::User => push(&[
             "-netdev",
-            "user,id=n0,restrict=on",
+            &format!("user,id={id},restrict=on"),
             "-device",
-            &format!("virtio-net-pci,netdev=n0,mac={}", spec.mac),
+            &format!("virtio-net-pci,netdev={id},mac={mac}"),
         ]),
         Net::Dgram { local_port, remote_port } => push(&[
             "-netdev",
             &format!(
-                "dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port={local_port},\
+                "dgram,id={id},local.type=inet,local.host=127.0.0.1,local.port={local_port},\
                  remote.type=inet,remote.host=127.0.0.1,remote.port={remote_port}"
             ),
             "-device",
-            &format!("virtio-net-pci,netdev=n0,mac={}", spec.mac),
+            &format!("virtio-net-pci,netdev={id},mac={mac}"),
         ]),
     }
-    a.extend(spec.extra_args.iter().cloned());
-    Ok(a)
 }
 
 #[cfg(test)]
@@ -177,6 +192,7 @@ mod tests {
             xen_args: vec![],
             net: Net::User,
             mac: "52:54:00:99:00:01".into(),
+            net2: None,
             extra_args: vec![],
         }
     }
@@ -253,6 +269,11 @@ mod tests {
     #[test]
     fn pair_link_is_loopback_dgram() {
         let mut s = spec(HostKind::Vm);
+        s.net2 = Some((Net::Dgram { local_port: 4002, remote_port: 4003 }, "52:54:00:99:01:02".into()));
+        let two = build_args(&s).unwrap();
+        assert!(two.iter().any(|x| x.starts_with("dgram,id=n1,") && x.contains("local.port=4002") && x.contains("remote.port=4003")));
+        assert!(two.contains(&"virtio-net-pci,netdev=n1,mac=52:54:00:99:01:02".to_string()));
+        s.net2 = None;
         s.net = Net::Dgram { local_port: 4000, remote_port: 4001 };
         let a = build_args(&s).unwrap();
         let n = after(&a, "-netdev");
