@@ -60,7 +60,7 @@ impl AttributeOperations<0> for Config {
 
     fn show(_this: &Config, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
         let mut w = kernel::str::Formatter::new(page);
-        w.write_str("power,size_mib,store,repos,state,stats,reads,writes,map_export,map_import\n")?;
+        w.write_str("power,size_mib,store,repos,state,stats,reads,writes,map_export,map_import,local_hold\n")?;
         Ok(w.bytes_written())
     }
 }
@@ -93,6 +93,7 @@ impl configfs::GroupOperations for Config {
                 writes: 7,
                 map_export: 8,
                 map_import: 9,
+                local_hold: 10,
             ],
         };
         let disk_name = CString::try_from_fmt(fmt!("coopswap{}", index))?;
@@ -436,6 +437,7 @@ impl AttributeOperations<4> for DeviceConfig {
             let st = dev.io.state.lock();
             let up = st.repos.iter().filter(|r| r.down_reason.is_none()).count();
             w.write_fmt(fmt!("repos {} up {}\n", st.repos.len(), up))?;
+            w.write_fmt(fmt!("local_queue {}\n", st.local_queue()))?;
         }
         Ok(w.bytes_written())
     }
@@ -466,11 +468,12 @@ impl AttributeOperations<5> for DeviceConfig {
         let mut w = kernel::str::Formatter::new(page);
         let s = &this.stats;
         w.write_fmt(fmt!(
-            "reads {}\nwrites {}\nremote_reads {}\nlocal_reads {}\nzero_reads {}\nremote_stores {}\nstore_full {}\nstore_failed {}\nfetch_fallbacks {}\nlocal_write_errors {}\ndiscards {}\nio_errors {}\n",
+            "reads {}\nwrites {}\nremote_reads {}\nlocal_reads {}\nzero_reads {}\nremote_stores {}\nstore_full {}\nstore_failed {}\nfetch_fallbacks {}\nlocal_write_errors {}\ndiscards {}\nio_errors {}\nlocal_behind {}\nlocal_waits {}\n",
             s.reads.load(Relaxed), s.writes.load(Relaxed), s.remote_reads.load(Relaxed), s.local_reads.load(Relaxed),
             s.zero_reads.load(Relaxed), s.remote_stores.load(Relaxed), s.store_full.load(Relaxed),
             s.store_failed.load(Relaxed), s.fetch_fallbacks.load(Relaxed), s.local_write_errors.load(Relaxed),
-            s.discards.load(Relaxed), s.io_errors.load(Relaxed)
+            s.discards.load(Relaxed), s.io_errors.load(Relaxed), s.local_behind.load(Relaxed),
+            s.local_waits.load(Relaxed)
         ))?;
         Ok(w.bytes_written())
     }
@@ -512,7 +515,7 @@ impl AttributeOperations<8> for DeviceConfig {
         let mut f = SeqFile::create(&path).inspect_err(|e| {
             pr_err!("{}: cannot create {} (errno {})\n", name, path.to_str().unwrap_or("?"), e.to_errno());
         })?;
-        let st = dev.io.state.lock();
+        let mut st = dev.io.state.lock();
         let (records, repos) = st.export_map(&mut f).inspect_err(|e| {
             pr_err!("{}: page map export to {} failed (errno {})\n", name, path.to_str().unwrap_or("?"), e.to_errno());
         })?;
@@ -547,6 +550,37 @@ impl AttributeOperations<9> for DeviceConfig {
             name, path.to_str()?, sum.pages, sum.repos, sum.repos_down, sum.remote, sum.local_ok, sum.local_bad,
             sum.unreadable
         );
+        Ok(())
+    }
+}
+
+#[vtable]
+impl AttributeOperations<10> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = kernel::str::Formatter::new(page);
+        let held = this.data.lock().device.as_ref().is_some_and(|d| d.local.held());
+        w.write_fmt(fmt!("{}\n", u8::from(held)))?;
+        Ok(w.bytes_written())
+    }
+
+    /// `echo 1 > local_hold` holds the local writer (a test and diagnosis knob: local copies stay behind, so what
+    /// happens when a repository fails before they are written can be shown); `echo 0` releases it.
+    fn store(this: &DeviceConfig, page: &[u8]) -> Result {
+        let on = kstrtobool_bytes(page.trim_ascii()).inspect_err(|_| {
+            pr_err!("local_hold takes 0 or 1\n");
+        })?;
+        // Not under the configuration lock: a worker waiting for a held writer must not keep the release out.
+        let local = {
+            let cfg = this.data.lock();
+            let Some(dev) = cfg.device.as_ref() else {
+                pr_err!("{}: local_hold needs the device on (echo 1 > power)\n", cfg.disk_name.to_str()?);
+                return Err(ENODEV);
+            };
+            dev.local.clone()
+        };
+        local.set_held(on);
         Ok(())
     }
 }

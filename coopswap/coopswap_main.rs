@@ -17,6 +17,7 @@ mod overcast;
 
 mod config;
 mod device;
+mod localcopy;
 mod repo;
 
 /// The protocol and page-map logic, compiled from coopswap/proto (one implementation with the host tests).
@@ -35,6 +36,8 @@ mod core_logic {
     pub mod selftest;
     #[path = "wire.rs"]
     pub mod wire;
+    #[path = "writebehind.rs"]
+    pub mod writebehind;
 }
 
 module! {

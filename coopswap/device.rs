@@ -5,11 +5,15 @@
 //! the repository requests of the whole batch are sent (pipelined on the connections) before any reply is awaited, so
 //! that a queue depth above 1 overlaps the network round trips, as nbd does. Write-through:
 //!
-//! * **write**: each 4 KiB page goes to the local store *and*, when a repository is placed for it, to that
-//!   repository (the STOREs of one request are pipelined on the connections, then their replies collected); the
-//!   request completes when both finished. It fails only if neither copy could be made.
+//! * **write**: each 4 KiB page goes, when a repository is placed for it, to that repository (the STOREs of one
+//!   request are pipelined on the connections, then their replies collected) *and* to the local store, written
+//!   behind (`localcopy.rs`: queued in a bounded pool of page buffers, written by a separate writer in order). The
+//!   request completes when every page has a copy: the repository's acknowledgement, or — when no repository took
+//!   the page — the finished local write. It fails only if neither copy could be made.
 //! * **read**: from the repository that acknowledged the page's current content (FETCHes pipelined), checked against
-//!   the CRC-32C recorded at write time; on any failure (dead, stalled, NOT_FOUND, wrong content) from the local copy.
+//!   the CRC-32C recorded at write time; on any failure (dead, stalled, NOT_FOUND, wrong content) from the local copy
+//!   (waiting for it if it is still being written behind).
+//! * **flush**: waits for every local write behind, then flushes the local store.
 //! * **discard / write-zeroes**: the pages are forgotten (read as zeroes) and dropped at their repository.
 //!
 //! The page map is one `PageRecord` per device page, allocated when the device is switched on, so the I/O path
@@ -23,6 +27,7 @@ use super::core_logic::mapfile::{
 use super::core_logic::pagemap::{PageFlags, PageRecord, ReadPlan, StoreOutcome, NO_LOCAL, NO_REPO};
 use super::core_logic::placement::{place, RepoFlags, RepoInfo, MAX_REPOS};
 use super::core_logic::wire::{op, status, Capability, ReplyHeader, PAGE_SIZE};
+use super::localcopy::LocalCopies;
 use super::overcast::blk::{self, Disk, LocalStore, Memalloc, OwnedQueue, RqInfo, RqOp, SeqFile};
 use super::overcast::fmt::Show;
 use super::repo::Repo;
@@ -58,6 +63,11 @@ pub(crate) struct Stats {
     pub(crate) local_write_errors: Atomic<u64>,
     pub(crate) discards: Atomic<u64>,
     pub(crate) io_errors: Atomic<u64>,
+    /// Pages whose local copy was written behind the request's completion.
+    pub(crate) local_behind: Atomic<u64>,
+    /// Times the worker waited for the write-behind (all buffers busy, a read or a write whose only copy was still
+    /// being written, a flush).
+    pub(crate) local_waits: Atomic<u64>,
 }
 
 impl Stats {
@@ -75,6 +85,8 @@ impl Stats {
             local_write_errors: Atomic::new(0),
             discards: Atomic::new(0),
             io_errors: Atomic::new(0),
+            local_behind: Atomic::new(0),
+            local_waits: Atomic::new(0),
         }
     }
 }
@@ -200,6 +212,8 @@ pub(crate) struct IoState {
     pub(crate) name: CString,
     records: KVVec<PageRecord>,
     store: LocalStore,
+    /// The local copies written behind (their own writer and store handle).
+    local: Arc<LocalCopies>,
     pub(crate) repos: KVec<Repo>,
     pub(crate) infos: KVec<RepoInfo>,
     seed: u64,
@@ -319,15 +333,22 @@ pub(crate) struct Device {
     disk: Option<Disk<CoopDev>>,
     pub(crate) io: Arc<DevIo>,
     wq: Arc<OwnedQueue>,
+    /// The local write-behind, reachable without the state lock (`local_hold`).
+    pub(crate) local: Arc<LocalCopies>,
+    local_wq: Arc<OwnedQueue>,
 }
 
 impl Drop for Device {
     fn drop(&mut self) {
         // Remove the disk first (it waits for every request, which the worker completes), then wait for the worker to
-        // leave, so that the last references to the I/O side and the workqueue are dropped here and not by the
-        // worker itself (which could not destroy its own workqueue).
+        // leave, then for the local writer to write what is behind, so that the last references to the I/O side and
+        // the workqueues are dropped here and not by a worker itself (which could not destroy its own workqueue).
+        // A held writer (local_hold) is released first: a request waiting for a local copy must finish for the disk
+        // to go, and what is behind is written before the device goes.
+        self.local.set_held(false);
         drop(self.disk.take());
         self.wq.flush();
+        self.local_wq.flush();
     }
 }
 
@@ -367,10 +388,16 @@ impl Device {
         let pend = KVec::with_capacity(MAX_PENDING, GFP_KERNEL)?;
         let repos = KVec::with_capacity(MAX_REPOS, GFP_KERNEL)?;
         let infos = KVec::with_capacity(MAX_REPOS, GFP_KERNEL)?;
+        let local = LocalCopies::new(name, store_path, stats.clone()).inspect_err(|e| {
+            pr_err!("{}: cannot set up the local write-behind (errno {})\n", name.to_str().unwrap_or("?"), e.to_errno());
+        })?;
+        let local_wq = local.queue().clone();
+        let local_handle = local.clone();
         let state = IoState {
             name: CString::try_from(name)?,
             records,
             store,
+            local,
             repos,
             infos,
             seed: super::core_logic::placement::mix64(pages),
@@ -393,7 +420,7 @@ impl Device {
         )?;
         let tagset = Arc::pin_init(TagSet::new(1, QUEUE_DEPTH as u32, 1), GFP_KERNEL)?;
         let disk = Disk::new(name, pages * (PAGE / 512), tagset, io.clone())?;
-        Ok(Self { disk: Some(disk), io, wq })
+        Ok(Self { disk: Some(disk), io, wq, local: local_handle, local_wq })
     }
 
     /// Openers of the disk (swapon, mkswap, …).
@@ -483,6 +510,8 @@ impl IoState {
     /// one excluded) or, when none can take it, kept in the local store only; then dropped at `idx`. The page map is
     /// updated through the same `PageRecord` calls as a write, so a page always has a copy that reads back right.
     pub(crate) fn drain_step(&mut self, idx: u16, max: usize, out: &mut DrainCount) -> Result {
+        // The drain reads and rewrites local copies itself: nothing may be behind.
+        self.local.wait_idle(&mut self.records);
         let mut done = 0;
         let mut i = 0usize;
         while done < max && self.draining(idx) {
@@ -527,6 +556,11 @@ impl IoState {
         let info = self.infos.get_mut(usize::from(idx)).ok_or(ENOENT)?;
         info.flags = RepoFlags(RepoFlags::UP);
         Ok(())
+    }
+
+    /// Local copies queued or being written behind right now.
+    pub(crate) fn local_queue(&self) -> usize {
+        self.local.behind()
     }
 
     /// Number of pages of the device.
@@ -623,6 +657,7 @@ impl IoState {
     /// reply, then decides each write's outcome. The results are in `b.res`.
     fn handle(&mut self, b: &mut Batch) {
         let stats = self.stats.clone();
+        self.local.reap(&mut self.records);
         for ri in 0..b.len {
             if let Err(e) = self.start(b, ri, &stats) {
                 b.fail(ri, e);
@@ -646,6 +681,8 @@ impl IoState {
     fn start(&mut self, b: &mut Batch, ri: usize, stats: &Stats) -> Result {
         let info = b.info(ri).ok_or(EIO)?;
         if info.op == RqOp::Flush {
+            // Everything written before the flush is in the local store, then the store's cache is flushed.
+            self.local.wait_idle(&mut self.records);
             return self.store.flush();
         }
         if info.pos % PAGE != 0 || u64::from(info.len) % PAGE != 0 {
@@ -740,6 +777,11 @@ impl IoState {
                     let rq = b.rq(ri).ok_or(EIO)?;
                     if blk::rq_write_data(rq, off, &self.rbuf) == PAGE_SIZE { Ok(()) } else { Err(EIO) }
                 }
+                // The only copy is the local one, still being written behind (its repository failed meanwhile).
+                ReadPlan::Wait if rec.flags.has(PageFlags::LOCAL_INFLIGHT) => {
+                    let rq = b.rq(ri).ok_or(EIO)?;
+                    self.read_behind(rq, page, off)
+                }
                 ReadPlan::Wait | ReadPlan::Lost => {
                     pr_err!("{}: page {} has no readable copy\n", self.dev(), page);
                     Err(EIO)
@@ -752,20 +794,35 @@ impl IoState {
         res
     }
 
-    /// A remote read failed: serve the local copy if the record has one.
+    /// Waits for the local write of `page` that is behind, then reads the local copy it made.
+    fn read_behind(&mut self, rq: &mq::Request<CoopDev>, page: u64, off: u32) -> Result {
+        let local = self.local.clone();
+        local.wait_page(page, &mut self.records);
+        let rec = *self.record(page)?;
+        if rec.flags.has(PageFlags::LOCAL_VALID) {
+            self.read_local(rq, rec.local, off)
+        } else {
+            pr_err!("{}: page {}: its repository copy is gone and its local write failed\n", self.dev(), page);
+            Err(EIO)
+        }
+    }
+
+    /// A remote read failed: serve the local copy if the record has one (waiting for it if it is being written).
     fn fallback(&mut self, rq: &mq::Request<CoopDev>, page: u64, off: u32) -> Result {
         inc(&self.stats.fetch_fallbacks);
         let rec = *self.record(page)?;
         if rec.flags.has(PageFlags::LOCAL_VALID) {
             self.read_local(rq, rec.local, off)
+        } else if rec.flags.has(PageFlags::LOCAL_INFLIGHT) {
+            self.read_behind(rq, page, off)
         } else {
             pr_err!("{}: page {}: the repository copy failed and there is no local copy\n", self.dev(), page);
             Err(EIO)
         }
     }
 
-    /// Starts a write: each page is sent to its repository (STORE, reply applied by `collect`) and written to the
-    /// local store now. `finish_write` decides the outcome once the replies are in.
+    /// Starts a write: each page is sent to its repository (STORE, reply applied by `collect`) and queued for the
+    /// local store (written behind). `finish_write` decides the outcome once the replies are in.
     fn write(&mut self, b: &mut Batch, ri: usize, first: u64, count: u64, stats: &Stats) -> Result {
         for i in 0..count {
             let page = first + i;
@@ -788,13 +845,11 @@ impl IoState {
                     inc(&stats.store_failed);
                 }
             }
-            let pos = page.checked_mul(PAGE).ok_or(EIO)?;
-            let ok = self.store.write(pos, &self.buf).is_ok();
-            if !ok {
+            let local = self.local.clone();
+            if local.submit(page, plan.seq, &self.buf, &mut self.records).is_err() {
                 inc(&stats.local_write_errors);
-                pr_err!("{}: local store write at {} failed\n", self.dev(), pos);
+                self.record(page)?.complete_local(plan.seq, false);
             }
-            self.record(page)?.complete_local(plan.seq, ok);
         }
         Ok(())
     }
@@ -805,7 +860,15 @@ impl IoState {
         let first = info.pos / PAGE;
         let count = u64::from(info.len) / PAGE;
         for page in first..first + count {
-            let rec = *self.record(page)?;
+            let mut rec = *self.record(page)?;
+            if !rec.flags.any(PageFlags::LOCAL_VALID | PageFlags::REMOTE_VALID)
+                && rec.flags.has(PageFlags::LOCAL_INFLIGHT)
+            {
+                // No repository took the page: the request completes when its local copy is written.
+                let local = self.local.clone();
+                local.wait_page(page, &mut self.records);
+                rec = *self.record(page)?;
+            }
             let any = PageFlags::LOCAL_VALID
                 | PageFlags::REMOTE_VALID;
             if !rec.flags.any(any) {
@@ -1062,7 +1125,9 @@ impl IoState {
     /// Exports the page map (§6.2.4) to `f`: the repositories (address, client id, capability), then one record per
     /// written page (repository, CRC, local copy). The device must be quiesced (no opener: nothing in flight);
     /// `EBUSY` if a record still has I/O in flight. Returns (records, repositories).
-    pub(crate) fn export_map(&self, f: &mut SeqFile) -> Result<(u64, u16)> {
+    pub(crate) fn export_map(&mut self, f: &mut SeqFile) -> Result<(u64, u16)> {
+        // Every local copy written, so that the map records it.
+        self.local.wait_idle(&mut self.records);
         let count = self.records.iter().filter(|r| !r.is_unmapped()).count() as u64;
         let repo_count = u16::try_from(self.repos.len()).map_err(|_| EINVAL)?;
         let header = MapHeader { device_pages: self.records.len() as u64, repo_count, record_count: count, seed: self.seed };

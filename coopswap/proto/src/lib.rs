@@ -9,6 +9,7 @@
 //! * [`pagemap`]  — per-page record of the §6.2.4 page map and its state transitions (write-through).
 //! * [`placement`]— rendezvous placement of pages over repositories, skipping dead/full/draining ones.
 //! * [`mapfile`]  — versioned, checksummed export/import stream of a device's page map (VM migration).
+//! * [`writebehind`] — the buffers of the local copies written behind the network store (§6.2.4, asynchronous).
 //! * [`selftest`] — a core-only self-test of all of the above, runnable as one KUnit case.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -32,3 +33,4 @@ pub mod pagemap;
 pub mod placement;
 pub mod selftest;
 pub mod wire;
+pub mod writebehind;

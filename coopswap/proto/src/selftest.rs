@@ -16,6 +16,7 @@ use super::mapfile::{
 };
 use super::pagemap::{PageFlags, PageRecord, ReadPlan, StoreOutcome, NO_REPO};
 use super::placement::{place, RepoFlags, RepoInfo};
+use super::writebehind::{Completion, Pool};
 use super::wire::{
     decode_reply, decode_request, Capability, Page, Reply, ReplyBody, ReplyHeader, Request,
     RequestBody, WireError, MAX_REQUEST_LEN, PAGE_SIZE, REPLY_HEADER_LEN, REQUEST_HEADER_LEN,
@@ -47,7 +48,35 @@ pub fn run(scratch: &mut [u8]) -> Result<(), Failure> {
     pagemap()?;
     placement()?;
     mapfile()?;
+    writebehind()?;
     Ok(())
+}
+
+/// The write-behind pool: FIFO order, a full pool refuses, a finished buffer's completion comes back once.
+fn writebehind() -> Result<(), Failure> {
+    let mut p: Pool<2> = Pool::new();
+    let (a, none) = p.claim().ok_or("write-behind: claim of an empty pool")?;
+    check(none.is_none() && p.queue(a, 7, 1), "write-behind: queue")?;
+    let (b, _) = p.claim().ok_or("write-behind: second claim")?;
+    check(p.queue(b, 7, 2), "write-behind: queue a newer write of the same page")?;
+    check(p.claim().is_none(), "write-behind: a full pool must refuse")?;
+    check(p.pending(7) && !p.idle(), "write-behind: page pending")?;
+    check(p.take_next() == Some((a, 7)), "write-behind: oldest first")?;
+    check(p.finish(a, true), "write-behind: finish")?;
+    let again = p.claim();
+    check(
+        again == Some((a, Some(Completion { page: 7, seq: 1, ok: true }))),
+        "write-behind: a done buffer is reused after its completion",
+    )?;
+    p.release(a);
+    check(p.take_next() == Some((b, 7)) && p.finish(b, false), "write-behind: second write")?;
+    let mut seen = 0u32;
+    let n = p.reap(|c| {
+        if c == (Completion { page: 7, seq: 2, ok: false }) {
+            seen = seen.wrapping_add(1);
+        }
+    });
+    check(n == 1 && seen == 1 && p.idle() && !p.pending(7), "write-behind: reap")
 }
 
 fn crc() -> Result<(), Failure> {

@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The local copies, written behind (dissertation §6.2.4: the page goes to network memory, and asynchronously to
+//! the local disk). The device's worker hands each written page to [`LocalCopies::submit`], which copies it into one
+//! of [`SLOTS`] page buffers and queues it; the writer — a work item on its own `WQ_MEM_RECLAIM` queue, so that it
+//! makes progress while the worker waits for it — writes the buffers to the local store in FIFO order. Completions
+//! reach the page map when the worker next calls [`LocalCopies::reap`] (or [`LocalCopies::wait_page`] /
+//! [`LocalCopies::wait_idle`], when it needs a copy that is still being written). The buffers' state machine is
+//! coopswap/proto's `writebehind::Pool` (host-tested).
+//!
+//! Locks: the worker calls in with the device state lock held; the writer never takes it (it has its own handle on
+//! the store), so the worker may wait for the writer.
+
+use super::core_logic::pagemap::PageRecord;
+use super::core_logic::wire::PAGE_SIZE;
+use super::core_logic::writebehind::{Completion, Pool};
+use super::device::Stats;
+use super::overcast::blk::{LocalStore, Memalloc, OwnedQueue};
+use kernel::new_condvar;
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::str::CString;
+use kernel::sync::atomic::{Atomic, Relaxed};
+use kernel::sync::{Arc, CondVar, Mutex};
+use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
+
+/// Page buffers per device (256 KiB): local writes that may be behind the network stores at once.
+pub(crate) const SLOTS: usize = 64;
+const PAGE: u64 = PAGE_SIZE as u64;
+
+/// The write-behind of one device.
+#[pin_data]
+pub(crate) struct LocalCopies {
+    #[pin]
+    pool: Mutex<Pool<SLOTS>>,
+    /// Signalled whenever a buffer finishes.
+    #[pin]
+    changed: CondVar,
+    #[pin]
+    work: Work<LocalCopies>,
+    /// The writer's own handle on the local store (only the writer uses it).
+    #[pin]
+    store: Mutex<LocalStore>,
+    /// One buffer per slot; the pool's state says who may touch it (the worker while `Filling`, the writer while
+    /// `Writing`), so these locks are never contended.
+    bufs: KVec<Pin<KBox<Mutex<KVec<u8>>>>>,
+    wq: Arc<OwnedQueue>,
+    name: CString,
+    stats: Arc<Stats>,
+    /// `local_hold`: the writer leaves the queue alone while set.
+    held: Atomic<bool>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for LocalCopies { self.work }
+}
+
+impl WorkItem for LocalCopies {
+    type Pointer = Arc<LocalCopies>;
+
+    fn run(this: Arc<LocalCopies>) {
+        // The local copies of swapped-out pages: no I/O from our allocations, reserves allowed.
+        let _scope = Memalloc::enter(true);
+        loop {
+            if this.held.load(Relaxed) {
+                break;
+            }
+            let next = this.pool.lock().take_next();
+            let Some((at, page)) = next else { break };
+            let ok = match (this.bufs.get(at), page.checked_mul(PAGE)) {
+                (Some(buf), Some(pos)) => {
+                    let buf = buf.lock();
+                    this.store.lock().write(pos, &buf).is_ok()
+                }
+                _ => false,
+            };
+            this.pool.lock().finish(at, ok);
+            this.changed.notify_all();
+        }
+    }
+}
+
+impl LocalCopies {
+    /// The write-behind of device `name` over the local store at `path` (opened a second time, for the writer), with
+    /// its own workqueue.
+    pub(crate) fn new(name: &CStr, path: &CStr, stats: Arc<Stats>) -> Result<Arc<Self>> {
+        let store = LocalStore::open(path)?;
+        let mut bufs = KVec::with_capacity(SLOTS, GFP_KERNEL)?;
+        for _ in 0..SLOTS {
+            let mut b = KVec::with_capacity(PAGE_SIZE, GFP_KERNEL)?;
+            b.resize(PAGE_SIZE, 0u8, GFP_KERNEL)?;
+            bufs.push(KBox::pin_init(new_mutex!(b, "coopswap::localcopy::buf"), GFP_KERNEL)?, GFP_KERNEL)?;
+        }
+        let qname = CString::try_from_fmt(fmt!("{}-local", name.to_str().unwrap_or("coopswap")))?;
+        let wq = Arc::new(OwnedQueue::new(&qname)?, GFP_KERNEL)?;
+        let name = CString::try_from(name)?;
+        Arc::pin_init(
+            pin_init!(LocalCopies {
+                pool <- new_mutex!(Pool::new(), "coopswap::localcopy::pool"),
+                changed <- new_condvar!("coopswap::localcopy::changed"),
+                work <- new_work!("coopswap::localcopy::work"),
+                store <- new_mutex!(store, "coopswap::localcopy::store"),
+                bufs,
+                wq,
+                name,
+                stats,
+                held: Atomic::new(false),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The writer's workqueue (the device flushes it when it goes away, after the last request).
+    pub(crate) fn queue(&self) -> &Arc<OwnedQueue> {
+        &self.wq
+    }
+
+    fn apply(&self, records: &mut [PageRecord], c: Completion) {
+        if !c.ok {
+            self.stats.local_write_errors.fetch_add(1, Relaxed);
+            pr_err!(
+                "{}: local store write of page {} failed; the page has only its repository copy until it is written again\n",
+                self.name.to_str().unwrap_or("coopswap"),
+                c.page
+            );
+        }
+        let rec = usize::try_from(c.page).ok().and_then(|i| records.get_mut(i));
+        if let Some(rec) = rec {
+            // A stale completion (the page was written again or discarded since) is ignored by the record.
+            rec.complete_local(c.seq, c.ok);
+        }
+    }
+
+    /// Queues `data` (one page) as the local copy of write `seq` of `page`. Waits while every buffer is queued or
+    /// being written. Completions met on the way are applied to `records`.
+    pub(crate) fn submit(self: &Arc<Self>, page: u64, seq: u32, data: &[u8], records: &mut [PageRecord]) -> Result {
+        let at = {
+            let mut pool = self.pool.lock();
+            loop {
+                match pool.claim() {
+                    Some((at, done)) => {
+                        if let Some(c) = done {
+                            self.apply(records, c);
+                        }
+                        break at;
+                    }
+                    None => {
+                        self.stats.local_waits.fetch_add(1, Relaxed);
+                        self.changed.wait(&mut pool);
+                    }
+                }
+            }
+        };
+        let copied = match self.bufs.get(at) {
+            Some(buf) if data.len() == PAGE_SIZE => {
+                buf.lock().copy_from_slice(data);
+                true
+            }
+            _ => false,
+        };
+        {
+            let mut pool = self.pool.lock();
+            if !copied || !pool.queue(at, page, seq) {
+                pool.release(at);
+                return Err(EIO);
+            }
+        }
+        self.stats.local_behind.fetch_add(1, Relaxed);
+        // Already queued or running is fine: a running writer that found the FIFO empty has left the work's pending
+        // state, so this queues it again.
+        let _ = self.wq.queue().enqueue(self.clone());
+        Ok(())
+    }
+
+    /// Applies the completions of finished local writes to `records`.
+    pub(crate) fn reap(&self, records: &mut [PageRecord]) {
+        let mut pool = self.pool.lock();
+        pool.reap(|c| self.apply(records, c));
+    }
+
+    /// Waits until no local write of `page` is queued or in progress, then applies the completions.
+    pub(crate) fn wait_page(&self, page: u64, records: &mut [PageRecord]) {
+        let mut pool = self.pool.lock();
+        while pool.pending(page) {
+            self.stats.local_waits.fetch_add(1, Relaxed);
+            self.changed.wait(&mut pool);
+        }
+        pool.reap(|c| self.apply(records, c));
+    }
+
+    /// Waits until every queued local write is done, then applies the completions (a flush, a drain, an export).
+    pub(crate) fn wait_idle(&self, records: &mut [PageRecord]) {
+        let mut pool = self.pool.lock();
+        while !pool.idle() {
+            self.stats.local_waits.fetch_add(1, Relaxed);
+            self.changed.wait(&mut pool);
+        }
+        pool.reap(|c| self.apply(records, c));
+    }
+
+    /// Holds (`true`) or releases the writer (the `local_hold` knob). Released, it writes what queued up meanwhile.
+    pub(crate) fn set_held(self: &Arc<Self>, on: bool) {
+        self.held.store(on, Relaxed);
+        if !on {
+            let _ = self.wq.queue().enqueue(self.clone());
+        }
+    }
+
+    /// Whether the writer is held.
+    pub(crate) fn held(&self) -> bool {
+        self.held.load(Relaxed)
+    }
+
+    /// Local writes queued or in progress now.
+    pub(crate) fn behind(&self) -> usize {
+        self.pool.lock().in_flight()
+    }
+}

@@ -1,0 +1,291 @@
+//! Write-behind of the local copies (§6.2.4: the page goes to network memory, and "asynchronously" to the local
+//! disk). The device's worker copies each written page into one of `N` page buffers and queues it; a separate writer
+//! writes the queued buffers to the local store in FIFO order (so a later write of a page lands after an earlier one)
+//! and marks them done; the worker applies each completion to the page map (`PageRecord::complete_local`) before it
+//! reuses the buffer. With all `N` buffers queued or being written the worker waits: memory stays bounded, which is
+//! what a device that swaps under memory pressure needs.
+//!
+//! This module is the buffers' state machine only (no buffers, no locks): the kernel keeps it under a mutex next to
+//! the buffers and a condition variable.
+
+/// State of one buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// Unused.
+    Free,
+    /// Claimed by the worker, which is copying a page into it.
+    Filling,
+    /// Holds `page` (write `seq`), waiting for the writer.
+    Queued {
+        /// Device page.
+        page: u64,
+        /// The page's write sequence number.
+        seq: u32,
+    },
+    /// Being written by the writer.
+    Writing {
+        /// Device page.
+        page: u64,
+        /// The page's write sequence number.
+        seq: u32,
+    },
+    /// Written (`ok`: the local store accepted it); the completion is not yet applied to the page map.
+    Done {
+        /// Device page.
+        page: u64,
+        /// The page's write sequence number.
+        seq: u32,
+        /// Whether the local write succeeded.
+        ok: bool,
+    },
+}
+
+/// A finished local write, to apply to the page map: `PageRecord::complete_local(seq, ok)` of `page`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// Device page.
+    pub page: u64,
+    /// The write sequence number the buffer was queued with.
+    pub seq: u32,
+    /// Whether the local store accepted the write.
+    pub ok: bool,
+}
+
+/// The state of `N` page buffers and the FIFO of queued ones.
+#[derive(Clone, Debug)]
+pub struct Pool<const N: usize> {
+    slots: [Slot; N],
+    fifo: [u16; N],
+    head: usize,
+    len: usize,
+}
+
+impl<const N: usize> Default for Pool<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Pool<N> {
+    /// All buffers free. `N` must fit a `u16` index (larger pools never hand out the slots beyond it).
+    pub const fn new() -> Self {
+        Pool {
+            slots: [Slot::Free; N],
+            fifo: [0; N],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    /// A buffer for the worker to fill (now `Filling`): a free one, else a done one, whose completion is returned
+    /// and must be applied before the new write is queued (it is older). `None`: every buffer is queued or being
+    /// written; wait for the writer.
+    pub fn claim(&mut self) -> Option<(usize, Option<Completion>)> {
+        let limit = N.min(usize::from(u16::MAX));
+        let free = self.slots.iter().take(limit).position(|s| *s == Slot::Free);
+        let at = free.or_else(|| {
+            self.slots
+                .iter()
+                .take(limit)
+                .position(|s| matches!(s, Slot::Done { .. }))
+        })?;
+        let slot = self.slots.get_mut(at)?;
+        let done = match *slot {
+            Slot::Done { page, seq, ok } => Some(Completion { page, seq, ok }),
+            _ => None,
+        };
+        *slot = Slot::Filling;
+        Some((at, done))
+    }
+
+    /// Queues filled buffer `at` holding write `seq` of `page` for the writer. False (nothing changed) unless `at`
+    /// is `Filling`.
+    pub fn queue(&mut self, at: usize, page: u64, seq: u32) -> bool {
+        let Ok(idx) = u16::try_from(at) else {
+            return false;
+        };
+        if self.slots.get(at) != Some(&Slot::Filling) || self.len >= N {
+            return false;
+        }
+        let tail = self.head.wrapping_add(self.len).checked_rem(N).unwrap_or(0);
+        let (Some(f), Some(s)) = (self.fifo.get_mut(tail), self.slots.get_mut(at)) else {
+            return false;
+        };
+        *f = idx;
+        *s = Slot::Queued { page, seq };
+        self.len = self.len.wrapping_add(1);
+        true
+    }
+
+    /// Gives back buffer `at` unqueued (`Filling` → `Free`), e.g. when copying the page into it failed.
+    pub fn release(&mut self, at: usize) {
+        if let Some(s) = self.slots.get_mut(at).filter(|s| **s == Slot::Filling) {
+            *s = Slot::Free;
+        }
+    }
+
+    /// The writer's next buffer, oldest first (`Queued` → `Writing`), with its page.
+    pub fn take_next(&mut self) -> Option<(usize, u64)> {
+        if self.len == 0 {
+            return None;
+        }
+        let at = usize::from(*self.fifo.get(self.head)?);
+        self.head = self.head.wrapping_add(1).checked_rem(N).unwrap_or(0);
+        self.len = self.len.wrapping_sub(1);
+        let slot = self.slots.get_mut(at)?;
+        match *slot {
+            Slot::Queued { page, seq } => {
+                *slot = Slot::Writing { page, seq };
+                Some((at, page))
+            }
+            _ => None,
+        }
+    }
+
+    /// The writer finished buffer `at` (`Writing` → `Done`). False (nothing changed) unless it was `Writing`.
+    pub fn finish(&mut self, at: usize, ok: bool) -> bool {
+        match self.slots.get_mut(at) {
+            Some(slot) => match *slot {
+                Slot::Writing { page, seq } => {
+                    *slot = Slot::Done { page, seq, ok };
+                    true
+                }
+                _ => false,
+            },
+            None => false,
+        }
+    }
+
+    /// Hands every done buffer's completion to `apply`, oldest slot first, and frees the buffers. Returns how many.
+    pub fn reap(&mut self, mut apply: impl FnMut(Completion)) -> usize {
+        let mut n = 0usize;
+        for slot in self.slots.iter_mut() {
+            if let Slot::Done { page, seq, ok } = *slot {
+                apply(Completion { page, seq, ok });
+                *slot = Slot::Free;
+                n = n.wrapping_add(1);
+            }
+        }
+        n
+    }
+
+    /// Whether a write of `page` is queued or being written.
+    pub fn pending(&self, page: u64) -> bool {
+        self.slots.iter().any(|s| match *s {
+            Slot::Queued { page: p, .. } | Slot::Writing { page: p, .. } => p == page,
+            _ => false,
+        })
+    }
+
+    /// Whether nothing is queued or being written.
+    pub fn idle(&self) -> bool {
+        !self
+            .slots
+            .iter()
+            .any(|s| matches!(s, Slot::Queued { .. } | Slot::Writing { .. }))
+    }
+
+    /// Buffers queued or being written.
+    pub fn in_flight(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Queued { .. } | Slot::Writing { .. }))
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fill<const N: usize>(p: &mut Pool<N>, page: u64, seq: u32) -> (usize, Option<Completion>) {
+        let (at, done) = p.claim().expect("a buffer");
+        assert!(p.queue(at, page, seq));
+        (at, done)
+    }
+
+    #[test]
+    fn writer_takes_buffers_in_fifo_order() {
+        let mut p: Pool<4> = Pool::new();
+        fill(&mut p, 10, 1);
+        fill(&mut p, 11, 1);
+        fill(&mut p, 10, 2);
+        assert!(p.pending(10) && p.pending(11) && !p.pending(12));
+        assert_eq!(p.take_next().map(|x| x.1), Some(10));
+        assert_eq!(p.take_next().map(|x| x.1), Some(11));
+        assert_eq!(p.take_next().map(|x| x.1), Some(10));
+        assert_eq!(p.take_next(), None);
+        assert_eq!(p.in_flight(), 3);
+    }
+
+    #[test]
+    fn a_full_pool_makes_the_worker_wait_until_a_write_finishes() {
+        let mut p: Pool<2> = Pool::new();
+        fill(&mut p, 1, 1);
+        fill(&mut p, 2, 1);
+        assert_eq!(p.claim(), None);
+        let (at, page) = p.take_next().unwrap();
+        assert_eq!(page, 1);
+        // Being written is not reusable either.
+        assert_eq!(p.claim(), None);
+        assert!(p.finish(at, true));
+        // The done buffer is reused, and its completion comes back first.
+        let (again, done) = p.claim().unwrap();
+        assert_eq!(again, at);
+        assert_eq!(done, Some(Completion { page: 1, seq: 1, ok: true }));
+    }
+
+    #[test]
+    fn reap_frees_done_buffers_and_reports_failures() {
+        let mut p: Pool<3> = Pool::new();
+        fill(&mut p, 5, 7);
+        fill(&mut p, 6, 8);
+        let (a, _) = p.take_next().unwrap();
+        let (b, _) = p.take_next().unwrap();
+        assert!(p.finish(a, true));
+        assert!(p.finish(b, false));
+        assert!(p.idle());
+        let mut got = [None; 3];
+        let mut i = 0;
+        assert_eq!(
+            p.reap(|c| {
+                got[i] = Some(c);
+                i += 1
+            }),
+            2
+        );
+        assert_eq!(got[0], Some(Completion { page: 5, seq: 7, ok: true }));
+        assert_eq!(got[1], Some(Completion { page: 6, seq: 8, ok: false }));
+        assert_eq!(p.reap(|_| panic!("nothing left")), 0);
+        // All three free again.
+        for _ in 0..3 {
+            assert_eq!(p.claim().map(|c| c.1), Some(None));
+        }
+    }
+
+    #[test]
+    fn wrong_transitions_change_nothing() {
+        let mut p: Pool<2> = Pool::new();
+        assert!(!p.queue(0, 1, 1), "a free buffer cannot be queued");
+        assert!(!p.finish(0, true), "a free buffer is not being written");
+        assert!(!p.queue(9, 1, 1));
+        let (at, _) = p.claim().unwrap();
+        assert!(!p.finish(at, true));
+        p.release(at);
+        assert_eq!(p.claim().map(|c| c.0), Some(at));
+        assert!(p.idle());
+    }
+
+    #[test]
+    fn the_fifo_wraps_around() {
+        let mut p: Pool<3> = Pool::new();
+        for round in 0..10u32 {
+            let (at, _) = fill(&mut p, u64::from(round), round);
+            let (w, page) = p.take_next().unwrap();
+            assert_eq!((w, page), (at, u64::from(round)));
+            assert!(p.finish(w, true));
+            p.reap(|c| assert_eq!(c.seq, round));
+        }
+        assert!(p.idle());
+    }
+}

@@ -1,0 +1,116 @@
+//! Model check of the write-behind pool together with the page map: under any interleaving of the worker (write a
+//! page: claim a buffer, queue it; reap) and the writer (take the oldest buffer, finish it), the writer takes buffers
+//! in the order they were queued, the worker is refused a buffer exactly when all are queued or being written, every
+//! queued write completes exactly once, and the local store (a model disk written in the writer's order) ends with
+//! each page's latest content whenever the page map says its local copy is valid.
+
+use coopswap_proto::pagemap::{PageFlags, PageRecord};
+use coopswap_proto::writebehind::{Completion, Pool};
+use proptest::prelude::*;
+use std::collections::{HashMap, VecDeque};
+
+const N: usize = 4;
+const PAGES: u64 = 5;
+
+#[derive(Clone, Debug)]
+enum Step {
+    /// The worker writes page (new content).
+    Write(u64),
+    /// The writer takes the next buffer.
+    Take,
+    /// The writer finishes the buffer it took first (ok or failed).
+    Finish(bool),
+    /// The worker applies completions.
+    Reap,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (0..PAGES).prop_map(Step::Write),
+        2 => Just(Step::Take),
+        2 => Just(Step::Finish(true)),
+        1 => Just(Step::Finish(false)),
+        1 => Just(Step::Reap),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn writes_land_in_order_and_complete_once(steps in proptest::collection::vec(step(), 1..120)) {
+        let mut pool: Pool<N> = Pool::new();
+        let mut records: Vec<PageRecord> = (0..PAGES).map(PageRecord::new).collect();
+        // content[page] = latest content written (its seq stands for it); disk[page] = what the model store holds.
+        let mut disk: HashMap<u64, u32> = HashMap::new();
+        let mut buffers: HashMap<usize, (u64, u32)> = HashMap::new();
+        let mut fifo: VecDeque<usize> = VecDeque::new();
+        let mut writing: VecDeque<usize> = VecDeque::new();
+        let mut busy = 0usize;
+        let mut outstanding: HashMap<(u64, u32), ()> = HashMap::new();
+        let apply = |records: &mut Vec<PageRecord>, c: Completion, outstanding: &mut HashMap<(u64, u32), ()>| {
+            assert!(outstanding.remove(&(c.page, c.seq)).is_some(), "completion {c:?} twice or never queued");
+            records[c.page as usize].complete_local(c.seq, c.ok);
+        };
+        for s in steps {
+            match s {
+                Step::Write(page) => {
+                    let claimed = pool.claim();
+                    prop_assert_eq!(claimed.is_none(), busy == N);
+                    let Some((at, done)) = claimed else { continue };
+                    if let Some(c) = done {
+                        apply(&mut records, c, &mut outstanding);
+                    }
+                    let plan = records[page as usize].begin_write(0, None, Some(page));
+                    prop_assert!(pool.queue(at, page, plan.seq));
+                    buffers.insert(at, (page, plan.seq));
+                    fifo.push_back(at);
+                    outstanding.insert((page, plan.seq), ());
+                    busy += 1;
+                }
+                Step::Take => {
+                    let got = pool.take_next();
+                    let want = fifo.pop_front();
+                    prop_assert_eq!(got.map(|g| g.0), want);
+                    if let Some((at, page)) = got {
+                        prop_assert_eq!(Some(&page), buffers.get(&at).map(|b| &b.0));
+                        writing.push_back(at);
+                    }
+                }
+                Step::Finish(ok) => {
+                    if let Some(at) = writing.pop_front() {
+                        let (page, seq) = buffers[&at];
+                        if ok {
+                            disk.insert(page, seq);
+                        }
+                        prop_assert!(pool.finish(at, ok));
+                        busy -= 1;
+                    }
+                }
+                Step::Reap => {
+                    pool.reap(|c| apply(&mut records, c, &mut outstanding));
+                }
+            }
+            for p in 0..PAGES {
+                let queued = fifo.iter().chain(writing.iter()).any(|at| buffers[at].0 == p);
+                prop_assert_eq!(pool.pending(p), queued);
+                // A local copy the map calls valid holds the page's latest content.
+                let r = &records[p as usize];
+                if r.flags.has(PageFlags::LOCAL_VALID) {
+                    prop_assert_eq!(disk.get(&p).copied(), Some(r.seq));
+                }
+            }
+            prop_assert_eq!(pool.idle(), fifo.is_empty() && writing.is_empty());
+            prop_assert_eq!(pool.in_flight(), fifo.len() + writing.len());
+        }
+        // Drain: everything completes exactly once.
+        while let Some((at, _)) = pool.take_next() {
+            prop_assert!(pool.finish(at, true));
+        }
+        for at in writing.drain(..) {
+            prop_assert!(pool.finish(at, true));
+        }
+        pool.reap(|c| apply(&mut records, c, &mut outstanding));
+        prop_assert!(outstanding.is_empty(), "never completed: {:?}", outstanding.keys().collect::<Vec<_>>());
+    }
+}
