@@ -20,7 +20,7 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex, SpinLockIrq};
 
 use crate::overcast::fmt::Show;
-use crate::overcast::net::{DelQueue, LinkHandler, LinkParams, NetDev, NetDevRef, NewDev, Rtnl, RtnlGuard};
+use crate::overcast::net::{DelQueue, Link, LinkHandler, LinkParams, NetDev, NetDevRef, NewDev, Rtnl, RtnlGuard};
 use crate::overcast::procfs::{ProcDir, ProcFile};
 use crate::overcast::udp::{self, UdpSock, UdpSockRef};
 use crate::proc::EndpointHandler;
@@ -120,6 +120,10 @@ pub(crate) struct Ctl {
     devs: KVec<Option<DevEntry>>,
     /// Set by [`Manager::teardown`]: the module is going away, a create racing with it must not make anything.
     closing: bool,
+    /// The `vwire` rtnetlink kind, once registered: interfaces made through /proc/vw are of it too, so `ip -d link
+    /// show` and `ip link del` treat every endpoint alike. Taken out by [`Manager::teardown`] (which breaks the
+    /// reference cycle Manager → Link → VwLink → Manager).
+    link: Option<Arc<Link<VwLink>>>,
 }
 
 /// An endpoint's interface.
@@ -190,6 +194,7 @@ impl Manager {
             socks: vec_of(CAPACITY, || None)?,
             devs: vec_of(CAPACITY, || None)?,
             closing: false,
+            link: None,
         };
         Arc::pin_init(
             pin_init!(Manager {
@@ -332,7 +337,11 @@ impl Manager {
                     let ifname = pick_ifname(ctl, c.id.get())?;
                     let mut cname = [0u8; 16];
                     let cname = cstr_of(&mut cname, ifname.as_str())?;
-                    let nd = NetDev::register(rtnl, cname, mtu, max, self.clone(), slot).inspect_err(|e| {
+                    let nd = match ctl.link.as_ref() {
+                        Some(link) => link.register_netdev(rtnl, cname, mtu, max, self.clone(), slot),
+                        None => NetDev::register(rtnl, cname, mtu, max, self.clone(), slot),
+                    };
+                    let nd = nd.inspect_err(|e| {
                         pr_err!(
                             "create {}: cannot register interface {} ({:?}); if another device has that name, rename \
                              or remove it\n",
@@ -470,6 +479,11 @@ impl Manager {
             errno(e.errno())
         })?;
         let rtnl = RtnlGuard::lock();
+        self.repoint_with(&rtnl, id, &r, input)
+    }
+
+    /// A parsed repoint (`input`: its text, for log lines), RTNL held: /proc/vw/<N> and `ip link set … type vwire`.
+    fn repoint_with(&self, rtnl: &Rtnl, id: crate::id::ConnectorId, r: &cmd::Repoint, input: &[u8]) -> Result {
         let ctl = self.ctl.lock();
         let local = {
             let d = self.data.lock();
@@ -488,12 +502,11 @@ impl Manager {
             (slot, (new != old && new != 0).then_some(new))
         };
         if let (Some(mtu), Some(Some(d))) = (new_mtu, ctl.devs.get(slot)) {
-            if let Err(e) = d.dev.set_mtu(&rtnl, mtu) {
+            if let Err(e) = d.dev.set_mtu(rtnl, mtu) {
                 pr_err!("repoint {}: cannot set the interface MTU to {} ({:?})\n", id.get(), mtu, e);
             }
         }
         drop(ctl);
-        drop(rtnl);
         pr_info!("connector {} now sends to {}\n", id.get(), Show(&r.remote));
         Ok(())
     }
@@ -556,10 +569,15 @@ impl Manager {
         Ok(())
     }
 
+    /// From now on, interfaces made through /proc/vw are of the `vwire` kind (`ip -d link show`, `ip link del`).
+    pub(crate) fn set_link(&self, link: Arc<Link<VwLink>>) {
+        self.ctl.lock().link = Some(link);
+    }
+
     /// Removes every endpoint's interface, socket and /proc file (module unload); breaks the references from
     /// handlers, interfaces and sockets back to the manager.
     pub(crate) fn teardown(&self) {
-        let files = {
+        let (files, link) = {
             let rtnl = RtnlGuard::lock();
             let mut ctl = self.ctl.lock();
             ctl.closing = true;
@@ -579,9 +597,11 @@ impl Manager {
                 let sock = ctl.socks.get_mut(tag).and_then(Option::take);
                 drop(sock);
             }
-            core::mem::replace(&mut ctl.files, KVec::new())
+            (core::mem::replace(&mut ctl.files, KVec::new()), ctl.link.take())
         };
         drop(files);
+        // Without RTNL: the module's own reference unregisters the kind after this.
+        drop(link);
     }
 }
 
@@ -677,6 +697,38 @@ impl LinkHandler for VwLink {
                 }
             }
         }
+    }
+
+    fn changelink(&self, rtnl: &Rtnl, slot: usize, p: &LinkParams) -> Result {
+        let mgr = &self.0;
+        let port = mgr.default_port();
+        let (id, local) = mgr.data.lock().table.get(slot).map(|e| (e.id(), e.local())).ok_or(ENODEV)?;
+        // id and local may be given only to confirm: they name the endpoint, a repoint cannot change them.
+        if p.id != 0 && p.id != id.get() {
+            pr_err!("ip link set ... type vwire id {}: the interface is connector {}; only remote can change\n", p.id, id.get());
+            return Err(EINVAL);
+        }
+        let mut buf = [0u8; 2 * crate::overcast::net::LINK_ADDR_MAX + 16];
+        let mut w = status::BufWriter::new(&mut buf);
+        if !p.local().is_empty() {
+            let given = addr::parse_addr(p.local(), port).map_err(|e| {
+                pr_err!("ip link set ... type vwire local {}: {}\n", p.local(), Show(&e));
+                EINVAL
+            })?;
+            if given != local {
+                pr_err!("ip link set ... type vwire local {}: the interface receives on {}; only remote can change\n", p.local(), Show(&local));
+                return Err(EINVAL);
+            }
+        }
+        // The text /proc/vw/<N> takes (`AdrA AdrC`, selecting this entry), through the same parser and repoint.
+        write!(w, "{} {}", local, p.remote()).map_err(|_| EINVAL)?;
+        let len = w.len();
+        let text = buf.get(..len).ok_or(EINVAL)?;
+        let r = cmd::parse_repoint(text, port).map_err(|e| {
+            pr_err!("ip link set ... type vwire remote {}: {}\n", p.remote(), Show(&e));
+            errno(e.errno())
+        })?;
+        mgr.repoint_with(rtnl, id, &r, text)
     }
 
     fn fill(&self, slot: usize, out: &mut LinkParams) -> Result {

@@ -111,8 +111,8 @@ impl ProcFiles {
 #[pin_data(PinnedDrop)]
 struct VWire {
     mgr: Arc<Manager>,
-    /// `ip link add … type vwire` (rtnetlink), over the same manager.
-    _link: Link<VwLink>,
+    /// `ip link add … type vwire` (rtnetlink), over the same manager; /proc/vw's interfaces are of this kind too.
+    link: Arc<Link<VwLink>>,
     _proc: ProcFiles,
     /// /sys/kernel/config/vwire/: the module-wide knobs (config.rs).
     #[pin]
@@ -127,13 +127,17 @@ impl kernel::InPlaceModule for VWire {
         // already made.
         try_pin_init!(Self {
             mgr: made_mgr?,
-            _link: Arc::new(VwLink(mgr.clone()), GFP_KERNEL)
+            link: Arc::new(VwLink(mgr.clone()), GFP_KERNEL)
                 .map_err(Error::from)
                 .and_then(|h| Link::register(c"vwire", h))
+                .and_then(|l| Arc::new(l, GFP_KERNEL).map_err(Error::from))
                 .inspect_err(|e| pr_err!("cannot register the vwire interface kind ({:?})\n", e))?,
             _knobs <- config::subsystem(mgr.clone()),
             _proc: {
                 let files = made?.1;
+                // Last, after everything that can fail: the manager's reference to the kind is released only by
+                // its teardown (PinnedDrop), which a failed init does not run.
+                mgr.set_link(link.clone());
                 pr_info!(
                     "endpoint manager ready: /proc/vw, /sys/kernel/config/vwire, ip link type vwire, {} entries\n",
                     CAPACITY

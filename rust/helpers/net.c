@@ -324,6 +324,27 @@ static int ovc_link_newlink(struct net_device *dev, struct rtnl_newlink_params *
 	return l->cbs->newlink(l->ctx, dev, &p);
 }
 
+static int ovc_link_changelink(struct net_device *dev, struct nlattr *tb[], struct nlattr *data[],
+			       struct netlink_ext_ack *extack)
+{
+	struct ovc_link *l = ovc_link_of(dev);
+	struct ovc_link_params p = {};
+
+	/* A plain `ip link set` (up, mtu, master, ...) of an interface of the kind carries no kind data. */
+	if (!data)
+		return 0;
+	if (!data[OVC_LINK_ATTR_REMOTE]) {
+		NL_SET_ERR_MSG(extack, "only the remote address can change: remote ADDR");
+		return -EINVAL;
+	}
+	if (data[OVC_LINK_ATTR_ID])
+		p.id = nla_get_u32(data[OVC_LINK_ATTR_ID]);
+	if (data[OVC_LINK_ATTR_LOCAL])
+		nla_strscpy(p.local, data[OVC_LINK_ATTR_LOCAL], sizeof(p.local));
+	nla_strscpy(p.remote, data[OVC_LINK_ATTR_REMOTE], sizeof(p.remote));
+	return l->cbs->changelink(l->ctx, ovc_netdev_tag(dev), &p);
+}
+
 static void ovc_link_dellink(struct net_device *dev, struct list_head *head)
 {
 	struct ovc_link *l = ovc_link_of(dev);
@@ -368,6 +389,7 @@ struct ovc_link *ovc_link_register(const char *kind, const struct ovc_link_cbs *
 	l->ops.policy = ovc_link_policy;
 	l->ops.newlink = ovc_link_newlink;
 	l->ops.dellink = ovc_link_dellink;
+	l->ops.changelink = ovc_link_changelink;
 	l->ops.get_size = ovc_link_get_size;
 	l->ops.fill_info = ovc_link_fill_info;
 	*err = rtnl_link_register(&l->ops);

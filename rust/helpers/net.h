@@ -79,11 +79,14 @@ struct ovc_link_params {
  * dellink: `ip link del` (or the kind's unregistration): unregister the interface with tag `tag` on `head`.
  * fill:    the attributes of the interface with tag `tag`, for `ip -d link show`; may run under RCU only (must not
  *          sleep). 0 or a negative errno (then nothing is reported).
+ * changelink: `ip link set NAME type KIND remote ADDR`: p.remote is set; p.id (0: absent) and p.local ("": absent)
+ *          only confirm the interface's own. 0 or a negative errno (nothing changed).
  */
 struct ovc_link_cbs {
 	int (*newlink)(const void *ctx, struct net_device *dev, const struct ovc_link_params *p);
 	void (*dellink)(const void *ctx, struct net_device *dev, unsigned long tag, struct list_head *head);
 	int (*fill)(const void *ctx, unsigned long tag, struct ovc_link_params *out);
+	int (*changelink)(const void *ctx, unsigned long tag, const struct ovc_link_params *p);
 };
 /* Registers interface kind `kind` (rtnl_link_register). NULL with *err on failure. */
 struct ovc_link *ovc_link_register(const char *kind, const struct ovc_link_cbs *cbs, const void *ctx, int *err);

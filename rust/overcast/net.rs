@@ -168,14 +168,29 @@ impl<T: NetDevHandler> NetDev<T> {
 
     /// Creates and registers interface `name` with MTU `mtu` (at most `max_mtu`); its transmit calls
     /// `handler.xmit(tag, ..)`; the handler is kept alive until the interface is freed. The interface belongs to no
-    /// [`Link`] kind (`ip link del` does not apply to it). Fails with `EEXIST` if the name is taken, `EINVAL` for a
-    /// bad name or MTU.
-    pub fn register(_rtnl: &Rtnl, name: &CStr, mtu: u32, max_mtu: u32, handler: Arc<T>, tag: usize) -> Result<Self> {
+    /// [`Link`] kind (`ip link del` does not apply to it; [`Link::register_netdev`] makes one that does). Fails with
+    /// `EEXIST` if the name is taken, `EINVAL` for a bad name or MTU.
+    pub fn register(rtnl: &Rtnl, name: &CStr, mtu: u32, max_mtu: u32, handler: Arc<T>, tag: usize) -> Result<Self> {
+        Self::create(rtnl, name, mtu, max_mtu, handler, tag, core::ptr::null())
+    }
+
+    /// [`NetDev::register`], as an interface of kind `link` (null: none). A non-null `link` must be a registration
+    /// that lives at least as long as this call ([`Link::register_netdev`] borrows it); afterwards the kernel keeps
+    /// it alive for the interface (unregistering a kind deletes its interfaces first).
+    fn create(
+        _rtnl: &Rtnl,
+        name: &CStr,
+        mtu: u32,
+        max_mtu: u32,
+        handler: Arc<T>,
+        tag: usize,
+        link: *const bindings::ovc_link,
+    ) -> Result<Self> {
         let ctx = Arc::into_raw(handler).cast::<c_void>();
-        let link = core::ptr::null();
         let mut dev = core::ptr::null_mut();
         // SAFETY: RTNL held; `name` is copied; `OPS` is static; `ctx` is a leaked `Arc<T>`, taken back by
-        // `release_cb` at free or by `finish` if registration fails; `link` is null; `dev` is an out-pointer.
+        // `release_cb` at free or by `finish` if registration fails; `link` is null or a live registration (per
+        // this function's contract); `dev` is an out-pointer.
         let err = unsafe {
             bindings::ovc_netdev_create(
                 name.as_char_ptr(),
@@ -338,6 +353,9 @@ pub trait LinkHandler: Send + Sync {
     fn dellink(&self, rtnl: &Rtnl, tag: usize, q: &DelQueue<'_>);
     /// The attributes of the interface registered with `tag`. Must not sleep (may run under RCU only).
     fn fill(&self, tag: usize, out: &mut LinkParams) -> Result;
+    /// `ip link set NAME type KIND remote ADDR`: `p.remote()` is the new remote; `p.id` (0: not given) and
+    /// `p.local()` ("": not given) may only confirm the interface's own. Nothing changes on an error.
+    fn changelink(&self, rtnl: &Rtnl, tag: usize, p: &LinkParams) -> Result;
 }
 
 /// A registered interface kind (`ip link add … type KIND`). Dropping it deletes every interface of the kind (through
@@ -357,6 +375,7 @@ impl<T: LinkHandler> Link<T> {
         newlink: Some(Self::newlink_cb),
         dellink: Some(Self::dellink_cb),
         fill: Some(Self::fill_cb),
+        changelink: Some(Self::changelink_cb),
     };
 
     /// Registers kind `kind` (at most 15 bytes) with `handler`.
@@ -368,6 +387,20 @@ impl<T: LinkHandler> Link<T> {
         let l = unsafe { bindings::ovc_link_register(kind.as_char_ptr(), &Self::CBS, ctx, &mut err) };
         let e = if err < 0 { Error::from_errno(err) } else { ENOMEM };
         NonNull::new(l).map(|l| Self { l, _handler: handler }).ok_or(e)
+    }
+
+    /// Creates and registers interface `name` of this kind, as [`NetDev::register`] does; `ip -d link show` shows
+    /// it and `ip link del` deletes it through [`LinkHandler::dellink`] with `tag`, like one made with `ip link add`.
+    pub fn register_netdev<H: NetDevHandler>(
+        &self,
+        rtnl: &Rtnl,
+        name: &CStr,
+        mtu: u32,
+        max_mtu: u32,
+        handler: Arc<H>,
+        tag: usize,
+    ) -> Result<NetDev<H>> {
+        NetDev::create(rtnl, name, mtu, max_mtu, handler, tag, self.l.as_ptr())
     }
 
     /// # Safety
@@ -405,6 +438,22 @@ impl<T: LinkHandler> Link<T> {
         let h = unsafe { Self::handler(ctx) };
         let rtnl = Rtnl { _not_send: PhantomData };
         h.dellink(&rtnl, tag as usize, &DelQueue { head, _rtnl: PhantomData });
+    }
+
+    unsafe extern "C" fn changelink_cb(
+        ctx: *const c_void,
+        tag: kernel::ffi::c_ulong,
+        p: *const bindings::ovc_link_params,
+    ) -> kernel::ffi::c_int {
+        // SAFETY: the core calls changelink with RTNL held, for an interface of a registered kind (ctx live), with
+        // the helper's parsed attributes.
+        let (h, p) = unsafe { (Self::handler(ctx), &*p) };
+        let params = LinkParams { id: p.id, local: p.local.map(|c| c as u8), remote: p.remote.map(|c| c as u8) };
+        let rtnl = Rtnl { _not_send: PhantomData };
+        match h.changelink(&rtnl, tag as usize, &params) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
     }
 
     unsafe extern "C" fn fill_cb(

@@ -18,7 +18,8 @@ check vw-file-appears test -f /proc/vw/7
 check vw-status-shows-remote sh -c 'grep -q "10.99.0.2:4789" /proc/vw/7'
 check vw-list sh -c 'grep -q "^7 " /proc/vw/list'
 check vw-iface-created sh -c 'test -d /sys/class/net/vw7 && grep -q "^ifname: vw7$" /proc/vw/7'
-check_fails vw-iface-not-deletable "not supported" /usr/sbin/ip link del vw7
+# Made through /proc/vw, the interface is of the rtnetlink kind vwire all the same: ip -d link shows its connector.
+check vw-proc-iface-of-kind sh -c "/usr/sbin/ip -d link show vw7 | grep -q 'vwire id 7 local 10.99.0.1:4789 remote 10.99.0.2:4789'"
 check_fails vw-create-duplicate "exists" sh -c 'echo "7 10.99.0.1:4789 10.99.0.3:4789" > /proc/vw/create'
 check_fails vw-create-fieldcount "invalid" sh -c 'echo "8 10.99.0.1" > /proc/vw/create'
 check_fails vw-create-badaddr "invalid" sh -c 'echo "8 10.99.0.1:4789 300.1.2.3:4789" > /proc/vw/create'
@@ -48,6 +49,15 @@ $IPB -d link show blue7
 check vw-iplink-details sh -c "$IPB -d link show blue7 | grep -q 'vwire id 17 local 10.99.0.1:4810 remote 10.99.0.2:4810'"
 check vw-iplink-json sh -c "$IPB -d -j link show blue7 | grep -q '\"remote\":\"10.99.0.2:4810\"'"
 check vw-iplink-repoint-via-proc sh -c "echo 10.99.0.6:4810 > /proc/vw/17 && $IPB -d link show blue7 | grep -q 'remote 10.99.0.6:4810'"
+# ip link set ... type vwire remote ADDR: the same repoint as /proc/vw/<N> (id and local may only confirm).
+check vw-iplink-set-repoint sh -c "$IPB link set blue7 type vwire remote 10.99.0.7:4810 && grep -q '^remote: 10.99.0.7:4810$' /proc/vw/17"
+check vw-iplink-set-confirming sh -c "$IPB link set blue7 type vwire id 17 local 10.99.0.1:4810 remote 10.99.0.8:4810 && grep -q '^remote: 10.99.0.8:4810$' /proc/vw/17"
+check_fails vw-iplink-set-other-id "invalid" $IPB link set blue7 type vwire id 18 remote 10.99.0.9:4810
+check_fails vw-iplink-set-other-local "invalid" $IPB link set blue7 type vwire local 10.99.0.3:4810 remote 10.99.0.9:4810
+check_fails vw-iplink-set-no-remote "missing" $IPB link set blue7 type vwire id 17
+check_fails vw-iplink-set-bad-remote "invalid" $IPB link set blue7 type vwire remote 300.1.2.3:4810
+check vw-iplink-set-bad-changed-nothing grep -q '^remote: 10.99.0.8:4810$' /proc/vw/17
+check vw-iplink-set-plain sh -c "$IPB link set blue7 up && $IPB link set blue7 down"
 check_fails vw-iplink-duplicate "exists" $IPB link add blue8 type vwire id 17 local 10.99.0.1:4810 remote 10.99.0.2:4810
 check_fails vw-iplink-missing-remote "missing" $IPB link add blue8 type vwire id 18 local 10.99.0.1:4811
 check_fails vw-iplink-bad-addr "invalid" $IPB link add blue8 type vwire id 18 local 10.99.0.1:4811 remote 300.1.2.3:4811
@@ -62,6 +72,9 @@ dmesg | grep 'ip link del' | tail -1
 # ip link del cannot remove /proc/vw/17 itself (it holds RTNL); the next /proc/vw write does.
 check vw-iplink-file-reaped sh -c 'echo 99 > /proc/vw/destroy 2>/dev/null; ! test -e /proc/vw/17'
 check vw-iplink-destroy-via-proc sh -c 'echo 19 > /proc/vw/destroy && ! test -e /sys/class/net/vwire0 && ! test -e /proc/vw/19'
+# ... and one made through /proc/vw is deleted by ip link del like any other (its /proc file reaped next write).
+check vw-proc-made-iplink-del sh -c "echo '21 10.99.0.1:4813 10.99.0.2:4813' > /proc/vw/create && $IPB link del vw21 && ! test -e /sys/class/net/vw21 && ! grep -q '^21 ' /proc/vw/list"
+check vw-proc-made-file-reaped sh -c 'echo 99 > /proc/vw/destroy 2>/dev/null; ! test -e /proc/vw/21'
 
 # --- vwire: the module-wide knobs, /sys/kernel/config/vwire (the same operations as /proc/vw/manager) -------------
 K=/sys/kernel/config/vwire

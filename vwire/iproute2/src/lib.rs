@@ -26,21 +26,32 @@ pub const ADDR_MAX: usize = 63;
 
 /// Usage text of `ip link add … type vwire help`.
 pub const USAGE: &str = "Usage: ip link add NAME type vwire id N local ADDR remote ADDR\n\
+    \x20      ip link set NAME type vwire remote ADDR   (repoint: the other end moved)\n\
     \n\
     Where: N    := connector id, 1..4294967295\n\
     \x20      ADDR := IPv4:PORT | [IPv6]:PORT | IPv4 | [IPv6]  (port: the module's default_port, 4789)\n\
     The endpoint receives on local and sends to remote, as echo \"N local remote\" > /proc/vw/create.\n";
 
-/// What `ip link add … type vwire` asked for.
+/// What `ip link add … type vwire` (all three) or `ip link set … type vwire` (remote; id and local only to
+/// confirm, they cannot change) asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkArgs {
-    pub id: u32,
-    pub local: String,
+    pub id: Option<u32>,
+    pub local: Option<String>,
     pub remote: String,
 }
 
+/// Which command the words belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `ip link add`: id, local and remote are needed.
+    Add,
+    /// `ip link set` (a repoint): remote is needed.
+    Set,
+}
+
 /// Parses the words after `type vwire`: `id N`, `local ADDR`, `remote ADDR`, in any order, each once.
-pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<LinkArgs, String> {
+pub fn parse_args<S: AsRef<str>>(args: &[S], mode: Mode) -> Result<LinkArgs, String> {
     let (mut id, mut local, mut remote) = (None, None, None);
     let mut it = args.iter().map(AsRef::as_ref);
     while let Some(word) = it.next() {
@@ -69,11 +80,11 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<LinkArgs, String> {
             return Err(format!("\"{word}\" given twice"));
         }
     }
-    Ok(LinkArgs {
-        id: id.ok_or("missing \"id N\"")?,
-        local: local.ok_or("missing \"local ADDR\"")?,
-        remote: remote.ok_or("missing \"remote ADDR\"")?,
-    })
+    if mode == Mode::Add {
+        id.ok_or("missing \"id N\"")?;
+        local.as_ref().ok_or("missing \"local ADDR\"")?;
+    }
+    Ok(LinkArgs { id, local, remote: remote.ok_or("missing \"remote ADDR\"")? })
 }
 
 fn align4(n: usize) -> usize {
@@ -91,11 +102,15 @@ fn put_attr(out: &mut Vec<u8>, ty: u16, payload: &[u8]) {
 /// The netlink attributes (struct rtattr, host byte order, 4-byte aligned) for `a`.
 pub fn encode(a: &LinkArgs) -> Vec<u8> {
     let mut out = Vec::new();
-    put_attr(&mut out, ATTR_ID, &a.id.to_ne_bytes());
-    for (ty, text) in [(ATTR_LOCAL, &a.local), (ATTR_REMOTE, &a.remote)] {
-        let mut z = text.as_bytes().to_vec();
-        z.push(0);
-        put_attr(&mut out, ty, &z);
+    if let Some(id) = a.id {
+        put_attr(&mut out, ATTR_ID, &id.to_ne_bytes());
+    }
+    for (ty, text) in [(ATTR_LOCAL, a.local.as_ref()), (ATTR_REMOTE, Some(&a.remote))] {
+        if let Some(text) = text {
+            let mut z = text.as_bytes().to_vec();
+            z.push(0);
+            put_attr(&mut out, ty, &z);
+        }
     }
     out
 }
@@ -128,6 +143,9 @@ pub struct LinkUtil {
 
 // SAFETY: the descriptor is immutable after load except for `next`, which iproute2 (single-threaded) links once.
 unsafe impl Sync for LinkUtil {}
+
+/// `NLM_F_CREATE`: set by `ip link add`, not by `ip link set`.
+const NLM_F_CREATE: u16 = 0x400;
 
 /// `struct nlmsghdr`.
 #[repr(C)]
@@ -169,7 +187,9 @@ unsafe extern "C" fn parse_opt(_lu: *mut LinkUtil, argc: c_int, argv: *mut *mut 
         // SAFETY: as above.
         args.push(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned());
     }
-    let a = match parse_args(&args) {
+    // SAFETY: `n` is iproute2's request message header.
+    let mode = if unsafe { (*n).flags } & NLM_F_CREATE != 0 { Mode::Add } else { Mode::Set };
+    let a = match parse_args(&args, mode) {
         Ok(a) => a,
         Err(e) if e == USAGE => {
             eprint!("{USAGE}");
@@ -257,8 +277,19 @@ mod tests {
 
     #[test]
     fn parses_in_any_order() {
-        let a = parse_args(&["remote", "10.0.0.2:4789", "id", "7", "local", "[fd00::1]:4789"]).unwrap();
-        assert_eq!(a, LinkArgs { id: 7, local: "[fd00::1]:4789".into(), remote: "10.0.0.2:4789".into() });
+        let a = parse_args(&["remote", "10.0.0.2:4789", "id", "7", "local", "[fd00::1]:4789"], Mode::Add).unwrap();
+        assert_eq!(a, LinkArgs { id: Some(7), local: Some("[fd00::1]:4789".into()), remote: "10.0.0.2:4789".into() });
+    }
+
+    #[test]
+    fn set_needs_only_remote() {
+        let a = parse_args(&["remote", "10.0.0.9:4789"], Mode::Set).unwrap();
+        assert_eq!(a, LinkArgs { id: None, local: None, remote: "10.0.0.9:4789".into() });
+        assert_eq!(encode(&a).len(), 4 + 16, "only the remote attribute");
+        assert!(parse_args(&["id", "7"], Mode::Set).unwrap_err().contains("missing \"remote"));
+        assert!(parse_args(&["remote", "10.0.0.9"], Mode::Add).unwrap_err().contains("missing \"id"));
+        let confirmed = parse_args(&["id", "7", "remote", "b"], Mode::Set).unwrap();
+        assert_eq!(confirmed.id, Some(7));
     }
 
     #[test]
@@ -274,17 +305,17 @@ mod tests {
             (&["id", "7", "bogus", "1"][..], "unknown option"),
             (&[][..], "missing \"id"),
         ] {
-            let e = parse_args(args).unwrap_err();
+            let e = parse_args(args, Mode::Add).unwrap_err();
             assert!(e.contains(want), "{args:?}: {e}");
         }
         let long = "1".repeat(ADDR_MAX + 1);
-        assert!(parse_args(&["id", "1", "local", &long, "remote", "b"]).is_err());
-        assert_eq!(parse_args(&["help"]).unwrap_err(), USAGE);
+        assert!(parse_args(&["id", "1", "local", &long, "remote", "b"], Mode::Add).is_err());
+        assert_eq!(parse_args(&["help"], Mode::Add).unwrap_err(), USAGE);
     }
 
     #[test]
     fn encodes_aligned_attributes_that_decode_back() {
-        let a = LinkArgs { id: 42, local: "10.0.0.1:4789".into(), remote: "10.0.0.2".into() };
+        let a = LinkArgs { id: Some(42), local: Some("10.0.0.1:4789".into()), remote: "10.0.0.2".into() };
         let b = encode(&a);
         assert_eq!(b.len() % 4, 0);
         // id: 4 + 4; local: 4 + 14 -> 20; remote: 4 + 9 -> 16
@@ -293,6 +324,6 @@ mod tests {
         assert_eq!(u16::from_ne_bytes([b[2], b[3]]), ATTR_ID);
         let local = &b[12..12 + 14];
         let remote = &b[32..32 + 9];
-        assert_eq!(decode(Some(&b[4..8]), Some(local), Some(remote)), (Some(42), Some(a.local), Some(a.remote)));
+        assert_eq!(decode(Some(&b[4..8]), Some(local), Some(remote)), (Some(42), a.local, Some(a.remote)));
     }
 }
