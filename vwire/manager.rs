@@ -398,6 +398,7 @@ impl Manager {
             if let Some(Some(s)) = ctl.socks.get_mut(tag) {
                 s.users = s.users.saturating_add(1);
             }
+            self.refresh_gro(ctl, tag);
             return Ok(tag);
         }
         let tag = ctl.socks.iter().position(Option::is_none).ok_or(ENOSPC)?;
@@ -418,7 +419,17 @@ impl Manager {
         if let Some(a) = self.data.lock().sock_addrs.get_mut(tag) {
             *a = Some(*local);
         }
+        self.refresh_gro(ctl, tag);
         Ok(tag)
+    }
+
+    /// Receive aggregation on the socket `tag`, as the kernel's VXLAN does (merged inner TCP segments reach the
+    /// endpoint as one large frame), unless a relay receives there: relayed datagrams leave as they arrived.
+    fn refresh_gro(&self, ctl: &Ctl, tag: usize) {
+        if let Some(Some(s)) = ctl.socks.get(tag) {
+            let relay = self.data.lock().table.relays_on(&s.local);
+            s.sock.set_gro(if relay { None } else { Some(crate::header::HEADER_LEN as u32) });
+        }
     }
 
     /// Drops one use of the socket bound to `local`; closes it after the last.
@@ -439,6 +450,8 @@ impl Manager {
             }
             let closed = ctl.socks.get_mut(tag).and_then(Option::take);
             drop(closed);
+        } else {
+            self.refresh_gro(ctl, tag);
         }
     }
 

@@ -3,6 +3,7 @@
  * UDP tunnel sockets for Overcast's Rust modules: receive in the kernel's UDP encapsulation path (encap_rcv) with a
  * Rust callback, transmit of encapsulated frames with udp_tunnel_xmit_skb()/udp_tunnel6_xmit_skb(). See udp.h.
  */
+#include <linux/etherdevice.h>
 #include <linux/if_bridge.h>
 #include <linux/if_vlan.h>
 #include <linux/in.h>
@@ -11,6 +12,7 @@
 #include <linux/rcupdate.h>
 #include <linux/slab.h>
 #include <linux/udp.h>
+#include <net/gro.h>
 #include <net/inet_sock.h>
 #include <net/ip.h>
 #include <net/ip_tunnels.h>
@@ -26,7 +28,68 @@ struct ovc_udp_sock {
 	const struct ovc_udp_ops *ops;
 	const void *ctx;
 	unsigned long tag;
+	unsigned int gro_hdr_len;	/* the tunnel header's length, once GRO was first turned on; never changes after */
+	bool gro_on;			/* new packets are aggregated (ovc_udp_set_gro) */
 };
+
+/*
+ * GRO of the tunnel's datagrams: the UDP layer has pulled the outer headers; the tunnel header follows. Packets held
+ * for merging stay the same flow only with a byte-identical tunnel header (same connector); the inner Ethernet frame
+ * goes on to eth_gro_receive, which merges the inner TCP segments.
+ */
+static struct sk_buff *ovc_udp_gro_receive(struct sock *sk, struct list_head *head, struct sk_buff *skb)
+{
+	struct ovc_udp_sock *us = rcu_dereference_sk_user_data(sk);
+	unsigned int off = skb_gro_offset(skb), hlen;
+	struct sk_buff *pp = NULL, *p;
+	const void *hdr;
+	int flush = 1;
+
+	if (!us || !READ_ONCE(us->gro_on))
+		goto out;
+	hlen = READ_ONCE(us->gro_hdr_len);
+	if (!hlen || hlen > 64)
+		goto out;
+	hdr = skb_gro_header(skb, off + hlen, off);
+	if (!hdr)
+		goto out;
+	list_for_each_entry(p, head, list) {
+		if (NAPI_GRO_CB(p)->same_flow && memcmp(hdr, p->data + off, hlen))
+			NAPI_GRO_CB(p)->same_flow = 0;
+	}
+	skb_gro_pull(skb, hlen);
+	skb_gro_postpull_rcsum(skb, hdr, hlen);
+	pp = call_gro_receive(eth_gro_receive, head, skb);
+	flush = 0;
+out:
+	skb_gro_flush_final(skb, pp, flush);
+	return pp;
+}
+
+static int ovc_udp_gro_complete(struct sock *sk, struct sk_buff *skb, int nhoff)
+{
+	struct ovc_udp_sock *us = rcu_dereference_sk_user_data(sk);
+
+	/*
+	 * Only merged packets are completed, and only ovc_udp_gro_receive merges them, with this header length (fixed
+	 * once set: turning GRO off later does not change it, so packets held meanwhile still complete right).
+	 */
+	return eth_gro_complete(skb, nhoff + (us ? READ_ONCE(us->gro_hdr_len) : 0));
+}
+
+void ovc_udp_set_gro(struct ovc_udp_sock *us, unsigned int hdr_len)
+{
+	if (!us)
+		return;
+	if (!hdr_len) {
+		WRITE_ONCE(us->gro_on, false);
+		return;
+	}
+	/* One header length per socket: the first one given stays (completion of held packets relies on it). */
+	if (!us->gro_hdr_len)
+		WRITE_ONCE(us->gro_hdr_len, hdr_len);
+	WRITE_ONCE(us->gro_on, us->gro_hdr_len == hdr_len);
+}
 
 static int ovc_udp_encap_rcv(struct sock *sk, struct sk_buff *skb)
 {
@@ -100,6 +163,8 @@ int ovc_udp_open(const struct ovc_sockaddr *local, const struct ovc_udp_ops *ops
 	cfg.sk_user_data = us;
 	cfg.encap_type = 1;
 	cfg.encap_rcv = ovc_udp_encap_rcv;
+	cfg.gro_receive = ovc_udp_gro_receive;
+	cfg.gro_complete = ovc_udp_gro_complete;
 	setup_udp_tunnel_sock(&init_net, sk, &cfg);
 	*out = us;
 	return 0;
@@ -191,6 +256,14 @@ int ovc_udp_xmit(struct sock *sk, struct sk_buff *skb, unsigned int pull, const 
 	struct net *net = sock_net(sk);
 	int err;
 
+	/*
+	 * A relayed datagram (no device) leaves as it arrived. A GRO-merged one can only come from the moment a relay
+	 * appears on a socket that aggregated until then (ovc_udp_set_gro): drop it, TCP inside resends.
+	 */
+	if (!dev && skb_is_gso(skb)) {
+		err = -EMSGSIZE;
+		goto drop;
+	}
 	if (dst->family == 4 && sk->sk_family == AF_INET) {
 		struct inet_sock *inet = inet_sk(sk);
 		struct flowi4 fl4 = {};

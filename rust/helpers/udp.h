@@ -43,6 +43,14 @@ int ovc_udp_open(const struct ovc_sockaddr *local, const struct ovc_udp_ops *ops
 		 unsigned long tag, struct ovc_udp_sock **out);
 /* Stops the callbacks, releases the socket and waits until no rcv callback runs; afterwards ctx is unused. */
 void ovc_udp_close(struct ovc_udp_sock *us);
+/*
+ * Receive aggregation (GRO) of the socket's datagrams, as the kernel's VXLAN does: with hdr_len > 0, datagrams whose
+ * first hdr_len payload bytes (the tunnel header) are identical and whose inner Ethernet frames GRO can merge (a TCP
+ * stream) reach rcv as one large datagram; 0 turns it off (every datagram on its own — for a socket whose datagrams
+ * are forwarded as they are, e.g. a relay's). Off after ovc_udp_open. A socket keeps the first hdr_len it was given
+ * (a different one turns GRO off).
+ */
+void ovc_udp_set_gro(struct ovc_udp_sock *us, unsigned int hdr_len);
 /* The socket's struct sock, for ovc_udp_xmit(); take a reference with ovc_sk_hold() to use it beyond close. */
 struct sock *ovc_udp_sk(struct ovc_udp_sock *us);
 void ovc_sk_hold(struct sock *sk);

@@ -127,6 +127,15 @@ impl<T: UdpHandler> UdpSock<T> {
         }
     }
 
+    /// Turns receive aggregation (GRO, as the kernel's VXLAN does) on for datagrams whose first `hdr_len` payload
+    /// bytes are a tunnel header followed by an Ethernet frame — `rcv` then gets merged TCP streams as one large
+    /// datagram — or off (`None`): each datagram on its own, as a socket whose datagrams are forwarded unchanged
+    /// needs. Off after [`UdpSock::open`]; a socket keeps the first header length it was given.
+    pub fn set_gro(&self, hdr_len: Option<u32>) {
+        // SAFETY: the socket is open (we own it).
+        unsafe { bindings::ovc_udp_set_gro(self.us.as_ptr(), hdr_len.unwrap_or(0)) };
+    }
+
     /// A counted reference to send through.
     pub fn handle(&self) -> UdpSockRef {
         // SAFETY: the socket is open (we own it), so `sk` is valid; the reference is put in `UdpSockRef::drop`.

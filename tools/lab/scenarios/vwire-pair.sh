@@ -122,6 +122,13 @@ else
   grep -E 'sender|receiver' /tmp/iperf.out | sed 's/^/iperf3 tcp: /'
   check vw-iperf3-udp iperf_run -u -b 20M -l 1400 -t 3
   grep -E 'sender|receiver' /tmp/iperf.out | sed 's/^/iperf3 udp: /'
+  # Receive aggregation (GRO on the tunnel socket, as VXLAN's): a TCP stream towards this host arrives as frames
+  # larger than the 1450-byte MTU, each counted once in /proc/vw/7.
+  f0=$(field 7 rx_frames) b0=$(field 7 rx_bytes)
+  check vw-iperf3-tcp-reverse iperf_run -t 3 -R
+  f1=$(field 7 rx_frames) b1=$(field 7 rx_bytes)
+  echo "vw7 receive during the reverse TCP stream: $((f1 - f0)) frames, $((b1 - b0)) bytes"
+  check vw-gro-merges-tcp sh -c "[ $((f1 - f0)) -gt 0 ] && [ $(( (b1 - b0) / (f1 - f0 + (f1 == f0)) )) -gt 1500 ]"
   ethtool -k vw7 2>/dev/null | grep -E '^(tcp-segmentation-offload|tx-checksumming|scatter-gather):' | sed 's/^/vw7 offload: /'
 
   barrier iperf-done

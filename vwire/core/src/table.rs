@@ -310,6 +310,13 @@ impl<S: Storage> Table<S> {
             .filter_map(|(i, s)| s.as_ref().map(|e| (i, e)))
     }
 
+    /// Whether a relay (extender) entry receives on `local`: its datagrams are forwarded as they arrived, so the
+    /// socket there must not merge them (GRO).
+    pub fn relays_on(&self, local: &SocketAddr) -> bool {
+        self.iter()
+            .any(|(_, e)| e.kind == Kind::Relay && e.local == *local)
+    }
+
     /// Entries of one connector id.
     pub fn entries_of(&self, id: ConnectorId) -> impl Iterator<Item = (usize, &Entry)> {
         self.iter().filter(move |(_, e)| e.id == id)
@@ -564,6 +571,18 @@ mod tests {
 
     fn table() -> Table<[Slot; 8]> {
         Table::new([EMPTY_SLOT; 8])
+    }
+
+    #[test]
+    fn relays_on_a_socket_address() {
+        let mut t = table();
+        t.create(&ep(7, a(1, 1), a(2, 1)), 1500).unwrap();
+        assert!(!t.relays_on(&a(1, 1)), "an endpoint is not a relay");
+        let relay = Create { kind: Kind::Relay, ..ep(9, a(1, 2), a(3, 2)) };
+        t.create(&relay, 1500).unwrap();
+        assert!(t.relays_on(&a(1, 2)) && !t.relays_on(&a(1, 1)) && !t.relays_on(&a(3, 2)));
+        t.destroy(cid(9), Some(&a(1, 2))).unwrap();
+        assert!(!t.relays_on(&a(1, 2)));
     }
 
     #[test]
