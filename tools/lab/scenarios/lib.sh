@@ -104,3 +104,16 @@ udp_barrier() {
   fail "barrier-$1" "the other host did not reach '$1' in ${2:-300} s"
   return 1
 }
+# guest_ns NS ADDR/PREFIX BRIDGE HOSTVETH [MAC]: a "guest" — network namespace NS whose veth1 (MTU 1450, MAC if
+# given) has ADDR — behind BRIDGE (made if missing) through the host end HOSTVETH, as a VM's back-end interface
+# sits next to an endpoint's interface in Fig. 5.7. Uses iproute2's ip (netns), not busybox's.
+guest_ns() {
+  /usr/sbin/ip netns add $1
+  /usr/sbin/ip link add $4 type veth peer name veth1
+  /usr/sbin/ip link set veth1 netns $1
+  /usr/sbin/ip -n $1 link set lo up
+  /usr/sbin/ip -n $1 link set veth1 ${5:+address $5} mtu 1450 up
+  /usr/sbin/ip -n $1 addr add $2 dev veth1
+  test -d /sys/class/net/$3 || { /usr/sbin/ip link add $3 type bridge && /usr/sbin/ip link set $3 up; }
+  /usr/sbin/ip link set $4 master $3 up
+}

@@ -51,15 +51,7 @@ if [ "$me" = 1 ]; then
 else
   # --- a guest behind a bridge, vw5 enslaved next to its back-end interface (Fig. 5.7) ---------------------------
   check boundary-no-ip-path sh -c "! ping -c 1 -W 2 $FAR"
-  ip netns add g
-  ip link add veth0 type veth peer name veth1
-  ip link set veth1 netns g
-  gx ip link set lo up
-  gx ip link set veth1 mtu 1450 up
-  gx ip addr add $G/24 dev veth1
-  ip link add br0 type bridge
-  ip link set br0 up
-  ip link set veth0 master br0 up
+  guest_ns g $G/24 br0 veth0
   check vw-create sh -c "echo '5 $L:4789 $X:4789' > /proc/vw/create"
   ip link set vw5 master br0 up
   check vw-mtu-1450 test "$(cat /sys/class/net/vw5/mtu)" = 1450

@@ -52,17 +52,8 @@ until_ok() {
   while [ "$n" -gt 0 ]; do "$@" >/tmp/until.out 2>&1 && return 0; sleep 1; n=$((n - 1)); done
   return 1
 }
-# guest NS IP MAC BRIDGE HOSTVETH: a namespace whose veth1 (MTU 1450, fixed MAC) is behind BRIDGE (made if missing).
-guest() {
-  ip netns add $1
-  ip link add $5 type veth peer name veth1
-  ip link set veth1 netns $1
-  ip -n $1 link set lo up
-  ip -n $1 link set veth1 address $3 mtu 1450 up
-  ip -n $1 addr add $2/24 dev veth1
-  test -d /sys/class/net/$4 || { ip link add $4 type bridge && ip link set $4 up; }
-  ip link set $5 master $4 up
-}
+# guest NS IP MAC BRIDGE HOSTVETH: a namespace whose veth1 (MTU 1450, fixed MAC) is behind BRIDGE (lib.sh).
+guest() { guest_ns $1 $2/24 $4 $5 $3; }
 # counter N LOCAL KEY: a counter of the entry of connector N receiving on LOCAL.
 counter() { awk -F': ' -v l="$2" -v k="$3" '$1=="local"{m=($2==l)} m&&$1==k{print $2; exit}' /proc/vw/$1; }
 # grows N LOCAL NS PEER: rx_frames and tx_frames of that entry grow while NS pings PEER.

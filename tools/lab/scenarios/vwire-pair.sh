@@ -62,18 +62,10 @@ frag_creates() { awk -f /tmp/frag.awk /proc/net/snmp; }
 check insmod-vwire insmod $M/vwire.ko
 
 # --- a guest behind a bridge, vw7 enslaved next to its back-end interface (Fig. 5.7) ------------------------------
-ip netns add g
-ip link add veth0 type veth peer name veth1
-ip link set veth1 netns g
-gx ip link set lo up
-gx ip link set veth1 mtu 1450 up
-gx ip addr add $G/24 dev veth1
+guest_ns g $G/24 br0 veth0
 gx ip link add link veth1 name veth1.100 type vlan id 100
 gx ip link set veth1.100 up
 gx ip addr add $V/24 dev veth1.100
-ip link add br0 type bridge
-ip link set br0 up
-ip link set veth0 master br0 up
 
 check vw-create sh -c "echo '7 $L:4789 $R:4789' > /proc/vw/create"
 check vw-iface-exists test -d /sys/class/net/vw7
