@@ -18,7 +18,7 @@
 //!
 //! Malformed writes fail with EINVAL (EBUSY when the device state forbids them) and change nothing.
 
-use super::device::{parse_addr, parse_token, DevIo, Device, DrainCount, Stats};
+use super::device::{parse_addr, parse_token, reconnect_repo, DevIo, Device, DrainCount, Stats};
 use super::overcast::fmt::Show;
 use super::overcast::blk::{pin_module_forever, Memalloc, SeqFile};
 use super::repo::Repo;
@@ -60,7 +60,7 @@ impl AttributeOperations<0> for Config {
 
     fn show(_this: &Config, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
         let mut w = kernel::str::Formatter::new(page);
-        w.write_str("power,size_mib,store,repos,state,stats,reads,writes,map_export,map_import,local_hold\n")?;
+        w.write_str("power,size_mib,store,repos,state,stats,reads,writes,map_export,map_import,local_hold,auto_reconnect\n")?;
         Ok(w.bytes_written())
     }
 }
@@ -94,6 +94,7 @@ impl configfs::GroupOperations for Config {
                 map_export: 8,
                 map_import: 9,
                 local_hold: 10,
+                auto_reconnect: 11,
             ],
         };
         let disk_name = CString::try_from_fmt(fmt!("coopswap{}", index))?;
@@ -102,7 +103,7 @@ impl configfs::GroupOperations for Config {
             name.try_into()?,
             item_type,
             try_pin_init!(DeviceConfig {
-                data <- new_mutex!(DevCfg { disk_name, size_mib: 0, store: None, device: None }),
+                data <- new_mutex!(DevCfg { disk_name, size_mib: 0, store: None, device: None, auto_reconnect: false }),
                 stats,
             }),
         ))
@@ -121,6 +122,8 @@ struct DevCfg {
     size_mib: u64,
     store: Option<CString>,
     device: Option<Device>,
+    /// `auto_reconnect`, kept across power cycles.
+    auto_reconnect: bool,
 }
 
 impl Drop for DevCfg {
@@ -178,7 +181,7 @@ impl AttributeOperations<0> for DeviceConfig {
                     pr_err!("{}: set size_mib before power\n", name.to_str()?);
                     return Err(EINVAL);
                 }
-                let dev = Device::new(&name, cfg.size_mib * 256, path, this.stats.clone())?;
+                let dev = Device::new(&name, cfg.size_mib * 256, path, this.stats.clone(), cfg.auto_reconnect)?;
                 cfg.device = Some(dev);
                 pr_info!("/dev/{} is up ({} MiB)\n", name.to_str()?, cfg.size_mib);
                 Ok(())
@@ -372,31 +375,8 @@ impl AttributeOperations<3> for DeviceConfig {
                 let idx = index_arg(&mut words).ok_or_else(usage)?;
                 let (io, name) = this.io_side()?;
                 let name = name.to_str()?;
-                let (addr, client, cap, pages) = {
-                    let st = io.state.lock();
-                    let r = st.repos.get(usize::from(idx)).ok_or(ENOENT)?;
-                    if r.down_reason.is_none() {
-                        pr_err!("{}: repository {} is in service; nothing to reconnect\n", name, idx);
-                        return Err(EISCONN);
-                    }
-                    (r.addr, r.client_id, r.cap, st.pages())
-                };
-                // Connecting can take the whole time-out: without the device's lock, so that its I/O goes on.
-                let mut repo = Repo::connect(addr, client, cap).inspect_err(|e| {
-                    let why = if *e == EACCES { "client id or token refused" } else { "is coopswap-repod running there?" };
-                    pr_err!(
-                        "{}: repository {} ({}) not reconnected (errno {}): {}\n",
-                        name, idx, Show(&addr), e.to_errno(), why
-                    );
-                })?;
-                let stale = repo.drop_all(pages).inspect_err(|e| {
-                    pr_err!("{}: repository {}: dropping its old pages failed (errno {}); not reconnected\n", name, idx, e.to_errno());
-                })?;
-                let max = repo.max_pages;
-                {
-                    let _noio = Memalloc::enter(false);
-                    io.state.lock().reconnect(idx, repo)?;
-                }
+                let (max, stale) = reconnect_repo(&io, idx)?;
+                let addr = io.state.lock().repos.get(usize::from(idx)).map(|r| r.addr).ok_or(ENOENT)?;
                 pr_info!(
                     "{}: repository {} ({}) back in service ({} pages allowed; {} old pages dropped there)\n",
                     name, idx, Show(&addr), max, stale
@@ -414,7 +394,7 @@ impl AttributeOperations<3> for DeviceConfig {
                 if usize::from(idx) >= st.repos.len() {
                     return Err(ENOENT);
                 }
-                st.repo_down(idx, "removed by the administrator");
+                st.remove_repo(idx);
                 Ok(())
             }
             _ => Err(usage()),
@@ -581,6 +561,32 @@ impl AttributeOperations<10> for DeviceConfig {
             dev.local.clone()
         };
         local.set_held(on);
+        Ok(())
+    }
+}
+
+#[vtable]
+impl AttributeOperations<11> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = kernel::str::Formatter::new(page);
+        w.write_fmt(fmt!("{}\n", u8::from(this.data.lock().auto_reconnect)))?;
+        Ok(w.bytes_written())
+    }
+
+    /// `echo 1 > auto_reconnect`: a repository that failed (not one the administrator removed or drained, nor one
+    /// that refused the token) is reconnected automatically, after 1 s and then waits doubling to 64 s, when the
+    /// device does I/O; `echo 0` stops that. Kept across power cycles.
+    fn store(this: &DeviceConfig, page: &[u8]) -> Result {
+        let on = kstrtobool_bytes(page.trim_ascii()).inspect_err(|_| {
+            pr_err!("auto_reconnect takes 0 or 1\n");
+        })?;
+        let mut cfg = this.data.lock();
+        cfg.auto_reconnect = on;
+        if let Some(dev) = cfg.device.as_ref() {
+            dev.io.state.lock().auto_reconnect = on;
+        }
         Ok(())
     }
 }

@@ -225,7 +225,14 @@ pub(crate) struct IoState {
     pend: KVec<Pending>,
     next_tag: u64,
     stats: Arc<Stats>,
+    /// `auto_reconnect`: failed repositories are reconnected automatically (off unless the administrator says so).
+    pub(crate) auto_reconnect: bool,
+    /// The repository an automatic reconnection attempt is running for.
+    retrying: Option<u16>,
 }
+
+/// A repository's `down_reason` when it refused our token: not retried automatically.
+const DENIED: &str = "token refused (DENIED)";
 
 /// What a drain did (`drain INDEX` in configfs reports it).
 #[derive(Default)]
@@ -245,13 +252,79 @@ pub(crate) struct DevIo {
     ring: SpinLock<Ring>,
     #[pin]
     work: Work<DevIo>,
+    /// An automatic reconnection attempt (`auto_reconnect`), on its own queue.
+    #[pin]
+    retry: Work<DevIo, 1>,
     #[pin]
     pub(crate) state: Mutex<IoState>,
     wq: Arc<OwnedQueue>,
+    retry_wq: Arc<OwnedQueue>,
 }
 
 impl_has_work! {
     impl HasWork<Self> for DevIo { self.work }
+    impl HasWork<Self, 1> for DevIo { self.retry }
+}
+
+impl WorkItem<1> for DevIo {
+    type Pointer = Arc<DevIo>;
+
+    /// Reconnects the repository `maybe_retry` picked; on failure schedules the next attempt (the wait doubles).
+    fn run(this: Arc<DevIo>) {
+        let Some(idx) = this.state.lock().retrying else { return };
+        let res = reconnect_repo(&this, idx);
+        let mut st = this.state.lock();
+        st.retrying = None;
+        let dev = st.name.to_str().unwrap_or("coopswap");
+        let Some(r) = st.repos.get(usize::from(idx)) else { return };
+        let addr = r.addr;
+        match res {
+            Ok((max, stale)) => pr_info!(
+                "{}: repository {} ({}) back in service automatically ({} pages allowed; {} old pages dropped there)\n",
+                dev, idx, Show(&addr), max, stale
+            ),
+            Err(e) if e == EISCONN => {}
+            Err(e) => {
+                let wait = r.retry_ms;
+                pr_info!(
+                    "{}: repository {} ({}) not back yet (errno {}); next automatic attempt in {} s\n",
+                    dev, idx, Show(&addr), e.to_errno(), wait / 1000
+                );
+                if let Some(r) = st.repos.get_mut(usize::from(idx)) {
+                    r.schedule_retry();
+                }
+            }
+        }
+    }
+}
+
+/// Puts repository `idx` of `io`, out of service, back in service: connects (without the device's lock, so that its
+/// I/O goes on), drops the pages it still holds from before (the page map forgot them), then swaps the connection
+/// in. Returns (pages it allows, old pages dropped). `EISCONN` if it is in service; the connection's errno or
+/// `EACCES` otherwise (nothing changed). The administrator's `reconnect INDEX` and `auto_reconnect` both use it.
+pub(crate) fn reconnect_repo(io: &DevIo, idx: u16) -> Result<(u64, u64)> {
+    let (addr, client, cap, pages, name) = {
+        let st = io.state.lock();
+        let r = st.repos.get(usize::from(idx)).ok_or(ENOENT)?;
+        if r.down_reason.is_none() {
+            pr_err!("{}: repository {} is in service; nothing to reconnect\n", st.dev(), idx);
+            return Err(EISCONN);
+        }
+        (r.addr, r.client_id, r.cap, st.pages(), CString::try_from(&*st.name)?)
+    };
+    let name = name.to_str().unwrap_or("coopswap");
+    // Connecting can take the whole time-out: without the device's lock, so that its I/O goes on.
+    let mut repo = Repo::connect(addr, client, cap).inspect_err(|e| {
+        let why = if *e == EACCES { "client id or token refused" } else { "is coopswap-repod running there?" };
+        pr_err!("{}: repository {} ({}) not reconnected (errno {}): {}\n", name, idx, Show(&addr), e.to_errno(), why);
+    })?;
+    let stale = repo.drop_all(pages).inspect_err(|e| {
+        pr_err!("{}: repository {}: dropping its old pages failed (errno {}); not reconnected\n", name, idx, e.to_errno());
+    })?;
+    let max = repo.max_pages;
+    let _noio = Memalloc::enter(false);
+    io.state.lock().reconnect(idx, repo)?;
+    Ok((max, stale))
 }
 
 impl WorkItem for DevIo {
@@ -282,10 +355,29 @@ impl WorkItem for DevIo {
             }
             this.serve(batch);
         }
+        DevIo::maybe_retry(this);
     }
 }
 
 impl DevIo {
+    /// With `auto_reconnect` on and no attempt running: starts one for the first failed repository whose wait is
+    /// over. Attempts are made when the device does I/O (after the worker served it), not on a timer.
+    fn maybe_retry(this: Arc<DevIo>) {
+        {
+            let mut st = this.state.lock();
+            if !st.auto_reconnect || st.retrying.is_some() {
+                return;
+            }
+            let Some(i) = st.repos.iter().position(Repo::retry_due) else { return };
+            if let Some(r) = st.repos.get_mut(i) {
+                r.retry_at = None;
+            }
+            st.retrying = u16::try_from(i).ok();
+        }
+        let q = this.retry_wq.clone();
+        let _ = q.queue().enqueue::<_, 1>(this);
+    }
+
     fn serve(&self, mut batch: Batch) {
         let writes = batch.infos.iter().take(batch.len).any(|i| i.op == RqOp::Write);
         // Swap-out must make progress when memory is short: no I/O from our allocations, reserves for writes.
@@ -317,7 +409,7 @@ impl Operations for CoopDev {
         let io: Arc<DevIo> = io.into();
         let wq = io.wq.clone();
         // Already queued is fine: the running or pending worker will find the request in the ring.
-        let _ = wq.queue().enqueue(io);
+        let _ = wq.queue().enqueue::<_, 0>(io);
         Ok(())
     }
 
@@ -333,6 +425,7 @@ pub(crate) struct Device {
     disk: Option<Disk<CoopDev>>,
     pub(crate) io: Arc<DevIo>,
     wq: Arc<OwnedQueue>,
+    retry_wq: Arc<OwnedQueue>,
     /// The local write-behind, reachable without the state lock (`local_hold`).
     pub(crate) local: Arc<LocalCopies>,
     local_wq: Arc<OwnedQueue>,
@@ -348,13 +441,20 @@ impl Drop for Device {
         self.local.set_held(false);
         drop(self.disk.take());
         self.wq.flush();
+        self.retry_wq.flush();
         self.local_wq.flush();
     }
 }
 
 impl Device {
     /// Switches a device on: opens the local store, allocates the page map, creates `/dev/<name>`.
-    pub(crate) fn new(name: &CStr, pages: u64, store_path: &CStr, stats: Arc<Stats>) -> Result<Self> {
+    pub(crate) fn new(
+        name: &CStr,
+        pages: u64,
+        store_path: &CStr,
+        stats: Arc<Stats>,
+        auto_reconnect: bool,
+    ) -> Result<Self> {
         let store = LocalStore::open(store_path).inspect_err(|e| {
             pr_err!(
                 "{}: cannot open the local store {} (errno {}): give a block device or a file that exists\n",
@@ -406,21 +506,28 @@ impl Device {
             pend,
             next_tag: 1,
             stats,
+            auto_reconnect,
+            retrying: None,
         };
         let wq = Arc::new(OwnedQueue::new(name)?, GFP_KERNEL)?;
         let io_wq = wq.clone();
+        let rname = CString::try_from_fmt(fmt!("{}-retry", name.to_str().unwrap_or("coopswap")))?;
+        let retry_wq = Arc::new(OwnedQueue::new(&rname)?, GFP_KERNEL)?;
+        let io_retry_wq = retry_wq.clone();
         let io = Arc::pin_init(
             pin_init!(DevIo {
                 ring <- new_spinlock!(Ring::new(), "coopswap::ring"),
                 work <- new_work!("coopswap::work"),
+                retry <- new_work!("coopswap::retry"),
                 state <- new_mutex!(state, "coopswap::state"),
                 wq: io_wq,
+                retry_wq: io_retry_wq,
             }),
             GFP_KERNEL,
         )?;
         let tagset = Arc::pin_init(TagSet::new(1, QUEUE_DEPTH as u32, 1), GFP_KERNEL)?;
         let disk = Disk::new(name, pages * (PAGE / 512), tagset, io.clone())?;
-        Ok(Self { disk: Some(disk), io, wq, local: local_handle, local_wq })
+        Ok(Self { disk: Some(disk), io, wq, retry_wq, local: local_handle, local_wq })
     }
 
     /// Openers of the disk (swapon, mkswap, …).
@@ -449,15 +556,20 @@ impl IoState {
     pub(crate) fn repo_down(&mut self, idx: u16, why: &'static str) {
         let dev = self.name.to_str().unwrap_or("coopswap");
         if let Some(r) = self.repos.get_mut(usize::from(idx)) {
-            if r.down_reason.is_none() {
+            let first = r.down_reason.is_none();
+            if first {
                 pr_err!(
-                    "{}: repository {} ({}) is out of service: {}; its pages are read from the local store; when it is back: echo 'reconnect {}' > repos ({} frames, {} bytes sent on the connection; the requests in flight began after frame {}, byte {})\n",
+                    "{}: repository {} ({}) is out of service: {}; its pages are read from the local store; when it is back: echo 'reconnect {}' > repos, or let auto_reconnect do it ({} frames, {} bytes sent on the connection; the requests in flight began after frame {}, byte {})\n",
                     dev, idx, Show(&r.addr), why, idx, r.sent_frames, r.sent_bytes, r.mark.0, r.mark.1
                 );
             }
             r.conn = None;
-            if r.down_reason.is_none() {
+            if first {
                 r.down_reason = Some(why);
+                // A failure is retried (if auto_reconnect is on); a refused token is not.
+                if why != DENIED {
+                    r.schedule_retry();
+                }
             }
         }
         if let Some(i) = self.infos.get_mut(usize::from(idx)) {
@@ -472,6 +584,14 @@ impl IoState {
         }
         if lost > 0 {
             pr_err!("{}: {} pages had no local copy (local store write errors) and are lost\n", dev, lost);
+        }
+    }
+
+    /// Takes repository `idx` out of service for good (the administrator's `remove INDEX`): not retried.
+    pub(crate) fn remove_repo(&mut self, idx: u16) {
+        self.repo_down(idx, "removed by the administrator");
+        if let Some(r) = self.repos.get_mut(usize::from(idx)) {
+            r.retry_at = None;
         }
     }
 
@@ -533,6 +653,7 @@ impl IoState {
         if let Some(r) = self.repos.get_mut(usize::from(idx)) {
             r.conn = None;
             r.down_reason.get_or_insert("drained by the administrator");
+            r.retry_at = None;
         }
         if let Some(i) = self.infos.get_mut(usize::from(idx)) {
             i.flags = RepoFlags(RepoFlags::DEAD);
@@ -622,7 +743,7 @@ impl IoState {
                     StoreOutcome::Full
                 }
                 Ok(h) if h.status == status::DENIED => {
-                    self.repo_down(t, "token refused (DENIED)");
+                    self.repo_down(t, DENIED);
                     StoreOutcome::Failed
                 }
                 _ => StoreOutcome::Failed,
@@ -973,7 +1094,7 @@ impl IoState {
                         StoreOutcome::Full
                     }
                     Some(status::DENIED) => {
-                        self.repo_down(p.repo, "token refused (DENIED)");
+                        self.repo_down(p.repo, DENIED);
                         StoreOutcome::Failed
                     }
                     _ => {
@@ -1005,7 +1126,7 @@ impl IoState {
                 }
                 if let Some(h) = h {
                     if h.status == status::DENIED {
-                        self.repo_down(p.repo, "token refused (DENIED)");
+                        self.repo_down(p.repo, DENIED);
                     } else {
                         // NOT_FOUND (e.g. the repository restarted) or content that is not the current page.
                         self.record(p.page)?.remote_copy_bad();

@@ -8,10 +8,16 @@ use super::core_logic::mapfile::RepoAddr;
 use super::core_logic::wire::{self, op, status, Capability, ReplyHeader, RequestHeader, PAGE_SIZE};
 use super::overcast::sock::TcpStream;
 use kernel::prelude::*;
+use kernel::time::{Delta, Instant, Monotonic};
 
 /// Send/receive timeout of a repository connection: a repository that does not answer within it is declared dead
 /// and its pages are read from the local store.
 pub(crate) const TIMEOUT_MS: u32 = 5000;
+/// First wait before an automatic reconnection attempt (`auto_reconnect`), doubled after each failed one up to
+/// [`RETRY_MAX_MS`].
+pub(crate) const RETRY_FIRST_MS: i64 = 1000;
+/// Longest wait between automatic reconnection attempts.
+pub(crate) const RETRY_MAX_MS: i64 = 64_000;
 
 /// Per-repository counters (pages).
 #[derive(Default, Clone, Copy)]
@@ -40,6 +46,11 @@ pub(crate) struct Repo {
     pub(crate) sent_bytes: u64,
     /// `sent_frames`/`sent_bytes` when the requests now in flight began (nothing was outstanding).
     pub(crate) mark: (u64, u64),
+    /// When the next automatic reconnection attempt is due; `None`: none (in service, being attempted, or out of
+    /// service by the administrator's word or for a refused token).
+    pub(crate) retry_at: Option<Instant<Monotonic>>,
+    /// The wait before the attempt after that one.
+    pub(crate) retry_ms: i64,
 }
 
 fn wire_err(_e: wire::WireError) -> Error {
@@ -82,6 +93,8 @@ impl Repo {
                 sent_frames: 1,
                 sent_bytes: wire::REQUEST_HEADER_LEN as u64,
                 mark: (1, wire::REQUEST_HEADER_LEN as u64),
+                retry_at: None,
+                retry_ms: RETRY_FIRST_MS,
             }),
             status::DENIED => Err(EACCES),
             _ => Err(EPROTO),
@@ -102,7 +115,21 @@ impl Repo {
             sent_frames: 0,
             sent_bytes: 0,
             mark: (0, 0),
+            // An imported map's repository that did not answer is retried like one that failed.
+            retry_at: Some(Instant::<Monotonic>::now() + Delta::from_millis(RETRY_FIRST_MS)),
+            retry_ms: RETRY_FIRST_MS,
         }
+    }
+
+    /// Out of service after a failure: the next automatic attempt is due after the current wait, which doubles.
+    pub(crate) fn schedule_retry(&mut self) {
+        self.retry_at = Some(Instant::<Monotonic>::now() + Delta::from_millis(self.retry_ms));
+        self.retry_ms = (self.retry_ms.saturating_mul(2)).min(RETRY_MAX_MS);
+    }
+
+    /// Whether an automatic attempt is due now.
+    pub(crate) fn retry_due(&self) -> bool {
+        self.retry_at.as_ref().is_some_and(|at| (Instant::<Monotonic>::now() - *at).as_millis() >= 0)
     }
 
     /// Sends one request (STORE with `payload`, FETCH or DROP). On error the connection is closed.

@@ -161,6 +161,41 @@ check fio-after-reconnect $FIO --do_verify=1 --output=/tmp/fio9.out
 check pages-on-both-again both_hold
 check no-io-errors-reconnect sh -c "grep -q '^io_errors 0' $D/stats"
 cat $D/repos
+
+# --- automatic reconnection (auto_reconnect 1): B killed, then started again on its port; the device's own I/O
+# brings it back after the wait (1 s, doubling after each failed attempt), dropping the pages it held from before --
+# The first repository (index 0, gone since the start; A listens on its port now) is not to come back: removed.
+check remove-dead-0 sh -c "echo 'remove 0' > $D/repos"
+check auto-reconnect-off-by-default grep -qx 0 $D/auto_reconnect
+check_fails auto-reconnect-garbage "invalid" sh -c "echo maybe > $D/auto_reconnect"
+check auto-reconnect-on sh -c "echo 1 > $D/auto_reconnect && grep -qx 1 $D/auto_reconnect"
+kill -9 $REPODB 2>/dev/null; wait $REPODB 2>/dev/null
+check fio-verify-B-killed $FIO --verify_only=1 --output=/tmp/fio9a.out
+check B-down-again sh -c "grep -q '^2 127.0.0.1:7401 client 1 down' $D/repos"
+$B/coopswap-repod --config /tmp/repodB.toml >/tmp/repodB2.log 2>&1 &
+REPODB=$!
+check repodB-restarted wait_repod 7401
+# I/O for up to 40 s until B is listed up again (the attempts follow the device's I/O).
+b_back() {
+  i=0
+  while [ $i -lt 20 ]; do
+    fio --name=t --filename=/dev/coopswap0 --offset=24M --size=1M --rw=randwrite --bs=4k --direct=1 --ioengine=psync \
+      --runtime=2 --time_based --output=/dev/null >/dev/null 2>&1
+    grep -q '^2 127.0.0.1:7401 client 1 up' $D/repos && return 0
+    i=$((i + 1))
+  done
+  return 1
+}
+check B-back-automatically b_back
+check auto-reconnect-log sh -c "dmesg | grep -q 'coopswap0: repository 2 (127.0.0.1:7401) back in service automatically'"
+dmesg | grep -E 'coopswap0: repository 2 .*(automatic|automatically)' | tail -3
+check remove-0-not-retried sh -c "grep -q '^0 127.0.0.1:7400 client 1 down' $D/repos && ! dmesg | grep -q 'repository 0 (127.0.0.1:7400) back in service automatically'"
+check fio-after-auto-reconnect $FIO --do_verify=1 --output=/tmp/fio9d.out
+b_has_pages() { [ "$(pages_of 2)" -gt 0 ]; }
+check pages-on-B-again b_has_pages
+check no-io-errors-auto-reconnect sh -c "grep -q '^io_errors 0' $D/stats"
+echo 0 > $D/auto_reconnect
+cat $D/repos
 echo 'remove 1' > $D/repos
 echo 'remove 2' > $D/repos
 kill $REPODA $REPODB 2>/dev/null; wait $REPODA $REPODB 2>/dev/null
