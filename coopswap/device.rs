@@ -257,6 +257,11 @@ pub(crate) struct DevIo {
     retry: Work<DevIo, 1>,
     #[pin]
     pub(crate) state: Mutex<IoState>,
+    /// Held through a whole reconnection (connect, old pages dropped, swapped in), so that the administrator's
+    /// `reconnect INDEX` and an automatic attempt never both connect (the second would drop pages the first
+    /// already stored again).
+    #[pin]
+    reconnecting: Mutex<()>,
     wq: Arc<OwnedQueue>,
     retry_wq: Arc<OwnedQueue>,
 }
@@ -303,6 +308,7 @@ impl WorkItem<1> for DevIo {
 /// in. Returns (pages it allows, old pages dropped). `EISCONN` if it is in service; the connection's errno or
 /// `EACCES` otherwise (nothing changed). The administrator's `reconnect INDEX` and `auto_reconnect` both use it.
 pub(crate) fn reconnect_repo(io: &DevIo, idx: u16) -> Result<(u64, u64)> {
+    let _one = io.reconnecting.lock();
     let (addr, client, cap, pages, name) = {
         let st = io.state.lock();
         let r = st.repos.get(usize::from(idx)).ok_or(ENOENT)?;
@@ -520,6 +526,7 @@ impl Device {
                 work <- new_work!("coopswap::work"),
                 retry <- new_work!("coopswap::retry"),
                 state <- new_mutex!(state, "coopswap::state"),
+                reconnecting <- new_mutex!((), "coopswap::reconnecting"),
                 wq: io_wq,
                 retry_wq: io_retry_wq,
             }),
