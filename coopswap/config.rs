@@ -147,6 +147,11 @@ fn input(page: &[u8]) -> Result<&str> {
     core::str::from_utf8(page).map(str::trim).map_err(|_| EINVAL)
 }
 
+/// A boolean knob's value (`0`/`1`, `y`/`n`, `on`/`off`); `EINVAL` with a log line naming `attr` otherwise.
+fn bool_input(page: &[u8], attr: &str) -> Result<bool> {
+    kstrtobool_bytes(page.trim_ascii()).inspect_err(|_| pr_err!("{} takes 0 or 1\n", attr))
+}
+
 /// An absolute path without whitespace, as the store and the page-map files take it.
 fn path_input(page: &[u8], attr: &str) -> Result<CString> {
     let path = input(page)?;
@@ -548,9 +553,7 @@ impl AttributeOperations<10> for DeviceConfig {
     /// `echo 1 > local_hold` holds the local writer (a test and diagnosis knob: local copies stay behind, so what
     /// happens when a repository fails before they are written can be shown); `echo 0` releases it.
     fn store(this: &DeviceConfig, page: &[u8]) -> Result {
-        let on = kstrtobool_bytes(page.trim_ascii()).inspect_err(|_| {
-            pr_err!("local_hold takes 0 or 1\n");
-        })?;
+        let on = bool_input(page, "local_hold")?;
         // Not under the configuration lock: a worker waiting for a held writer must not keep the release out.
         let local = {
             let cfg = this.data.lock();
@@ -579,9 +582,7 @@ impl AttributeOperations<11> for DeviceConfig {
     /// that refused the token) is reconnected automatically, after 1 s and then waits doubling to 64 s, when the
     /// device does I/O; `echo 0` stops that. Kept across power cycles.
     fn store(this: &DeviceConfig, page: &[u8]) -> Result {
-        let on = kstrtobool_bytes(page.trim_ascii()).inspect_err(|_| {
-            pr_err!("auto_reconnect takes 0 or 1\n");
-        })?;
+        let on = bool_input(page, "auto_reconnect")?;
         let mut cfg = this.data.lock();
         cfg.auto_reconnect = on;
         if let Some(dev) = cfg.device.as_ref() {

@@ -434,7 +434,6 @@ pub(crate) struct Device {
     retry_wq: Arc<OwnedQueue>,
     /// The local write-behind, reachable without the state lock (`local_hold`).
     pub(crate) local: Arc<LocalCopies>,
-    local_wq: Arc<OwnedQueue>,
 }
 
 impl Drop for Device {
@@ -448,7 +447,7 @@ impl Drop for Device {
         drop(self.disk.take());
         self.wq.flush();
         self.retry_wq.flush();
-        self.local_wq.flush();
+        self.local.queue().flush();
     }
 }
 
@@ -497,7 +496,6 @@ impl Device {
         let local = LocalCopies::new(name, store_path, stats.clone()).inspect_err(|e| {
             pr_err!("{}: cannot set up the local write-behind (errno {})\n", name.to_str().unwrap_or("?"), e.to_errno());
         })?;
-        let local_wq = local.queue().clone();
         let local_handle = local.clone();
         let state = IoState {
             name: CString::try_from(name)?,
@@ -534,7 +532,7 @@ impl Device {
         )?;
         let tagset = Arc::pin_init(TagSet::new(1, QUEUE_DEPTH as u32, 1), GFP_KERNEL)?;
         let disk = Disk::new(name, pages * (PAGE / 512), tagset, io.clone())?;
-        Ok(Self { disk: Some(disk), io, wq, retry_wq, local: local_handle, local_wq })
+        Ok(Self { disk: Some(disk), io, wq, retry_wq, local: local_handle })
     }
 
     /// Openers of the disk (swapon, mkswap, …).
