@@ -14,6 +14,9 @@ pub enum Marker {
     Begin { scenario: String },
     End { scenario: String, rc: i32 },
     Check(Check),
+    /// `OVERCAST-LINK NIC on|off`: the scenario asks the runner to set the link state of the host's NIC `NIC`
+    /// (the QEMU netdev id, `n0` or `n1`) as a provider's cable or switch port would change it.
+    Link { nic: String, up: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -54,6 +57,18 @@ pub fn parse_marker(line: &str) -> Option<Marker> {
             let name = words.next()?.to_string();
             let reason = words.collect::<Vec<_>>().join(" ");
             Some(Marker::Check(Check { status, name, reason }))
+        }
+        "OVERCAST-LINK" => {
+            let nic = words.next()?;
+            if nic.is_empty() || !nic.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+                return None;
+            }
+            let up = match words.next()? {
+                "on" => true,
+                "off" => false,
+                _ => return None,
+            };
+            words.next().is_none().then(|| Marker::Link { nic: nic.to_string(), up })
         }
         _ => None,
     }
@@ -213,6 +228,11 @@ mod tests {
     fn markers() {
         assert_eq!(parse_marker("OVERCAST-BEGIN smoke"), Some(Marker::Begin { scenario: "smoke".into() }));
         assert_eq!(parse_marker("OVERCAST-END smoke rc=3\r"), Some(Marker::End { scenario: "smoke".into(), rc: 3 }));
+        assert_eq!(parse_marker("[ 3.1] OVERCAST-LINK n0 off\r"), Some(Marker::Link { nic: "n0".into(), up: false }));
+        assert_eq!(parse_marker("OVERCAST-LINK n1 on"), Some(Marker::Link { nic: "n1".into(), up: true }));
+        for bad in ["OVERCAST-LINK n0", "OVERCAST-LINK n0 down", "OVERCAST-LINK n0;quit off", "OVERCAST-LINK n0 on x"] {
+            assert_eq!(parse_marker(bad), None, "{bad}");
+        }
         assert_eq!(
             parse_marker("[  1.2] OVERCAST-CHECK FAIL ping no reply from 10.99.0.2"),
             Some(Marker::Check(Check {

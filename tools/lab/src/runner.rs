@@ -3,8 +3,9 @@
 //! does not reach `OVERCAST-BEGIN` quickly (KVM on some hosts hangs right after the BIOS).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -102,6 +103,44 @@ pub fn strip_terminal_controls(line: &str) -> String {
     out
 }
 
+/// Where QEMU's human monitor of host `index` listens (a Unix socket; the runner is its only client).
+fn monitor_path(index: u8) -> PathBuf {
+    std::env::temp_dir().join(format!("overcast-lab-{}-{index}.mon", std::process::id()))
+}
+
+/// Reads from the monitor until its prompt `(qemu) ` (or the timeout).
+fn read_prompt(s: &mut UnixStream) -> Result<String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while !String::from_utf8_lossy(&got).contains("(qemu) ") {
+        let n = s.read(&mut buf).context("reading QEMU's monitor")?;
+        if n == 0 {
+            anyhow::bail!("QEMU's monitor closed the connection");
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    Ok(String::from_utf8_lossy(&got).into_owned())
+}
+
+/// Runs `set_link NIC on|off` in QEMU's monitor and returns what the monitor printed for it.
+fn set_link(path: &Path, nic: &str, up: bool) -> Result<String> {
+    let mut s = UnixStream::connect(path).with_context(|| format!("connecting to QEMU's monitor {}", path.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    read_prompt(&mut s)?;
+    writeln!(s, "set_link {nic} {}", if up { "on" } else { "off" })?;
+    let out = read_prompt(&mut s)?;
+    Ok(out.lines().skip(1).filter(|l| !l.starts_with("(qemu)")).collect::<Vec<_>>().join(" "))
+}
+
+/// Removes the monitor's socket file however the attempt ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 fn kill(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
@@ -114,7 +153,11 @@ enum Attempt {
 }
 
 fn attempt(run: &HostRun, spec: &HostSpec, log: &mut File) -> Result<Attempt> {
-    let argv = build_args(spec)?;
+    let mut argv = build_args(spec)?;
+    let monitor = monitor_path(run.index);
+    let _ = std::fs::remove_file(&monitor);
+    let _remove_monitor = RemoveOnDrop(monitor.clone());
+    argv.extend(["-monitor".to_string(), format!("unix:{},server=on,wait=off", monitor.display())]);
     writeln!(log, "### {QEMU} {}", argv.join(" "))?;
     let mut child = Command::new(QEMU)
         .args(&argv)
@@ -174,6 +217,14 @@ fn attempt(run: &HostRun, spec: &HostSpec, log: &mut File) -> Result<Attempt> {
                     Some(Marker::End { scenario, .. }) if scenario == run.scenario => {
                         end = Some(start.elapsed().as_secs_f64());
                         stop_at = Some(Instant::now() + run.poweroff_grace);
+                    }
+                    Some(Marker::Link { nic, up }) => {
+                        let state = if up { "on" } else { "off" };
+                        match set_link(&monitor, &nic, up) {
+                            Ok(out) if out.trim().is_empty() => writeln!(log, "### monitor: set_link {nic} {state}: done")?,
+                            Ok(out) => writeln!(log, "### monitor: set_link {nic} {state}: {}", out.trim())?,
+                            Err(e) => writeln!(log, "### monitor: set_link {nic} {state} failed: {e:#}")?,
+                        }
                     }
                     _ => {}
                 }
