@@ -23,6 +23,9 @@ mod net;
 #[path = "core/src/blkreq.rs"]
 mod blkreq;
 #[allow(dead_code, unreachable_pub)]
+#[path = "core/src/ctrl.rs"]
+mod ctrl;
+#[allow(dead_code, unreachable_pub)]
 #[path = "core/src/features.rs"]
 mod features;
 #[allow(dead_code, unreachable_pub)]
@@ -30,7 +33,7 @@ mod features;
 mod nethdr;
 mod core_logic {
     #[allow(unused_imports)]
-    pub(crate) use super::{blkreq, features, nethdr};
+    pub(crate) use super::{blkreq, ctrl, features, nethdr};
 }
 
 module! {
@@ -83,6 +86,7 @@ mod tests {
         check_status, discard_granularity, plan, plan_ranges, queue_limits, range_limits, ConfigError, DevCaps, Op,
         Range, RangeOp, ReqError, MAX_PAYLOAD,
     };
+    use super::core_logic::ctrl::{ack, rx_filter, CtrlError, RxFilter, TABLE_BYTES_MAX, TABLE_ENTRIES_MAX};
     use super::core_logic::features::{bit, negotiate, supported, DeviceKind, Features, NegotiationError};
     use super::core_logic::nethdr::{
         rx_header, tx_descs_needed, tx_header, NetCaps, Offloads, RxCsum, RxError, TxError, TxGso, TxMeta, HDR_LEN,
@@ -164,9 +168,32 @@ mod tests {
     }
 
     #[test]
+    fn rx_filter_tables_and_fallbacks() {
+        let mut out = [0u8; TABLE_BYTES_MAX];
+        let addrs = [0x52u8, 0x54, 0, 0x99, 0, 1, 1, 0, 0x5e, 0, 0, 1];
+        let f = rx_filter(false, true, &addrs, 1, 1, &mut out);
+        assert_eq!(f, Ok(RxFilter { promisc: false, allmulti: true, table_len: 20 }));
+        assert_eq!((out[0], out[4], out[10], out[14]), (1, 0x52, 1, 1));
+        let many = [1u8; (TABLE_ENTRIES_MAX + 1) * 6];
+        let f = rx_filter(false, false, &many, TABLE_ENTRIES_MAX + 1, 0, &mut out);
+        assert_eq!(f.map(|f| (f.promisc, f.table_len)), Ok((true, 8)));
+        assert_eq!(rx_filter(false, false, &many[..5], 1, 0, &mut out), Err(CtrlError::BadList));
+        assert_eq!((ack(0), ack(1)), (Ok(()), Err(CtrlError::Refused(1))));
+    }
+
+    #[test]
     fn net_negotiation_keeps_only_implemented_bits() {
-        let off = Features::of(&[bit::VERSION_1, bit::NET_MQ, bit::NET_CTRL_VQ, bit::NET_MRG_RXBUF, bit::NET_MAC]);
-        assert_eq!(negotiate(DeviceKind::Net, off), Ok(Features::of(&[bit::VERSION_1, bit::NET_MAC])));
+        let off = Features::of(&[
+            bit::VERSION_1,
+            bit::NET_MQ,
+            bit::NET_CTRL_VQ,
+            bit::NET_CTRL_RX,
+            bit::NET_MRG_RXBUF,
+            bit::NET_MAC,
+            bit::NET_STATUS,
+        ]);
+        let want = Features::of(&[bit::VERSION_1, bit::NET_MAC, bit::NET_STATUS, bit::NET_CTRL_VQ, bit::NET_CTRL_RX]);
+        assert_eq!(negotiate(DeviceKind::Net, off), Ok(want));
         let tso_only = Features::of(&[bit::VERSION_1, bit::NET_HOST_TSO4]);
         assert_eq!(negotiate(DeviceKind::Net, tso_only).map(|f| f.has(bit::NET_HOST_TSO4)), Ok(false));
         let (t, n) = super::net::feature_table();

@@ -6,10 +6,12 @@
 //! accounting are blanket/core's (`features`, `nethdr`); the rings, NAPI and DMA mechanics are the kernel's virtio
 //! core's and the C helpers', through rust/overcast/virtio.rs.
 
+use crate::core_logic::ctrl;
 use crate::core_logic::features::{self, DeviceKind, Features};
 use crate::core_logic::nethdr::{self, NetCaps, Offloads, RxCsum, TxGso, TxMeta};
 use crate::overcast::virtio::{
-    self, net_gso, net_off, Device, Driver, NetHeaders, NetParams, NetRxCsum, NetTxMeta, VirtioNet, NET_HDR_LEN,
+    self, net_gso, net_off, Device, Driver, NetHeaders, NetParams, NetRxCsum, NetRxFilter, NetTxMeta, VirtioNet,
+    NET_HDR_LEN,
 };
 use kernel::prelude::*;
 use kernel::str::CString;
@@ -54,6 +56,21 @@ impl NetHeaders for Headers {
             Ok(RxCsum::Valid) => Ok(NetRxCsum::Valid),
             Ok(RxCsum::Partial(s, o)) => Ok(NetRxCsum::Partial(s, o)),
             Err(_) => Err(EINVAL),
+        }
+    }
+
+    fn rx_filter(
+        &self,
+        promisc: bool,
+        allmulti: bool,
+        addrs: &[u8],
+        n_uc: usize,
+        n_mc: usize,
+        table: &mut [u8],
+    ) -> Result<NetRxFilter> {
+        match ctrl::rx_filter(promisc, allmulti, addrs, n_uc, n_mc, table) {
+            Ok(f) => Ok(NetRxFilter { promisc: f.promisc, allmulti: f.allmulti, table_len: f.table_len }),
+            Err(e) => Err(Error::from_errno(-e.errno())),
         }
     }
 }
@@ -119,7 +136,7 @@ impl Driver for NetDriver {
         let m = mac.unwrap_or([0; 6]);
         let (rx, tx) = net.rings();
         pr_info!(
-            "blanket_net: {}: {}: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}{}, mtu {}, rings rx {} tx {}, tx csum {}, tso4 {}, tso6 {}, rx csum {}, indirect {}\n",
+            "blanket_net: {}: {}: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}{}, mtu {}, rings rx {} tx {}, tx csum {}, tso4 {}, tso6 {}, rx csum {}, indirect {}, link status {}, control queue {} (rx filter {}, mac {})\n",
             dev.name(),
             net.name(),
             m[0],
@@ -136,7 +153,11 @@ impl Driver for NetDriver {
             caps.tso4,
             caps.tso6,
             caps.rx_csum,
-            caps.indirect
+            caps.indirect,
+            dev.has_feature(features::bit::NET_STATUS),
+            dev.has_feature(features::bit::NET_CTRL_VQ),
+            dev.has_feature(features::bit::NET_CTRL_RX),
+            dev.has_feature(features::bit::NET_CTRL_MAC_ADDR)
         );
         Ok(KBox::new(NetDev { net }, GFP_KERNEL)?)
     }

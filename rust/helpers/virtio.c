@@ -10,7 +10,9 @@
 #include <linux/blkdev.h>
 #include <linux/err.h>
 #include <linux/etherdevice.h>
+#include <linux/moduleparam.h>
 #include <linux/netdevice.h>
+#include <linux/rtnetlink.h>
 #include <linux/skbuff.h>
 #include <linux/tcp.h>
 #include <linux/virtio_net.h>
@@ -75,6 +77,12 @@ static int ovc_virtio_probe(struct virtio_device *vdev)
 	if (!p)
 		return -ENOMEM;
 	vdev->priv = p;
+	/*
+	 * Configuration changes (a net device's link state) reach the driver only while reporting is enabled, and the
+	 * flag outlives a driver: the C virtio_net disables it when its interface closes, also when it is unbound, and
+	 * the core does not enable it again for the next driver. Changes are still held back until probe returns.
+	 */
+	virtio_config_driver_enable(vdev);
 	p->drvdata = d->ops->probe(d->ctx, vdev, &err);
 	if (!p->drvdata) {
 		vdev->priv = NULL;
@@ -82,6 +90,37 @@ static int ovc_virtio_probe(struct virtio_device *vdev)
 		return err < 0 ? err : -ENODEV;
 	}
 	return 0;
+}
+
+static void ovc_vnet_config_changed(struct ovc_vnet *n);
+static int ovc_vnet_reset_prepare(struct ovc_vnet *n);
+static int ovc_vnet_reset_done(struct ovc_vnet *n);
+
+/* Configuration interrupt (interrupt context): a net device's link state is read in process context. */
+static void ovc_virtio_config_changed(struct virtio_device *vdev)
+{
+	struct ovc_virtio_priv *p = vdev->priv;
+
+	if (p && p->vnet)
+		ovc_vnet_config_changed(p->vnet);
+}
+
+/*
+ * A reset of the whole device, by the virtio core (virtio_device_reset_prepare/_done: a PCI function reset, or our
+ * own recovery of a stalled net device). Only net devices support it; a block device refuses (-EOPNOTSUPP).
+ */
+static int ovc_virtio_reset_prepare(struct virtio_device *vdev)
+{
+	struct ovc_virtio_priv *p = vdev->priv;
+
+	return p && p->vnet ? ovc_vnet_reset_prepare(p->vnet) : -EOPNOTSUPP;
+}
+
+static int ovc_virtio_reset_done(struct virtio_device *vdev)
+{
+	struct ovc_virtio_priv *p = vdev->priv;
+
+	return p && p->vnet ? ovc_vnet_reset_done(p->vnet) : -EOPNOTSUPP;
 }
 
 static void ovc_virtio_remove(struct virtio_device *vdev)
@@ -124,6 +163,9 @@ struct ovc_virtio_driver *ovc_virtio_driver_register(const char *name, unsigned 
 	d->drv.validate = ovc_virtio_validate;
 	d->drv.probe = ovc_virtio_probe;
 	d->drv.remove = ovc_virtio_remove;
+	d->drv.config_changed = ovc_virtio_config_changed;
+	d->drv.reset_prepare = ovc_virtio_reset_prepare;
+	d->drv.reset_done = ovc_virtio_reset_done;
 	ret = register_virtio_driver(&d->drv);
 	if (ret) {
 		kfree(d->features);
@@ -582,11 +624,40 @@ void ovc_vblk_disk_remove(struct gendisk *disk)
  * Serialisation (the virtio core requires it per virtqueue): the receive queue is used by its NAPI poll and, with
  * that NAPI disabled, by probe and the refill work; the transmit queue by ndo_start_xmit and the transmit NAPI
  * poll, both under the netdev queue's transmit lock.
+ *
+ * Control queue (VIRTIO_NET_F_CTRL_VQ, queue 2): commands are sent one at a time under ctrl_lock, from process
+ * context, and polled for (as virtio_net does; the device answers at once). The receive filter (CTRL_RX) follows
+ * the interface's flags and address lists: ndo_set_rx_mode (atomic) schedules rx_mode_work, which asks the Rust
+ * side for the filter and sends it. A command the device does not answer within 2 s marks the queue stuck and
+ * resets the device.
+ *
+ * Link state (VIRTIO_NET_F_STATUS): the configuration interrupt schedules link_work, which sets the carrier from
+ * the device's status field. Without STATUS the link is up for as long as the device is bound.
+ *
+ * Reset (a stalled transmit queue, the operator's blanket/reset, a PCI function reset): reset_prepare detaches the
+ * interface, stops both NAPI contexts, resets the device and takes every buffer back; reset_done finds the queues
+ * again, refills, sets DRIVER_OK and attaches the interface. Both run under RTNL, as ndo_open/ndo_stop do; while
+ * `resetting` is set there are no virtqueues and open/stop only record `up`. The recovery work goes through the
+ * virtio core (virtio_device_reset_prepare/_done) holding the device lock, so it excludes unbinding.
  */
+/* The control queue's command buffer (kmalloc: DMA-able). */
+struct ovc_vnet_ctrl {
+	struct virtio_net_ctrl_hdr hdr;
+	u8 ack;
+	u8 onoff;
+	u8 mac[ETH_ALEN];
+	u8 table[OVC_VNET_TABLE_MAX];
+};
+
 struct ovc_vnet {
 	struct net_device *dev;
 	struct virtio_device *vdev;
-	struct virtqueue *rvq, *svq;
+	struct virtqueue *rvq, *svq, *cvq;
+	struct ovc_vnet_ctrl *ctrl;
+	struct mutex ctrl_lock;
+	bool ctrl_stuck;	/* a command went unanswered: no more until a reset */
+	struct work_struct rx_mode_work;
+	atomic_long_t ctrl_errors;
 	struct napi_struct rx_napi, tx_napi;
 	const struct ovc_vnet_ops *ops;
 	const void *ctx;
@@ -595,9 +666,28 @@ struct ovc_vnet {
 	atomic_t rx_posted, tx_posted;
 	atomic_long_t rx_bad, tx_bad;	/* frames dropped for their virtio-net header (the Rust decisions) */
 	struct delayed_work refill;
-	bool up;
+	struct work_struct link_work;
+	struct delayed_work reset_work;
+	bool up;		/* administratively up (between ndo_open and ndo_stop) */
+	bool resetting;		/* between reset_prepare and a successful reset_done: no virtqueues */
+	bool dying;		/* being removed: the reset work must not start */
+	atomic_long_t resets, tx_timeouts;
 	struct scatterlist tx_sg[MAX_SKB_FRAGS + 2];
 };
+
+/*
+ * Fault injection for the lab's recovery test: while set, blanket_net withholds its transmit notifications from
+ * the device, so the device never sees new frames and the transmit queue stalls as with a hung device.
+ */
+static bool fault_tx_stall;
+module_param(fault_tx_stall, bool, 0644);
+MODULE_PARM_DESC(fault_tx_stall, "testing only: withhold blanket_net transmit notifications (simulates a stalled device)");
+
+static void ovc_vnet_tx_notify(struct ovc_vnet *n)
+{
+	if (virtqueue_kick_prepare(n->svq) && !READ_ONCE(fault_tx_stall))
+		virtqueue_notify(n->svq);
+}
 
 unsigned int ovc_vnet_max_frags(void)
 {
@@ -680,14 +770,19 @@ static void ovc_vnet_refill_work(struct work_struct *w)
 	struct ovc_vnet *n = container_of(to_delayed_work(w), struct ovc_vnet, refill);
 	bool ok;
 
-	if (!READ_ONCE(n->up))
+	/* Under RTNL, so that reset_prepare (which cancels this work under RTNL too) and ndo_stop cannot interleave. */
+	rtnl_lock();
+	if (!n->up || n->resetting) {
+		rtnl_unlock();
 		return;
+	}
 	napi_disable(&n->rx_napi);
 	ok = ovc_vnet_refill(n, GFP_KERNEL);
 	napi_enable(&n->rx_napi);
 	local_bh_disable();
 	napi_schedule(&n->rx_napi);
 	local_bh_enable();
+	rtnl_unlock();
 	if (!ok) {
 		netdev_warn(n->dev, "receive buffers: allocation failed, retrying in 0.5 s\n");
 		schedule_delayed_work(&n->refill, HZ / 2);
@@ -857,8 +952,7 @@ static netdev_tx_t ovc_vnet_xmit(struct sk_buff *skb, struct net_device *dev)
 	}
 	if (kick) {
 		ovc_vnet_tx_rearm(n);
-		if (virtqueue_kick_prepare(n->svq))
-			virtqueue_notify(n->svq);
+		ovc_vnet_tx_notify(n);
 	}
 	return NETDEV_TX_OK;
 drop:
@@ -866,16 +960,13 @@ drop:
 	dev_kfree_skb_any(skb);
 	/* Frames added before this one with xmit_more must not wait for a later kick, nor for an interrupt. */
 	ovc_vnet_tx_rearm(n);
-	if (virtqueue_kick_prepare(n->svq))
-		virtqueue_notify(n->svq);
+	ovc_vnet_tx_notify(n);
 	return NETDEV_TX_OK;
 }
 
-static int ovc_vnet_open(struct net_device *dev)
+/* Starts the data path of an interface that is up (RTNL held; the queues exist). */
+static void ovc_vnet_start(struct ovc_vnet *n)
 {
-	struct ovc_vnet *n = netdev_priv(dev);
-
-	WRITE_ONCE(n->up, true);
 	/* NAPI is disabled: the receive ring is ours. */
 	if (!ovc_vnet_refill(n, GFP_KERNEL))
 		schedule_delayed_work(&n->refill, 0);
@@ -886,6 +977,17 @@ static int ovc_vnet_open(struct net_device *dev)
 	napi_schedule(&n->rx_napi);
 	napi_schedule(&n->tx_napi);
 	local_bh_enable();
+}
+
+static int ovc_vnet_open(struct net_device *dev)
+{
+	struct ovc_vnet *n = netdev_priv(dev);
+
+	WRITE_ONCE(n->up, true);
+	/* During a reset there are no queues: reset_done starts the data path and wakes the queue. */
+	if (n->resetting)
+		return 0;
+	ovc_vnet_start(n);
 	netif_start_queue(dev);
 	return 0;
 }
@@ -894,11 +996,340 @@ static int ovc_vnet_stop(struct net_device *dev)
 {
 	struct ovc_vnet *n = netdev_priv(dev);
 
+	/* The refill work sees this under RTNL and does nothing (it is cancelled, without RTNL, at removal). */
 	WRITE_ONCE(n->up, false);
-	cancel_delayed_work_sync(&n->refill);
 	netif_tx_disable(dev);
+	if (n->resetting)
+		return 0;
 	napi_disable(&n->rx_napi);
 	napi_disable(&n->tx_napi);
+	return 0;
+}
+
+/* The stack's transmit watchdog: the queue has been stopped for watchdog_timeo. Recover by resetting the device. */
+static void ovc_vnet_tx_timeout(struct net_device *dev, unsigned int txqueue)
+{
+	struct ovc_vnet *n = netdev_priv(dev);
+
+	atomic_long_inc(&n->tx_timeouts);
+	netdev_err(dev, "transmit queue %u stalled for %u ms (%d frames in the ring, %u descriptors free): resetting the device\n",
+		   txqueue, jiffies_to_msecs(dev->watchdog_timeo), atomic_read(&n->tx_posted), n->svq->num_free);
+	schedule_delayed_work(&n->reset_work, 0);
+}
+
+static void ovc_vnet_link_work(struct work_struct *w)
+{
+	struct ovc_vnet *n = container_of(w, struct ovc_vnet, link_work);
+	bool up = true;
+	u16 status;
+
+	if (__virtio_test_bit(n->vdev, VIRTIO_NET_F_STATUS)) {
+		virtio_cread(n->vdev, struct virtio_net_config, status, &status);
+		up = status & VIRTIO_NET_S_LINK_UP;
+	}
+	if (up == netif_carrier_ok(n->dev))
+		return;
+	if (up) {
+		netif_carrier_on(n->dev);
+		netdev_info(n->dev, "link up (the provider's device reports it)\n");
+	} else {
+		netif_carrier_off(n->dev);
+		netdev_info(n->dev, "link down (the provider's device reports it): frames are not sent until it is back\n");
+	}
+}
+
+/*
+ * Sends one control command whose data (len bytes, inside n->ctrl) is data, and waits for the device's answer.
+ * Caller holds ctrl_lock, in process context. 0, -EIO (refused or broken), -ETIMEDOUT (unanswered: the queue is
+ * marked stuck and the device reset) or -ENODEV (no control queue, or stuck).
+ */
+static int ovc_vnet_ctrl_cmd(struct ovc_vnet *n, u8 class, u8 cmd, void *data, unsigned int len)
+{
+	struct scatterlist hdr, out, stat, *sgs[3];
+	unsigned long deadline;
+	unsigned int num = 0, used;
+	int ret;
+
+	lockdep_assert_held(&n->ctrl_lock);
+	if (!n->cvq || n->ctrl_stuck)
+		return -ENODEV;
+	n->ctrl->hdr.class = class;
+	n->ctrl->hdr.cmd = cmd;
+	n->ctrl->ack = ~0;
+	sg_init_one(&hdr, &n->ctrl->hdr, sizeof(n->ctrl->hdr));
+	sgs[num++] = &hdr;
+	if (len) {
+		sg_init_one(&out, data, len);
+		sgs[num++] = &out;
+	}
+	sg_init_one(&stat, &n->ctrl->ack, sizeof(n->ctrl->ack));
+	sgs[num++] = &stat;
+	ret = virtqueue_add_sgs(n->cvq, sgs, num - 1, 1, n->ctrl, GFP_KERNEL);
+	if (ret)
+		return ret;
+	if (unlikely(!virtqueue_kick(n->cvq)))
+		goto stuck;
+	deadline = jiffies + 2 * HZ;
+	while (!virtqueue_get_buf(n->cvq, &used)) {
+		if (virtqueue_is_broken(n->cvq) || time_after(jiffies, deadline))
+			goto stuck;
+		cond_resched();
+		cpu_relax();
+	}
+	return n->ctrl->ack == VIRTIO_NET_OK ? 0 : -EIO;
+stuck:
+	/* The buffer stays in the ring until the reset takes it back; nothing may reuse it before. */
+	n->ctrl_stuck = true;
+	atomic_long_inc(&n->ctrl_errors);
+	netdev_err(n->dev, "control command %u.%u got no answer from the device: resetting the device\n", class, cmd);
+	schedule_delayed_work(&n->reset_work, 0);
+	return -ETIMEDOUT;
+}
+
+/* Sends the receive filter for the interface's current flags and addresses (RTNL held). */
+static void ovc_vnet_apply_rx_mode(struct ovc_vnet *n)
+{
+	struct net_device *dev = n->dev;
+	struct ovc_vnet_rxfilter f = {};
+	struct netdev_hw_addr *ha;
+	unsigned int n_uc, n_mc, i = 0, flags;
+	unsigned char *addrs;
+	int ret;
+
+	if (!n->cvq || n->resetting || !__virtio_test_bit(n->vdev, VIRTIO_NET_F_CTRL_RX))
+		return;
+	netif_addr_lock_bh(dev);
+	n_uc = netdev_uc_count(dev);
+	n_mc = netdev_mc_count(dev);
+	flags = (dev->flags & IFF_PROMISC ? OVC_VNET_RX_PROMISC : 0) | (dev->flags & IFF_ALLMULTI ? OVC_VNET_RX_ALLMULTI : 0);
+	addrs = kmalloc_array(n_uc + n_mc + 1, ETH_ALEN, GFP_ATOMIC);
+	if (addrs) {
+		netdev_for_each_uc_addr(ha, dev)
+			memcpy(addrs + ETH_ALEN * i++, ha->addr, ETH_ALEN);
+		netdev_for_each_mc_addr(ha, dev)
+			memcpy(addrs + ETH_ALEN * i++, ha->addr, ETH_ALEN);
+	}
+	netif_addr_unlock_bh(dev);
+	if (!addrs) {
+		/* Pass everything rather than drop frames someone asked for. */
+		n_uc = 0;
+		n_mc = 0;
+		flags = OVC_VNET_RX_PROMISC | OVC_VNET_RX_ALLMULTI;
+	}
+	mutex_lock(&n->ctrl_lock);
+	ret = n->ops->rx_filter(n->ctx, flags, addrs, n_uc, n_mc, n->ctrl->table, sizeof(n->ctrl->table), &f);
+	if (!ret) {
+		n->ctrl->onoff = !!f.promisc;
+		ret = ovc_vnet_ctrl_cmd(n, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &n->ctrl->onoff, 1);
+	}
+	if (!ret) {
+		n->ctrl->onoff = !!f.allmulti;
+		ret = ovc_vnet_ctrl_cmd(n, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_ALLMULTI, &n->ctrl->onoff, 1);
+	}
+	if (!ret)
+		ret = ovc_vnet_ctrl_cmd(n, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, n->ctrl->table, f.table_len);
+	mutex_unlock(&n->ctrl_lock);
+	kfree(addrs);
+	if (ret) {
+		atomic_long_inc(&n->ctrl_errors);
+		netdev_warn(n->dev, "receive filter not applied (%d): the device keeps its previous filter\n", ret);
+	} else {
+		netdev_dbg(n->dev, "receive filter: promisc %d allmulti %d, %u unicast and %u multicast addresses\n",
+			   f.promisc, f.allmulti, n_uc, n_mc);
+	}
+}
+
+static void ovc_vnet_rx_mode_work(struct work_struct *w)
+{
+	struct ovc_vnet *n = container_of(w, struct ovc_vnet, rx_mode_work);
+
+	rtnl_lock();
+	ovc_vnet_apply_rx_mode(n);
+	rtnl_unlock();
+}
+
+/* ndo_set_rx_mode: atomic (address list lock held); the commands are sent from rx_mode_work. */
+static void ovc_vnet_set_rx_mode(struct net_device *dev)
+{
+	struct ovc_vnet *n = netdev_priv(dev);
+
+	if (n->cvq && __virtio_test_bit(n->vdev, VIRTIO_NET_F_CTRL_RX))
+		schedule_work(&n->rx_mode_work);
+}
+
+/* Tells the device the interface's address (RTNL held). */
+static int ovc_vnet_send_mac(struct ovc_vnet *n, const u8 *mac)
+{
+	int ret;
+
+	mutex_lock(&n->ctrl_lock);
+	memcpy(n->ctrl->mac, mac, ETH_ALEN);
+	ret = ovc_vnet_ctrl_cmd(n, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, n->ctrl->mac, ETH_ALEN);
+	mutex_unlock(&n->ctrl_lock);
+	return ret;
+}
+
+/*
+ * ndo_set_mac_address. With CTRL_MAC_ADDR the device is told first (its filter passes the new address); with a
+ * receive filter but no way to change the device's address the change is refused (frames to the new address
+ * would be dropped); with neither, the device passes every frame and the change is the interface's alone.
+ */
+static int ovc_vnet_set_mac_address(struct net_device *dev, void *p)
+{
+	struct ovc_vnet *n = netdev_priv(dev);
+	struct sockaddr *sa = p;
+	int ret;
+
+	ret = eth_prepare_mac_addr_change(dev, p);
+	if (ret)
+		return ret;
+	if (__virtio_test_bit(n->vdev, VIRTIO_NET_F_CTRL_MAC_ADDR)) {
+		if (n->resetting)
+			return -EBUSY;
+		ret = ovc_vnet_send_mac(n, sa->sa_data);
+		if (ret) {
+			netdev_err(dev, "the device refused the new MAC address (%d); the address is unchanged\n", ret);
+			return ret;
+		}
+	} else if (__virtio_test_bit(n->vdev, VIRTIO_NET_F_CTRL_RX)) {
+		netdev_err(dev, "the device filters by MAC address but cannot be given a new one (no VIRTIO_NET_F_CTRL_MAC_ADDR); the address is unchanged\n");
+		return -EOPNOTSUPP;
+	}
+	eth_commit_mac_addr_change(dev, p);
+	return 0;
+}
+
+static void ovc_vnet_config_changed(struct ovc_vnet *n)
+{
+	schedule_work(&n->link_work);
+}
+
+/*
+ * The recovery work (transmit watchdog, blanket/reset). The device lock excludes unbinding; removal holds it while
+ * it cancels this work, so the work only tries it and comes back later.
+ */
+static void ovc_vnet_reset_work(struct work_struct *w)
+{
+	struct ovc_vnet *n = container_of(to_delayed_work(w), struct ovc_vnet, reset_work);
+	struct device *d = &n->vdev->dev;
+	int ret;
+
+	if (READ_ONCE(n->dying))
+		return;
+	if (!device_trylock(d)) {
+		schedule_delayed_work(&n->reset_work, HZ / 10);
+		return;
+	}
+	ret = virtio_device_reset_prepare(n->vdev);
+	if (!ret)
+		ret = virtio_device_reset_done(n->vdev);
+	device_unlock(d);
+	if (ret)
+		netdev_err(n->dev, "device reset failed (%d): the interface stays detached; unbind and bind the device again (Documentation/blanket.md)\n",
+			   ret);
+}
+
+static void ovc_vnet_del_vqs(struct ovc_vnet *n)
+{
+	n->vdev->config->del_vqs(n->vdev);
+	n->rvq = NULL;
+	n->svq = NULL;
+	n->cvq = NULL;
+}
+
+static void ovc_vnet_rx_cb(struct virtqueue *vq);
+static void ovc_vnet_tx_cb(struct virtqueue *vq);
+
+static int ovc_vnet_find_vqs(struct ovc_vnet *n)
+{
+	struct virtqueue_info info[3] = {
+		{ .name = "input", .callback = ovc_vnet_rx_cb },
+		{ .name = "output", .callback = ovc_vnet_tx_cb },
+		{ .name = "control" },	/* polled: no callback */
+	};
+	unsigned int nvqs = __virtio_test_bit(n->vdev, VIRTIO_NET_F_CTRL_VQ) ? 3 : 2;
+	struct virtqueue *vqs[3] = {};
+	int ret;
+
+	ret = virtio_find_vqs(n->vdev, nvqs, vqs, info, NULL);
+	if (ret)
+		return ret;
+	n->rvq = vqs[0];
+	n->svq = vqs[1];
+	n->cvq = vqs[2];
+	n->ctrl_stuck = false;
+	if (virtqueue_get_vring_size(n->svq) < n->tx_stop_free) {
+		/* The transmit queue would stop after its first frame and never wake. */
+		dev_err(&n->vdev->dev, "transmit ring of %u descriptors is smaller than one frame may need (%u); not binding\n",
+			virtqueue_get_vring_size(n->svq), n->tx_stop_free);
+		ovc_vnet_del_vqs(n);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static long ovc_vnet_drain(struct ovc_vnet *n, unsigned int *rx_left, unsigned int *tx_left);
+
+static int ovc_vnet_reset_prepare(struct ovc_vnet *n)
+{
+	unsigned int rl, tl;
+	long left;
+
+	rtnl_lock();
+	if (n->resetting) {
+		/* A reset that failed earlier: nothing is running, the device is reset again by the core. */
+		rtnl_unlock();
+		return 0;
+	}
+	n->resetting = true;
+	netif_tx_lock_bh(n->dev);
+	netif_device_detach(n->dev);
+	netif_tx_unlock_bh(n->dev);
+	if (n->up) {
+		napi_disable(&n->rx_napi);
+		napi_disable(&n->tx_napi);
+	}
+	rtnl_unlock();
+	cancel_delayed_work_sync(&n->refill);
+	/* No more interrupts, DMA or used buffers from here. */
+	virtio_reset_device(n->vdev);
+	left = ovc_vnet_drain(n, &rl, &tl);
+	ovc_vnet_del_vqs(n);
+	netdev_info(n->dev, "device reset: %u receive and %u transmit buffers taken back, %ld unaccounted\n", rl, tl,
+		    left);
+	return 0;
+}
+
+static int ovc_vnet_reset_done(struct ovc_vnet *n)
+{
+	int ret = ovc_vnet_find_vqs(n);
+
+	if (ret)
+		return ret;
+	/* The device may be notified only after DRIVER_OK (the core would set it after this callback). */
+	virtio_device_ready(n->vdev);
+	rtnl_lock();
+	if (n->up)
+		ovc_vnet_start(n);
+	else if (!ovc_vnet_refill(n, GFP_KERNEL))
+		ret = -ENOMEM;
+	if (ret) {
+		rtnl_unlock();
+		virtio_reset_device(n->vdev);
+		ovc_vnet_drain(n, &(unsigned int){ 0 }, &(unsigned int){ 0 });
+		ovc_vnet_del_vqs(n);
+		return ret;
+	}
+	n->resetting = false;
+	/* The device forgot the address and filter it was given: give them again. */
+	if (__virtio_test_bit(n->vdev, VIRTIO_NET_F_CTRL_MAC_ADDR) && ovc_vnet_send_mac(n, n->dev->dev_addr))
+		netdev_warn(n->dev, "after the reset the device refused the interface's MAC address\n");
+	ovc_vnet_apply_rx_mode(n);
+	netif_device_attach(n->dev);
+	rtnl_unlock();
+	atomic_long_inc(&n->resets);
+	schedule_work(&n->link_work);
+	netdev_info(n->dev, "device reset done: queues found again, receive ring refilled, interface attached\n");
 	return 0;
 }
 
@@ -907,6 +1338,9 @@ static const struct net_device_ops ovc_vnet_netdev_ops = {
 	.ndo_stop = ovc_vnet_stop,
 	.ndo_start_xmit = ovc_vnet_xmit,
 	.ndo_validate_addr = eth_validate_addr,
+	.ndo_tx_timeout = ovc_vnet_tx_timeout,
+	.ndo_set_rx_mode = ovc_vnet_set_rx_mode,
+	.ndo_set_mac_address = ovc_vnet_set_mac_address,
 };
 
 /* Takes back every buffer left in the rings (device reset first) and returns how many were still unaccounted. */
@@ -916,6 +1350,8 @@ static long ovc_vnet_drain(struct ovc_vnet *n, unsigned int *rx_left, unsigned i
 
 	*rx_left = 0;
 	*tx_left = 0;
+	if (!n->rvq)	/* a reset took the queues (and their buffers) already */
+		return (long)atomic_read(&n->rx_posted) + atomic_read(&n->tx_posted);
 	while ((skb = virtqueue_detach_unused_buf(n->rvq)) != NULL) {
 		atomic_dec(&n->rx_posted);
 		(*rx_left)++;
@@ -926,6 +1362,9 @@ static long ovc_vnet_drain(struct ovc_vnet *n, unsigned int *rx_left, unsigned i
 		(*tx_left)++;
 		dev_kfree_skb(skb);
 	}
+	/* An unanswered control command: its buffer is n->ctrl, ours, not freed here. */
+	while (n->cvq && virtqueue_detach_unused_buf(n->cvq))
+		;
 	return (long)atomic_read(&n->rx_posted) + atomic_read(&n->tx_posted);
 }
 
@@ -957,8 +1396,14 @@ static ssize_t net_queues_show(struct device *dev, struct device_attribute *attr
 static ssize_t net_ring_show(struct device *dev, struct device_attribute *attr, char *buf)
 {
 	struct ovc_vnet *n = ovc_vnet_sysfs(dev);
+	ssize_t ret;
 
-	return sysfs_emit(buf, "%u %u\n", virtqueue_get_vring_size(n->rvq), virtqueue_get_vring_size(n->svq));
+	/* RTNL: a reset replaces the queues under it. */
+	rtnl_lock();
+	ret = n->rvq ? sysfs_emit(buf, "%u %u\n", virtqueue_get_vring_size(n->rvq), virtqueue_get_vring_size(n->svq))
+		     : sysfs_emit(buf, "0 0\n");
+	rtnl_unlock();
+	return ret;
 }
 
 static ssize_t net_header_errors_show(struct device *dev, struct device_attribute *attr, char *buf)
@@ -968,6 +1413,35 @@ static ssize_t net_header_errors_show(struct device *dev, struct device_attribut
 	return sysfs_emit(buf, "%ld %ld\n", atomic_long_read(&n->rx_bad), atomic_long_read(&n->tx_bad));
 }
 
+static ssize_t net_resets_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	struct ovc_vnet *n = ovc_vnet_sysfs(dev);
+
+	return sysfs_emit(buf, "%ld %ld\n", atomic_long_read(&n->resets), atomic_long_read(&n->tx_timeouts));
+}
+
+static ssize_t net_control_errors_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	struct ovc_vnet *n = ovc_vnet_sysfs(dev);
+
+	return sysfs_emit(buf, "%ld\n", atomic_long_read(&n->ctrl_errors));
+}
+
+/* Operator control: "1" resets the provider's device as the transmit watchdog would (asynchronously). */
+static ssize_t net_reset_store(struct device *dev, struct device_attribute *attr, const char *buf, size_t len)
+{
+	struct ovc_vnet *n = ovc_vnet_sysfs(dev);
+	bool v;
+
+	if (kstrtobool(buf, &v) || !v) {
+		netdev_err(n->dev, "blanket/reset: write 1 to reset the device (got something else); nothing done\n");
+		return -EINVAL;
+	}
+	netdev_info(n->dev, "device reset requested through blanket/reset\n");
+	schedule_delayed_work(&n->reset_work, 0);
+	return len;
+}
+
 static struct device_attribute ovc_vnet_attrs_list[] = {
 	__ATTR(backend, 0444, net_backend_show, NULL),
 	__ATTR(provider, 0444, net_provider_show, NULL),
@@ -975,11 +1449,15 @@ static struct device_attribute ovc_vnet_attrs_list[] = {
 	__ATTR(queues, 0444, net_queues_show, NULL),
 	__ATTR(ring, 0444, net_ring_show, NULL),
 	__ATTR(header_errors, 0444, net_header_errors_show, NULL),
+	__ATTR(resets, 0444, net_resets_show, NULL),
+	__ATTR(reset, 0200, NULL, net_reset_store),
+	__ATTR(control_errors, 0444, net_control_errors_show, NULL),
 };
 
 static struct attribute *ovc_vnet_blanket_attrs[] = {
 	&ovc_vnet_attrs_list[0].attr, &ovc_vnet_attrs_list[1].attr, &ovc_vnet_attrs_list[2].attr,
-	&ovc_vnet_attrs_list[3].attr, &ovc_vnet_attrs_list[4].attr, &ovc_vnet_attrs_list[5].attr, NULL,
+	&ovc_vnet_attrs_list[3].attr, &ovc_vnet_attrs_list[4].attr, &ovc_vnet_attrs_list[5].attr,
+	&ovc_vnet_attrs_list[6].attr, &ovc_vnet_attrs_list[7].attr, &ovc_vnet_attrs_list[8].attr, NULL,
 };
 
 static const struct attribute_group ovc_vnet_blanket_group = {
@@ -991,18 +1469,13 @@ struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_
 			      const struct ovc_vnet_ops *ops, const void *ctx, int *err)
 {
 	struct ovc_virtio_priv *vp = vdev->priv;
-	struct virtqueue_info info[2] = {
-		{ .name = "input", .callback = ovc_vnet_rx_cb },
-		{ .name = "output", .callback = ovc_vnet_tx_cb },
-	};
-	struct virtqueue *vqs[2];
 	netdev_features_t f = 0;
 	unsigned int rl, tl;
 	struct net_device *dev;
 	struct ovc_vnet *n;
 	int ret;
 
-	if (!vp || vp->vnet || !ops || !ops->tx_hdr || !ops->rx_hdr || p->rx_buf_len < OVC_VNET_HDR_LEN + ETH_HLEN ||
+	if (!vp || vp->vnet || !ops || !ops->tx_hdr || !ops->rx_hdr || !ops->rx_filter || p->rx_buf_len < OVC_VNET_HDR_LEN + ETH_HLEN ||
 	    p->mtu < ETH_MIN_MTU || p->mtu > p->max_mtu) {
 		*err = -EINVAL;
 		return NULL;
@@ -1023,8 +1496,26 @@ struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_
 	atomic_set(&n->tx_posted, 0);
 	atomic_long_set(&n->rx_bad, 0);
 	atomic_long_set(&n->tx_bad, 0);
+	atomic_long_set(&n->resets, 0);
+	atomic_long_set(&n->tx_timeouts, 0);
+	atomic_long_set(&n->ctrl_errors, 0);
+	mutex_init(&n->ctrl_lock);
+	INIT_WORK(&n->rx_mode_work, ovc_vnet_rx_mode_work);
+	n->ctrl = kzalloc(sizeof(*n->ctrl), GFP_KERNEL);
+	if (!n->ctrl) {
+		free_netdev(dev);
+		*err = -ENOMEM;
+		return NULL;
+	}
 	INIT_DELAYED_WORK(&n->refill, ovc_vnet_refill_work);
+	INIT_WORK(&n->link_work, ovc_vnet_link_work);
+	INIT_DELAYED_WORK(&n->reset_work, ovc_vnet_reset_work);
 	dev->netdev_ops = &ovc_vnet_netdev_ops;
+	dev->watchdog_timeo = 5 * HZ;
+	dev->priv_flags |= IFF_LIVE_ADDR_CHANGE;
+	/* Secondary unicast addresses go to the device's filter table rather than turning promiscuous mode on. */
+	if (__virtio_test_bit(vdev, VIRTIO_NET_F_CTRL_RX))
+		dev->priv_flags |= IFF_UNICAST_FLT;
 	dev->pcpu_stat_type = NETDEV_PCPU_STAT_DSTATS;
 	/* The stack leaves room for the virtio header, so xmit pushes it without reallocating the skb's head. */
 	dev->needed_headroom = OVC_VNET_HDR_LEN;
@@ -1053,39 +1544,40 @@ struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_
 	netif_napi_add_tx(dev, &n->tx_napi, ovc_vnet_tx_poll);
 
 	vp->vnet = n;
-	ret = virtio_find_vqs(vdev, 2, vqs, info, NULL);
+	ret = ovc_vnet_find_vqs(n);
 	if (ret)
 		goto err_free;
-	n->rvq = vqs[0];
-	n->svq = vqs[1];
-	if (virtqueue_get_vring_size(n->svq) < n->tx_stop_free) {
-		/* The transmit queue would stop after its first frame and never wake. */
-		dev_err(&vdev->dev, "transmit ring of %u descriptors is smaller than one frame may need (%u); not binding\n",
-			virtqueue_get_vring_size(n->svq), n->tx_stop_free);
-		ret = -EINVAL;
-		vdev->config->del_vqs(vdev);
-		goto err_free;
-	}
 	/* The device may be notified only after DRIVER_OK; NAPI is still disabled, so the rings are ours. */
 	virtio_device_ready(vdev);
 	if (!ovc_vnet_refill(n, GFP_KERNEL) || !atomic_read(&n->rx_posted)) {
 		ret = -ENOMEM;
 		goto err_reset;
 	}
+	/* A random address (the device gave none) is the device's too, when it can be told. */
+	if (p->random_mac && __virtio_test_bit(vdev, VIRTIO_NET_F_CTRL_MAC_ADDR) && ovc_vnet_send_mac(n, dev->dev_addr))
+		dev_warn(&vdev->dev, "the device refused the interface's random MAC address\n");
+	/* Carrier off until link_work has read the device's status (on at once without VIRTIO_NET_F_STATUS). */
+	netif_carrier_off(dev);
 	ret = register_netdev(dev);
 	if (ret)
 		goto err_reset;
-	/* No VIRTIO_NET_F_STATUS: the link is up for as long as the device is bound. */
-	netif_carrier_on(dev);
+	schedule_work(&n->link_work);
+	flush_work(&n->link_work);
 	*err = 0;
 	return n;
 
 err_reset:
 	virtio_reset_device(vdev);
+	cancel_work_sync(&n->link_work);
 	ovc_vnet_drain(n, &rl, &tl);
-	vdev->config->del_vqs(vdev);
+	ovc_vnet_del_vqs(n);
 err_free:
 	vp->vnet = NULL;
+	/* A control command that went unanswered during probe scheduled a reset. */
+	WRITE_ONCE(n->dying, true);
+	cancel_delayed_work_sync(&n->reset_work);
+	cancel_work_sync(&n->link_work);
+	kfree(n->ctrl);
 	free_netdev(dev);
 	*err = ret;
 	return NULL;
@@ -1104,12 +1596,12 @@ const char *ovc_vnet_name(struct ovc_vnet *n)
 
 unsigned int ovc_vnet_rx_ring(struct ovc_vnet *n)
 {
-	return virtqueue_get_vring_size(n->rvq);
+	return n->rvq ? virtqueue_get_vring_size(n->rvq) : 0;
 }
 
 unsigned int ovc_vnet_tx_ring(struct ovc_vnet *n)
 {
-	return virtqueue_get_vring_size(n->svq);
+	return n->svq ? virtqueue_get_vring_size(n->svq) : 0;
 }
 
 long ovc_vnet_free(struct ovc_vnet *n, unsigned int *rx_left, unsigned int *tx_left)
@@ -1118,15 +1610,22 @@ long ovc_vnet_free(struct ovc_vnet *n, unsigned int *rx_left, unsigned int *tx_l
 	struct ovc_virtio_priv *vp = vdev->priv;
 	long leaked;
 
+	/* No reset from here on (removal holds the device lock, so a pending reset work gives up on it). */
+	WRITE_ONCE(n->dying, true);
+	cancel_delayed_work_sync(&n->reset_work);
 	/* Closes the interface (ndo_stop: NAPI off, transmit stopped) and waits for every user. */
 	unregister_netdev(n->dev);
 	cancel_delayed_work_sync(&n->refill);
+	cancel_work_sync(&n->link_work);
+	cancel_work_sync(&n->rx_mode_work);
 	/* No more interrupts, DMA or used buffers from here. */
 	virtio_reset_device(vdev);
 	leaked = ovc_vnet_drain(n, rx_left, tx_left);
 	if (vp)
 		vp->vnet = NULL;
-	vdev->config->del_vqs(vdev);
+	if (n->rvq)
+		ovc_vnet_del_vqs(n);
+	kfree(n->ctrl);
 	free_netdev(n->dev);
 	return leaked;
 }

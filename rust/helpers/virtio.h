@@ -181,9 +181,30 @@ struct ovc_vnet_rxmeta {
  * rx_hdr: parses the header hdr of a received buffer of len bytes (header included); 0 and *m, or a negative
  *         errno: the frame is dropped.
  */
+/* Interface flags for rx_filter. */
+#define OVC_VNET_RX_PROMISC 1
+#define OVC_VNET_RX_ALLMULTI 2
+
+/* The receive filter the device is asked for (control queue, VIRTIO_NET_F_CTRL_RX). */
+struct ovc_vnet_rxfilter {
+	int promisc;
+	int allmulti;
+	unsigned int table_len;	/* bytes of MAC_TABLE_SET data written to the table buffer */
+};
+
+/* Room for the MAC_TABLE_SET data (both tables of 64 entries: 2 * (4 + 64 * 6)). */
+#define OVC_VNET_TABLE_MAX 776
+
+/*
+ * rx_filter (process context, under the control queue's lock): the filter for interface flags OVC_VNET_RX_*, and
+ * the interface's addresses addrs (n_uc unicast then n_mc multicast, 6 bytes each); writes the MAC_TABLE_SET data
+ * to table (table_len bytes of room). 0 and *f, or a negative errno: the filter is left as it was.
+ */
 struct ovc_vnet_ops {
 	int (*tx_hdr)(const void *ctx, const struct ovc_vnet_txmeta *m, unsigned char *hdr);
 	int (*rx_hdr)(const void *ctx, const unsigned char *hdr, unsigned int len, struct ovc_vnet_rxmeta *m);
+	int (*rx_filter)(const void *ctx, unsigned int flags, const unsigned char *addrs, unsigned int n_uc,
+			 unsigned int n_mc, unsigned char *table, unsigned int table_len, struct ovc_vnet_rxfilter *f);
 };
 
 /* Offloads the interface advertises (ovc_vnet_params.offloads). */
@@ -208,8 +229,9 @@ struct ovc_vnet_params {
 unsigned int ovc_vnet_max_frags(void);
 
 /*
- * Finds vdev's receive and transmit virtqueues (0 and 1), fills the receive ring with DMA-mapped buffers, sets
- * DRIVER_OK and registers the interface (carrier on). NULL with *err on failure (nothing left behind).
+ * Finds vdev's receive and transmit virtqueues (0 and 1) and, with VIRTIO_NET_F_CTRL_VQ, the control queue (2),
+ * fills the receive ring with DMA-mapped buffers, sets DRIVER_OK and registers the interface (carrier from the
+ * device's status, or on). NULL with *err on failure (nothing left behind).
  */
 struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_params *p,
 			      const struct ovc_vnet_ops *ops, const void *ctx, int *err);

@@ -438,13 +438,36 @@ pub enum NetRxCsum {
     Partial(u16, u16),
 }
 
-/// Per-packet decisions of a [`VirtioNet`] interface. Called in softirq context; must not sleep.
+/// The receive filter a [`VirtioNet`] interface asks of its device (control queue, `VIRTIO_NET_F_CTRL_RX`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetRxFilter {
+    /// Every frame passes.
+    pub promisc: bool,
+    /// Every multicast frame passes.
+    pub allmulti: bool,
+    /// Bytes of `MAC_TABLE_SET` data written to the table buffer.
+    pub table_len: usize,
+}
+
+/// The decisions of a [`VirtioNet`] interface: per packet (`tx_hdr`, `rx_hdr`: softirq context, must not sleep)
+/// and for the receive filter (`rx_filter`: process context, under the control queue's lock, must not sleep).
 pub trait NetHeaders: Send + Sync + 'static {
     /// The header for frame `m`; an error drops the frame (counted as a transmit drop).
     fn tx_hdr(&self, m: &NetTxMeta) -> Result<[u8; NET_HDR_LEN]>;
     /// What the header `hdr` of a received buffer of `len` bytes (header included) says; an error drops the
     /// frame (counted as a receive drop).
     fn rx_hdr(&self, hdr: &[u8; NET_HDR_LEN], len: u32) -> Result<NetRxCsum>;
+    /// The filter for an interface in promiscuous/all-multicast mode or not, whose addresses are `addrs`
+    /// (`n_uc` unicast then `n_mc` multicast, 6 bytes each); the `MAC_TABLE_SET` data goes to `table`.
+    fn rx_filter(
+        &self,
+        promisc: bool,
+        allmulti: bool,
+        addrs: &[u8],
+        n_uc: usize,
+        n_mc: usize,
+        table: &mut [u8],
+    ) -> Result<NetRxFilter>;
 }
 
 /// How a [`VirtioNet`] interface is set up.
@@ -509,8 +532,53 @@ unsafe impl<H: NetHeaders> Send for VirtioNet<H> {}
 unsafe impl<H: NetHeaders> Sync for VirtioNet<H> {}
 
 impl<H: NetHeaders> VirtioNet<H> {
-    const OPS: bindings::ovc_vnet_ops =
-        bindings::ovc_vnet_ops { tx_hdr: Some(Self::tx_hdr_cb), rx_hdr: Some(Self::rx_hdr_cb) };
+    const OPS: bindings::ovc_vnet_ops = bindings::ovc_vnet_ops {
+        tx_hdr: Some(Self::tx_hdr_cb),
+        rx_hdr: Some(Self::rx_hdr_cb),
+        rx_filter: Some(Self::rx_filter_cb),
+    };
+
+    #[allow(clippy::too_many_arguments)]
+    unsafe extern "C" fn rx_filter_cb(
+        ctx: *const c_void,
+        flags: u32,
+        addrs: *const u8,
+        n_uc: u32,
+        n_mc: u32,
+        table: *mut u8,
+        table_len: u32,
+        f: *mut bindings::ovc_vnet_rxfilter,
+    ) -> i32 {
+        // SAFETY: as in `tx_hdr_cb`.
+        let Some(h) = (unsafe { ctx.cast::<H>().as_ref() }) else { return EINVAL.to_errno() };
+        let (n_uc, n_mc) = (n_uc as usize, n_mc as usize);
+        let Some(len) = n_uc.checked_add(n_mc).and_then(|n| n.checked_mul(6)) else { return EINVAL.to_errno() };
+        let addrs: &[u8] = if len == 0 || addrs.is_null() {
+            &[]
+        } else {
+            // SAFETY: the C caller passes `(n_uc + n_mc) * 6` readable bytes at `addrs`, valid for the call.
+            unsafe { core::slice::from_raw_parts(addrs, len) }
+        };
+        if table.is_null() {
+            return EINVAL.to_errno();
+        }
+        // SAFETY: the C caller passes `table_len` writable bytes at `table` (the control buffer, under its lock),
+        // not aliased by `addrs`.
+        let table = unsafe { core::slice::from_raw_parts_mut(table, table_len as usize) };
+        // SAFETY: `f` is a valid out-pointer for the call.
+        let Some(f) = (unsafe { f.as_mut() }) else { return EINVAL.to_errno() };
+        let promisc = flags & bindings::OVC_VNET_RX_PROMISC != 0;
+        let allmulti = flags & bindings::OVC_VNET_RX_ALLMULTI != 0;
+        match h.rx_filter(promisc, allmulti, addrs, n_uc, n_mc, table) {
+            Ok(r) => {
+                f.promisc = i32::from(r.promisc);
+                f.allmulti = i32::from(r.allmulti);
+                f.table_len = u32::try_from(r.table_len).unwrap_or(0);
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
 
     unsafe extern "C" fn tx_hdr_cb(ctx: *const c_void, m: *const bindings::ovc_vnet_txmeta, hdr: *mut u8) -> i32 {
         // SAFETY: `ctx` is the `H` kept alive by `_h` until the interface is gone (no callback runs after).

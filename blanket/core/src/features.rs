@@ -28,6 +28,10 @@ pub mod bit {
     pub const NET_STATUS: u32 = 16;
     /// net: control virtqueue.
     pub const NET_CTRL_VQ: u32 = 17;
+    /// net: receive modes (promiscuous, all-multicast) and the MAC filter table through the control queue.
+    pub const NET_CTRL_RX: u32 = 18;
+    /// net: the primary MAC address can be set through the control queue.
+    pub const NET_CTRL_MAC_ADDR: u32 = 23;
     /// net: multiqueue with automatic receive steering.
     pub const NET_MQ: u32 = 22;
     /// blk: maximum segment size is in config.
@@ -124,12 +128,17 @@ pub const fn supported(kind: DeviceKind) -> Features {
     match kind {
         // What blanket_net implements today: one queue pair, receive buffers of one whole frame (no mergeable
         // buffers, no receive segmentation), transmit checksum and TCP segmentation offload, receive checksum
-        // offload. STATUS, CTRL_VQ, MQ, MRG_RXBUF and GUEST_TSO* join when they are implemented.
+        // offload, link state from the device's status field, the control queue for the receive filter and the
+        // MAC address. MQ, MRG_RXBUF and GUEST_TSO* join when they are implemented.
         DeviceKind::Net => Features::of(&[
             NET_CSUM,
             NET_GUEST_CSUM,
             NET_MTU,
             NET_MAC,
+            NET_STATUS,
+            NET_CTRL_VQ,
+            NET_CTRL_RX,
+            NET_CTRL_MAC_ADDR,
             NET_HOST_TSO4,
             NET_HOST_TSO6,
             RING_INDIRECT_DESC,
@@ -179,16 +188,18 @@ pub const fn device_table(kind: DeviceKind) -> ([u32; 24], usize) {
 
 /// The features to accept from a device offering `offered`, or why it cannot be driven.
 ///
-/// Unknown offered bits are ignored (never accepted). Multiqueue for net also needs the control queue, so MQ
-/// without CTRL_VQ is dropped; TCP segmentation offload needs checksum offload (virtio 1.2 §5.1.3.1: the driver
+/// Unknown offered bits are ignored (never accepted). Multiqueue, the receive filter and the MAC command need the
+/// control queue (virtio 1.2 §5.1.3.1), so MQ, CTRL_RX and CTRL_MAC_ADDR without CTRL_VQ are dropped; TCP segmentation offload needs checksum offload (virtio 1.2 §5.1.3.1: the driver
 /// must not accept HOST_TSO4/6 without CSUM), so the TSO bits are dropped without CSUM.
 pub fn negotiate(kind: DeviceKind, offered: Features) -> Result<Features, NegotiationError> {
     if !offered.has(bit::VERSION_1) {
         return Err(NegotiationError::Legacy);
     }
     let mut acc = offered.and(supported(kind));
-    if kind == DeviceKind::Net && acc.has(bit::NET_MQ) && !acc.has(bit::NET_CTRL_VQ) {
-        acc.0 &= !(1u64 << bit::NET_MQ);
+    if kind == DeviceKind::Net && !acc.has(bit::NET_CTRL_VQ) {
+        acc.0 &= !((1u64 << bit::NET_MQ)
+            | (1u64 << bit::NET_CTRL_RX)
+            | (1u64 << bit::NET_CTRL_MAC_ADDR));
     }
     if kind == DeviceKind::Net && !acc.has(bit::NET_CSUM) {
         acc.0 &= !((1u64 << bit::NET_HOST_TSO4) | (1u64 << bit::NET_HOST_TSO6));
@@ -245,9 +256,31 @@ mod tests {
                 bit::VERSION_1,
                 bit::NET_CSUM,
                 bit::NET_HOST_TSO4,
-                bit::NET_MAC
+                bit::NET_MAC,
+                bit::NET_STATUS,
+                bit::NET_CTRL_VQ
             ])
         );
+    }
+
+    #[test]
+    fn net_control_commands_need_the_control_queue() {
+        let cmds = [
+            bit::VERSION_1,
+            bit::NET_CTRL_RX,
+            bit::NET_CTRL_MAC_ADDR,
+            bit::NET_MQ,
+        ];
+        let acc = negotiate(DeviceKind::Net, Features::of(&cmds)).unwrap();
+        assert_eq!(acc, Features::of(&[bit::VERSION_1]));
+        let with_vq = [
+            bit::VERSION_1,
+            bit::NET_CTRL_VQ,
+            bit::NET_CTRL_RX,
+            bit::NET_CTRL_MAC_ADDR,
+        ];
+        let acc = negotiate(DeviceKind::Net, Features::of(&with_vq)).unwrap();
+        assert_eq!(acc, Features::of(&with_vq));
     }
 
     #[test]

@@ -5,5 +5,6 @@
 #![forbid(unsafe_code)]
 
 pub mod blkreq;
+pub mod ctrl;
 pub mod features;
 pub mod nethdr;

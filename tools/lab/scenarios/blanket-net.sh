@@ -6,7 +6,10 @@
 #   pair:   host 0 switches to blanket_net, host 1 keeps the C driver: ping (full-size frames too), iperf3 TCP both
 #           ways and UDP 1400 B, checked against bnet0's counters;
 #   nested: as vm, in Xen's Dom0 (addresses through swiotlb-xen).
-# Then: down/up, unbind/rebind idle, unbind and rmmod under traffic (each removal must log "0 outstanding": every
+# Then: down/up; the provider's link going down and up (QEMU's set_link, asked of the lab runner with an
+# OVERCAST-LINK line: the carrier follows through VIRTIO_NET_F_STATUS); device resets, by the operator
+# (blanket/reset) and by the transmit watchdog on a device that stalls (fault_tx_stall withholds the driver's
+# notifications); unbind/rebind idle, unbind and rmmod under traffic (each removal must log "0 outstanding": every
 # buffer taken back and unmapped), and the device handed back to virtio_net, which must work again.
 . /overcast/tests/lib.sh
 M=/overcast/modules
@@ -34,6 +37,22 @@ if [ "$topo" = pair ] && [ "$me" = 1 ]; then
   # One server per test that may be cut off mid-stream (a server stays busy until its broken test times out).
   for p in 5201 5202 5203; do iperf3 -s -D -p $p --logfile /tmp/iperf3-server-$p.log; done
   barrier up 600
+  # Host 0's receive filter (control queue): frames to a MAC address it does not have, sent while its interface
+  # is not promiscuous and again while it is; then a ping to the all-hosts multicast group, which host 0 answers
+  # only if its device's multicast table passes 01:00:5e:00:00:01.
+  $IP neigh replace 10.99.0.77 lladdr 02:00:00:00:00:77 dev eth0 nud permanent
+  barrier filter-ready 600
+  tx=$(cat /sys/class/net/eth0/statistics/tx_packets)
+  ping -c 5 -W 1 10.99.0.77 >/tmp/fp.out 2>&1; tail -2 /tmp/fp.out
+  echo "frames sent to 02:00:00:00:00:77: $(( $(cat /sys/class/net/eth0/statistics/tx_packets) - tx )) (counting any others)"
+  barrier foreign-sent-1 300
+  barrier promisc-on 300
+  ping -c 5 -W 1 10.99.0.77 >/tmp/fp.out 2>&1; tail -2 /tmp/fp.out
+  barrier foreign-sent-2 300
+  barrier multicast 300
+  check multicast-answered-through-filter sh -c "ping -c 3 -W 3 -I eth0 224.0.0.1 2>&1 | tee /tmp/mc.out | grep -q 'from 10.99.0.1'"
+  cat /tmp/mc.out
+  barrier multicast-done 300
   barrier done 1500
   check peer-still-c-driver test -e /sys/class/net/eth0
   check_no_oops
@@ -79,7 +98,8 @@ head -n 20 $S/* 2>/dev/null
 check sysfs-blanket sh -c "grep -qx virtio-net $S/backend && grep -qx $V $S/provider && grep -qx 1 $S/queues && grep -qx '0 0' $S/header_errors && [ \$(( \$(cat $S/features) >> 32 & 1 )) = 1 ] && grep -Eq '^[1-9][0-9]* [1-9][0-9]*$' $S/ring"
 check interface-is-virtio-child test "$(basename "$(readlink /sys/class/net/bnet0/device)")" = "$V"
 check bnet0-up up bnet0
-check carrier-up until_ok 10 test "$(cat /sys/class/net/bnet0/carrier)" = 1
+carrier_is() { test "$(cat /sys/class/net/bnet0/carrier 2>/dev/null)" = "$1"; }
+check carrier-up until_ok 10 carrier_is 1
 ethtool -k bnet0 2>/dev/null | grep -E '^(tx-checksumming|rx-checksumming|scatter-gather|tcp-segmentation-offload):'
 barrier up 600
 check ping-peer until_ok 60 ping -c 1 -W 2 $PEER
@@ -99,7 +119,36 @@ if [ "$topo" = pair ]; then
   tail -4 /tmp/i3.log
   # The counters saw the traffic: more than 4 MB each way (TCG moves tens of MB in 5 s).
   check stats-count-iperf3 sh -c "[ \$(( $(stat_of bnet0 rx_bytes) - $rx0 )) -gt 4000000 ] && [ \$(( $(stat_of bnet0 tx_bytes) - $tx0 )) -gt 4000000 ]"
-else
+
+  # --- the receive filter (VIRTIO_NET_F_CTRL_RX): the provider's device drops what the interface does not want --------
+  # tcpdump -p does not make the interface promiscuous; it sees whatever the device delivered.
+  # tcpdump's own count, on its exit: "N packets captured".
+  foreign() { sed -n 's/^\([0-9][0-9]*\) packets\{0,1\} captured$/\1/p' "$1"; }
+  tcpdump -Z root -p -n -i bnet0 -w /tmp/f1.pcap ether dst 02:00:00:00:00:77 2>/tmp/f1.err &
+  DUMP=$!
+  sleep 2
+  barrier filter-ready 600
+  barrier foreign-sent-1 300
+  sleep 1; kill $DUMP; wait $DUMP 2>/dev/null
+  check filter-drops-foreign-unicast test "$(foreign /tmp/f1.err)" = 0
+  check promisc-on $IP link set bnet0 promisc on
+  tcpdump -Z root -p -n -i bnet0 -w /tmp/f2.pcap ether dst 02:00:00:00:00:77 2>/tmp/f2.err &
+  DUMP=$!
+  sleep 2
+  barrier promisc-on 300
+  barrier foreign-sent-2 300
+  sleep 1; kill $DUMP; wait $DUMP 2>/dev/null
+  echo "frames to 02:00:00:00:00:77: $(foreign /tmp/f1.err) not promiscuous, $(foreign /tmp/f2.err) promiscuous"
+  check promisc-passes-foreign-unicast test "$(foreign /tmp/f2.err)" -ge 3
+  check promisc-off $IP link set bnet0 promisc off
+  echo 0 > /proc/sys/net/ipv4/icmp_echo_ignore_broadcasts
+  sleep 2
+  barrier multicast 300
+  barrier multicast-done 300
+  check control-no-errors grep -qx 0 $S/control_errors
+fi
+
+if [ "$topo" != pair ]; then
   # No host to stream to behind restricted user-net: a burst of full-size echo requests, and a UDP stream out
   # (dropped by QEMU beyond the NIC) that fills the transmit ring.
   check ping-burst sh -c "ping -A -c 50 -W 5 -s 1400 $PEER | tee /tmp/pb.out | tail -2; grep -Eq ' (4[5-9]|50) packets received' /tmp/pb.out"
@@ -108,6 +157,15 @@ else
   check udp-stream-out sh -c "[ \$(( $(stat_of bnet0 tx_packets) - $tx0 )) -gt 1000 ]"
   check ping-after-stream ping -c 3 -W 5 $PEER
 fi
+
+# --- the interface's MAC address, given to the device (VIRTIO_NET_F_CTRL_MAC_ADDR) -------------------------------------
+# With the filter on, frames to the new address reach bnet0 only if the device was told it.
+check ctrl-mac-negotiated sh -c "[ \$(( \$(cat $S/features) >> 23 & 1 )) = 1 ]"
+check mac-change $IP link set bnet0 address 52:54:00:99:0a:0$((me + 1))
+check ping-with-new-mac until_ok 30 ping -c 1 -W 2 $PEER
+check mac-restore $IP link set bnet0 address "$MAC"
+check ping-with-mac-restored until_ok 30 ping -c 1 -W 2 $PEER
+
 # rx_dropped also counts frames the stack had no handler for (the C driver's eth0 shows those too, printed at the
 # start); the driver's own drops are the header errors in its removal line, checked at each unbind below.
 echo "bnet0 rx_dropped $(stat_of bnet0 rx_dropped) tx_dropped $(stat_of bnet0 tx_dropped) (eth0 under virtio_net before: $CDROPS)"
@@ -116,6 +174,46 @@ echo "bnet0 rx_dropped $(stat_of bnet0 rx_dropped) tx_dropped $(stat_of bnet0 tx
 check link-down $IP link set bnet0 down
 check link-up-again $IP link set bnet0 up
 check ping-after-down-up until_ok 30 ping -c 1 -W 2 $PEER
+
+# --- the provider's link state (VIRTIO_NET_F_STATUS): the runner sets QEMU's link of NIC n0 ----------------------------
+check status-negotiated sh -c "[ \$(( \$(cat $S/features) >> 16 & 1 )) = 1 ]"
+echo "OVERCAST-LINK n0 off"
+check carrier-follows-link-down until_ok 20 carrier_is 0
+check link-down-logged sh -c "dmesg | grep -q 'bnet0: link down (the provider'"
+$IP link show bnet0 | head -1
+check no-ping-while-link-down sh -c "! ping -c 1 -W 2 $PEER"
+echo "OVERCAST-LINK n0 on"
+check carrier-follows-link-up until_ok 20 carrier_is 1
+check ping-after-link-up until_ok 30 ping -c 1 -W 2 $PEER
+
+# --- device reset: the operator's, then the transmit watchdog's on a device that stalls -------------------------------
+# blanket/resets: "RESETS TX_TIMEOUTS". Each reset logs what it took back; nothing may be left unaccounted.
+resets() { cut -d' ' -f"$1" $S/resets; }
+at_least() { [ "$(resets "$1")" -ge "$2" ]; }
+r0=$(resets 1) t0=$(resets 2)
+check reset-refuses-0 sh -c "! echo 0 > $S/reset"
+check reset-refuses-garbage sh -c "! echo bogus > $S/reset"
+check reset-garbage-no-reset test "$(resets 1)" = "$r0"
+check reset-by-operator sh -c "echo 1 > $S/reset"
+check reset-counted until_ok 20 at_least 1 $((r0 + 1))
+check reset-took-all-back sh -c "dmesg | grep 'bnet0: device reset:' | tail -1 | grep -q ' 0 unaccounted'"
+check carrier-after-reset until_ok 10 carrier_is 1
+check ping-after-reset until_ok 30 ping -c 1 -W 2 $PEER
+F=/sys/module/blanket/parameters/fault_tx_stall
+echo 4194304 > /proc/sys/net/core/wmem_max
+check stall-injected sh -c "echo 1 > $F"
+r1=$(resets 1)
+# Enough frames to fill the transmit ring: the queue stops, and the watchdog fires after 5 s.
+socat -u /dev/zero UDP-SENDTO:$PEER:9,sndbuf=4194304 2>/dev/null &
+LOAD=$!
+check watchdog-fires until_ok 40 at_least 2 $((t0 + 1))
+echo 0 > $F
+kill $LOAD 2>/dev/null; wait $LOAD 2>/dev/null
+check watchdog-logged sh -c "dmesg | grep -q 'bnet0: transmit queue 0 stalled'"
+check watchdog-reset until_ok 20 at_least 1 $((r1 + 1))
+check ping-after-stall until_ok 40 ping -c 1 -W 2 $PEER
+check stall-reset-took-all-back sh -c "dmesg | grep 'bnet0: device reset:' | tail -1 | grep -q ' 0 unaccounted'"
+cat $S/resets
 
 # --- unbind / rebind while idle ---------------------------------------------------------------------------------------
 removed_clean() { dmesg | grep "blanket_net: $V: bnet0 removed" | tail -1 | grep -q '0 outstanding; header errors rx 0 tx 0'; }
