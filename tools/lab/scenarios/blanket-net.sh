@@ -5,7 +5,9 @@
 #   vm:     the QEMU user-net gateway 10.0.2.2 (ping; a UDP stream out for the transmit path);
 #   pair:   host 0 switches to blanket_net, host 1 keeps the C driver: ping (full-size frames too), iperf3 TCP both
 #           ways and UDP 1400 B, checked against bnet0's counters;
-#   nested: as vm, in Xen's Dom0 (addresses through swiotlb-xen).
+#   nested: as vm, in Xen's Dom0 (addresses through swiotlb-xen);
+#   vm/nested with overcast-lab --tap: the NIC on a TAP, whose other end (10.0.2.2) runs iperf3 servers: the
+#           offloads QEMU then offers must be on, and iperf3 TCP both ways and UDP run through them.
 # Then: down/up; the provider's link going down and up (QEMU's set_link, asked of the lab runner with an
 # OVERCAST-LINK line: the carrier follows through VIRTIO_NET_F_STATUS); device resets, by the operator
 # (blanket/reset) and by the transmit watchdog on a device that stalls (fault_tx_stall withholds the driver's
@@ -20,6 +22,9 @@ me=${OVERCAST_HOST:-0}
 topo=${OVERCAST_TOPOLOGY:-vm}
 ADDR=${OVERCAST_IP:-10.0.2.15/24}
 if [ "$topo" = pair ]; then PEER=10.99.0.$((2 - me)); else PEER=10.0.2.2; fi
+# overcast-lab --tap: the NIC is on a TAP (QEMU then offers checksum/segmentation offloads, and several queue
+# pairs with --tap N); 10.0.2.2 is the lab's namespace, with iperf3 servers on 5201-5203.
+TAP=0; grep -q 'overcast.net=tap' /proc/cmdline && TAP=1
 
 # --- pair: a barrier over the link (UDP 5998) that survives the address moving from eth0 to bnet0 --------------------
 barrier() { [ "$topo" = pair ] || return 0; udp_barrier "$@"; }
@@ -109,7 +114,14 @@ check ping-full-mtu ping -c 5 -W 5 -s 1472 $PEER
 check stats-rx-tx sh -c "[ $(stat_of bnet0 rx_packets) -gt 10 ] && [ $(stat_of bnet0 tx_packets) -gt 10 ]"
 $IP -s link show bnet0
 
-if [ "$topo" = pair ]; then
+if [ $TAP = 1 ]; then
+  # A TAP back end takes virtio-net headers, so QEMU offers CSUM, GUEST_CSUM and HOST_TSO4/6: all must be on.
+  ethtool -k bnet0 > /tmp/offloads.txt 2>&1
+  for o in tx-checksumming rx-checksumming scatter-gather tcp-segmentation-offload; do
+    check offload-$o grep -q "^$o: on" /tmp/offloads.txt
+  done
+fi
+if [ "$topo" = pair ] || [ $TAP = 1 ]; then
   rx0=$(stat_of bnet0 rx_bytes) tx0=$(stat_of bnet0 tx_bytes)
   check iperf3-tcp-send iperf3 -c $PEER -t 5 --logfile /tmp/i1.log
   tail -4 /tmp/i1.log
@@ -119,6 +131,9 @@ if [ "$topo" = pair ]; then
   tail -4 /tmp/i3.log
   # The counters saw the traffic: more than 4 MB each way (TCG moves tens of MB in 5 s).
   check stats-count-iperf3 sh -c "[ \$(( $(stat_of bnet0 rx_bytes) - $rx0 )) -gt 4000000 ] && [ \$(( $(stat_of bnet0 tx_bytes) - $tx0 )) -gt 4000000 ]"
+  check no-header-errors grep -qx '0 0' $S/header_errors
+fi
+if [ "$topo" = pair ]; then
 
   # --- the receive filter (VIRTIO_NET_F_CTRL_RX): the provider's device drops what the interface does not want --------
   # tcpdump -p does not make the interface promiscuous; it sees whatever the device delivered.
@@ -228,7 +243,7 @@ check ping-after-rebind until_ok 60 ping -c 1 -W 2 $PEER
 
 # --- unbind under traffic: the unbind returns, the traffic stops, no buffer is left ------------------------------------
 dmesg -C
-if [ "$topo" = pair ]; then
+if [ "$topo" = pair ] || [ $TAP = 1 ]; then
   iperf3 -c $PEER -p 5202 -t 60 --logfile /tmp/i4.log >/dev/null 2>&1 &
   LOAD=$! LOAD2=
 else
@@ -248,7 +263,7 @@ check rebind-2 sh -c "echo $V > $B/bind && test -e /sys/class/net/bnet0"
 check rebind-2-up up bnet0
 check ping-before-rmmod until_ok 60 ping -c 1 -W 2 $PEER
 dmesg -C
-if [ "$topo" = pair ]; then
+if [ "$topo" = pair ] || [ $TAP = 1 ]; then
   iperf3 -c $PEER -p 5203 -t 60 -R --logfile /tmp/i5.log >/dev/null 2>&1 &
 else
   ping -A -s 1400 $PEER >/dev/null 2>&1 &

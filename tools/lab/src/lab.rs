@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub cache: PathBuf,
     /// Do not count KTAP printed before OVERCAST-BEGIN (the kernel's built-in suites).
     pub skip_boot_ktap: bool,
+    /// vm/nested: the NIC on a TAP with this many queue pairs in a private namespace (`tapnet`); 0: user-mode.
+    pub tap_queues: u32,
 }
 
 /// The default Xen image: $OVERCAST_CACHE/xen/xen.elf (what scripts/setup installs).
@@ -85,8 +87,9 @@ pub fn host_specs(o: &RunOptions, initrd: &Path, ports: &[u16]) -> Vec<HostSpec>
             let memory = o.memory.unwrap_or(if kind == HostKind::Nested { 2048 } else { 1024 });
             let smp = o.smp.unwrap_or(if n > 1 { 1 } else { 2 });
             // Link A is 10.99.0.0/24 (host 0 .1, host 1 .2), link B 10.99.1.0/24 (host 1 .2, host 2 .3).
+            let single = if o.tap_queues > 0 { Net::Tap { queues: o.tap_queues } } else { Net::User };
             let (net, ip, gw, net2) = match (n, i) {
-                (1, _) => (Net::User, "10.0.2.15/24".to_string(), Some("10.0.2.2"), None),
+                (1, _) => (single, "10.0.2.15/24".to_string(), Some("10.0.2.2"), None),
                 (_, 0) => (link(0, 1), "10.99.0.1/24".to_string(), None, None),
                 (2, _) => (link(1, 0), "10.99.0.2/24".to_string(), None, None),
                 (_, 1) => (link(1, 0), "10.99.0.2/24".to_string(), None, Some((link(2, 3), "10.99.1.2/24"))),
@@ -103,6 +106,9 @@ pub fn host_specs(o: &RunOptions, initrd: &Path, ports: &[u16]) -> Vec<HostSpec>
             }
             if let Some((_, ip2)) = &net2 {
                 kernel_args.push(format!("overcast.ip2={ip2}"));
+            }
+            if matches!(net, Net::Tap { .. }) {
+                kernel_args.push("overcast.net=tap".to_string());
             }
             kernel_args.extend(o.append.iter().cloned());
             HostSpec {
@@ -244,6 +250,11 @@ pub fn run(o: &RunOptions) -> Result<Report> {
         f.write_all(&overlay)?;
     }
     let ports = free_udp_ports(ports_needed(o.topology))?;
+    let tap = match (o.tap_queues, o.topology) {
+        (0, _) => None,
+        (q, Topology::Vm | Topology::Nested) => Some(crate::tapnet::TapNet::new(q)?),
+        _ => bail!("--tap is for the single-host topologies (vm, nested)"),
+    };
     let specs = host_specs(o, &initrd, &ports);
     let n = specs.len();
     let runs: Vec<HostRun> = specs
@@ -258,6 +269,7 @@ pub fn run(o: &RunOptions) -> Result<Report> {
             live_prefix: (!o.quiet).then(|| if n > 1 { format!("[h{i}] ") } else { String::new() }),
             kvm_hang: Duration::from_secs(o.kvm_hang_secs),
             poweroff_grace: Duration::from_secs(10),
+            netns: tap.as_ref().map(|t| t.namespace().to_string()),
         })
         .collect();
     let results: Vec<Result<HostResult>> = std::thread::scope(|s| {
@@ -369,7 +381,23 @@ mod tests {
             quiet: true,
             cache: "/tmp".into(),
             skip_boot_ktap: false,
+            tap_queues: 0,
         }
+    }
+
+    #[test]
+    fn tap_replaces_user_net_on_a_single_host() {
+        let o = RunOptions { tap_queues: 2, ..opts(Topology::Vm) };
+        let s = host_specs(&o, Path::new("/i"), &[]);
+        assert_eq!(s[0].net, Net::Tap { queues: 2 });
+        assert!(s[0].kernel_args.contains(&"overcast.net=tap".to_string()));
+        assert!(s[0].kernel_args.contains(&"overcast.gw=10.0.2.2".to_string()));
+        let a = crate::qemu::build_args(&s[0]).unwrap();
+        assert!(a.contains(&"tap,id=n0,ifname=ovctap0,script=no,downscript=no,vhost=off,queues=2".to_string()));
+        assert!(a.contains(&"virtio-net-pci,netdev=n0,mac=52:54:00:99:00:01,mq=on,vectors=6".to_string()));
+        let plain = host_specs(&opts(Topology::Vm), Path::new("/i"), &[]);
+        assert_eq!(plain[0].net, Net::User);
+        assert!(!plain[0].kernel_args.iter().any(|a| a.starts_with("overcast.net")));
     }
 
     #[test]

@@ -7,3 +7,4 @@ pub mod lab;
 pub mod qemu;
 pub mod rootfs;
 pub mod runner;
+pub mod tapnet;

@@ -106,6 +106,11 @@ struct RunArgs {
     /// series of runs counts them once.
     #[arg(long)]
     skip_boot_ktap: bool,
+    /// vm and nested: put the NIC on a TAP with QUEUES queue pairs in a network namespace of the run's own
+    /// (10.0.2.2/24 and iperf3 servers on 5201-5203 at the other end) instead of user-mode networking: QEMU then
+    /// offers the offloads and, with QUEUES > 1, multi-queue. Needs root and /dev/net/tun.
+    #[arg(long, value_name = "QUEUES", default_value_t = 0)]
+    tap: u32,
 }
 
 fn words(v: &[String]) -> Vec<String> {
@@ -163,6 +168,7 @@ fn real_main() -> Result<bool> {
                 quiet,
                 cache,
                 skip_boot_ktap,
+                tap,
             } = *a;
             let o = RunOptions {
                 topology,
@@ -186,6 +192,7 @@ fn real_main() -> Result<bool> {
                 quiet,
                 cache: cache.unwrap_or_else(rootfs::cache_dir),
                 skip_boot_ktap,
+                tap_queues: tap,
             };
             Ok(lab::run(&o)?.passed)
         }

@@ -49,6 +49,8 @@ pub enum Net {
     User,
     /// A point-to-point link: UDP datagrams between two QEMUs on 127.0.0.1.
     Dgram { local_port: u16, remote_port: u16 },
+    /// The TAP of the lab's network namespace (`--tap`, see `tapnet`), with this many queue pairs.
+    Tap { queues: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +173,16 @@ fn push_nic(a: &mut Vec<String>, id: &str, net: &Net, mac: &str) {
             "-device",
             &format!("virtio-net-pci,netdev={id},mac={mac}"),
         ]),
+        Net::Tap { queues } => {
+            // vhost off: the device model stays QEMU's own, as in the other set-ups (and needs no /dev/vhost-net).
+            let mq = if *queues > 1 { format!(",mq=on,vectors={}", 2 * queues + 2) } else { String::new() };
+            push(&[
+                "-netdev",
+                &format!("tap,id={id},ifname={},script=no,downscript=no,vhost=off,queues={queues}", crate::tapnet::TAP),
+                "-device",
+                &format!("virtio-net-pci,netdev={id},mac={mac}{mq}"),
+            ])
+        }
     }
 }
 

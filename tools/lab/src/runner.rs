@@ -29,6 +29,8 @@ pub struct HostRun {
     pub kvm_hang: Duration,
     /// After OVERCAST-END, how long QEMU may take to power off before it is killed.
     pub poweroff_grace: Duration,
+    /// Run QEMU in this network namespace (`--tap`).
+    pub netns: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -158,8 +160,19 @@ fn attempt(run: &HostRun, spec: &HostSpec, log: &mut File) -> Result<Attempt> {
     let _ = std::fs::remove_file(&monitor);
     let _remove_monitor = RemoveOnDrop(monitor.clone());
     argv.extend(["-monitor".to_string(), format!("unix:{},server=on,wait=off", monitor.display())]);
-    writeln!(log, "### {QEMU} {}", argv.join(" "))?;
-    let mut child = Command::new(QEMU)
+    let mut cmd = match &run.netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, QEMU]);
+            writeln!(log, "### ip netns exec {ns} {QEMU} {}", argv.join(" "))?;
+            c
+        }
+        None => {
+            writeln!(log, "### {QEMU} {}", argv.join(" "))?;
+            Command::new(QEMU)
+        }
+    };
+    let mut child = cmd
         .args(&argv)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
