@@ -89,7 +89,7 @@ mod tests {
     use super::core_logic::ctrl::{ack, rx_filter, CtrlError, RxFilter, TABLE_BYTES_MAX, TABLE_ENTRIES_MAX};
     use super::core_logic::features::{bit, negotiate, supported, DeviceKind, Features, NegotiationError};
     use super::core_logic::nethdr::{
-        rx_header, tx_descs_needed, tx_header, NetCaps, Offloads, RxCsum, RxError, TxError, TxGso, TxMeta, HDR_LEN,
+        queue_pairs, rx_header, tx_descs_needed, tx_header, NetCaps, Offloads, RxCsum, RxError, TxError, TxGso, TxMeta, HDR_LEN,
     };
 
     #[test]
@@ -192,12 +192,21 @@ mod tests {
             bit::NET_MAC,
             bit::NET_STATUS,
         ]);
-        let want = Features::of(&[bit::VERSION_1, bit::NET_MAC, bit::NET_STATUS, bit::NET_CTRL_VQ, bit::NET_CTRL_RX]);
+        let want = Features::of(&[
+            bit::VERSION_1,
+            bit::NET_MAC,
+            bit::NET_STATUS,
+            bit::NET_CTRL_VQ,
+            bit::NET_CTRL_RX,
+            bit::NET_MQ,
+        ]);
         assert_eq!(negotiate(DeviceKind::Net, off), Ok(want));
         let tso_only = Features::of(&[bit::VERSION_1, bit::NET_HOST_TSO4]);
         assert_eq!(negotiate(DeviceKind::Net, tso_only).map(|f| f.has(bit::NET_HOST_TSO4)), Ok(false));
         let (t, n) = super::net::feature_table();
-        assert_eq!(t.get(..n).map(|t| t.contains(&bit::NET_MQ)), Some(false));
+        assert_eq!(t.get(..n).map(|t| t.contains(&bit::NET_MRG_RXBUF)), Some(false));
+        assert_eq!(queue_pairs(Some(4), 2), 2);
+        assert_eq!(queue_pairs(None, 2), 1);
     }
 
     #[test]

@@ -112,8 +112,10 @@ impl Driver for NetDriver {
 
     fn probe(&self, dev: &Device) -> Result<KBox<NetDev>> {
         let caps = NetCaps::of(Features(dev.features()));
-        let (mac, dev_mtu) = dev.net_config();
-        let mtu = nethdr::choose_mtu(dev_mtu);
+        let cfg = dev.net_config();
+        let mac = cfg.mac;
+        let mtu = nethdr::choose_mtu(cfg.mtu);
+        let pairs = nethdr::queue_pairs(cfg.max_pairs, cfg.cpus);
         // The operator may lower the MTU but not raise it: receive buffers are sized for it (no jumbo frames yet).
         let max_mtu = mtu;
         let off = Offloads::of(&caps);
@@ -124,6 +126,7 @@ impl Driver for NetDriver {
             rx_buf_len: nethdr::rx_buf_len(max_mtu),
             tx_stop_free: nethdr::tx_descs_needed(virtio::net_max_frags()),
             offloads: offload_bits(&off),
+            pairs: u32::from(pairs),
         };
         let headers = Arc::new(Headers { caps }, GFP_KERNEL)?;
         let net = VirtioNet::new(dev, c"bnet%d", &params, headers).inspect_err(|e| {
@@ -136,7 +139,7 @@ impl Driver for NetDriver {
         let m = mac.unwrap_or([0; 6]);
         let (rx, tx) = net.rings();
         pr_info!(
-            "blanket_net: {}: {}: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}{}, mtu {}, rings rx {} tx {}, tx csum {}, tso4 {}, tso6 {}, rx csum {}, indirect {}, link status {}, control queue {} (rx filter {}, mac {})\n",
+            "blanket_net: {}: {}: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}{}, mtu {}, rings rx {} tx {}, tx csum {}, tso4 {}, tso6 {}, rx csum {}, indirect {}, link status {}, control queue {} (rx filter {}, mac {}), queue pairs {} of {}\n",
             dev.name(),
             net.name(),
             m[0],
@@ -157,7 +160,9 @@ impl Driver for NetDriver {
             dev.has_feature(features::bit::NET_STATUS),
             dev.has_feature(features::bit::NET_CTRL_VQ),
             dev.has_feature(features::bit::NET_CTRL_RX),
-            dev.has_feature(features::bit::NET_CTRL_MAC_ADDR)
+            dev.has_feature(features::bit::NET_CTRL_MAC_ADDR),
+            net.queue_pairs(),
+            cfg.max_pairs.unwrap_or(1)
         );
         Ok(KBox::new(NetDev { net }, GFP_KERNEL)?)
     }

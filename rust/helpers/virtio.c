@@ -649,16 +649,32 @@ struct ovc_vnet_ctrl {
 	u8 table[OVC_VNET_TABLE_MAX];
 };
 
+struct ovc_vnet;
+
+/* One queue pair: receive virtqueue 2k, transmit virtqueue 2k+1, each with its NAPI context. */
+struct ovc_vnet_q {
+	struct ovc_vnet *n;
+	unsigned int index;
+	struct virtqueue *rvq, *svq;
+	struct napi_struct rx_napi, tx_napi;
+	unsigned long rx_packets, tx_packets;	/* per-pair counts for blanket/queue_packets */
+	struct scatterlist tx_sg[MAX_SKB_FRAGS + 2];
+};
+
 struct ovc_vnet {
 	struct net_device *dev;
 	struct virtio_device *vdev;
-	struct virtqueue *rvq, *svq, *cvq;
+	struct ovc_vnet_q *q;		/* pairs of them */
+	unsigned int pairs;		/* queue pairs driven (rings filled, NAPI) */
+	unsigned int active_pairs;	/* pairs the device and the stack use: pairs, or 1 if the device refused */
+	unsigned int max_pairs;		/* the device's max_virtqueue_pairs (1 without MQ): the control queue follows */
+	bool vqs_live;			/* the virtqueues exist (not between a reset's prepare and done) */
+	struct virtqueue *cvq;
 	struct ovc_vnet_ctrl *ctrl;
 	struct mutex ctrl_lock;
 	bool ctrl_stuck;	/* a command went unanswered: no more until a reset */
 	struct work_struct rx_mode_work;
 	atomic_long_t ctrl_errors;
-	struct napi_struct rx_napi, tx_napi;
 	const struct ovc_vnet_ops *ops;
 	const void *ctx;
 	unsigned int rx_buf_len;
@@ -672,7 +688,6 @@ struct ovc_vnet {
 	bool resetting;		/* between reset_prepare and a successful reset_done: no virtqueues */
 	bool dying;		/* being removed: the reset work must not start */
 	atomic_long_t resets, tx_timeouts;
-	struct scatterlist tx_sg[MAX_SKB_FRAGS + 2];
 };
 
 /*
@@ -683,10 +698,10 @@ static bool fault_tx_stall;
 module_param(fault_tx_stall, bool, 0644);
 MODULE_PARM_DESC(fault_tx_stall, "testing only: withhold blanket_net transmit notifications (simulates a stalled device)");
 
-static void ovc_vnet_tx_notify(struct ovc_vnet *n)
+static void ovc_vnet_tx_notify(struct ovc_vnet_q *q)
 {
-	if (virtqueue_kick_prepare(n->svq) && !READ_ONCE(fault_tx_stall))
-		virtqueue_notify(n->svq);
+	if (virtqueue_kick_prepare(q->svq) && !READ_ONCE(fault_tx_stall))
+		virtqueue_notify(q->svq);
 }
 
 unsigned int ovc_vnet_max_frags(void)
@@ -707,42 +722,54 @@ void ovc_vnet_read_config(struct virtio_device *vdev, struct ovc_vnet_config *cf
 		virtio_cread(vdev, struct virtio_net_config, mtu, &mtu);
 		cfg->mtu = mtu;
 	}
+	if (__virtio_test_bit(vdev, VIRTIO_NET_F_MQ)) {
+		u16 pairs;
+
+		virtio_cread(vdev, struct virtio_net_config, max_virtqueue_pairs, &pairs);
+		cfg->max_pairs = pairs;
+	}
+	cfg->cpus = num_online_cpus();
 }
 
-static struct ovc_vnet *ovc_vnet_of(struct virtqueue *vq)
+/* The queue pair of data virtqueue vq (2k: receive, 2k+1: transmit of pair k). */
+static struct ovc_vnet_q *ovc_vnet_q_of(struct virtqueue *vq)
 {
 	struct ovc_virtio_priv *p = vq->vdev->priv;
+	struct ovc_vnet *n = p ? p->vnet : NULL;
 
-	return p ? p->vnet : NULL;
+	if (!n || vq->index / 2 >= n->pairs)
+		return NULL;
+	return &n->q[vq->index / 2];
 }
 
 /* Virtqueue interrupts: hand the work to NAPI (a no-op while NAPI is disabled; ndo_open schedules it then). */
 static void ovc_vnet_rx_cb(struct virtqueue *vq)
 {
-	struct ovc_vnet *n = ovc_vnet_of(vq);
+	struct ovc_vnet_q *q = ovc_vnet_q_of(vq);
 
-	if (!n)
+	if (!q)
 		return;
 	virtqueue_disable_cb(vq);
-	napi_schedule(&n->rx_napi);
+	napi_schedule(&q->rx_napi);
 }
 
 static void ovc_vnet_tx_cb(struct virtqueue *vq)
 {
-	struct ovc_vnet *n = ovc_vnet_of(vq);
+	struct ovc_vnet_q *q = ovc_vnet_q_of(vq);
 
-	if (!n)
+	if (!q)
 		return;
 	virtqueue_disable_cb(vq);
-	napi_schedule(&n->tx_napi);
+	napi_schedule(&q->tx_napi);
 }
 
-/* Fills the receive ring. False if a buffer could not be allocated or added (the ring may be partly filled). */
-static bool ovc_vnet_refill(struct ovc_vnet *n, gfp_t gfp)
+/* Fills a receive ring. False if a buffer could not be allocated or added (the ring may be partly filled). */
+static bool ovc_vnet_refill(struct ovc_vnet_q *q, gfp_t gfp)
 {
+	struct ovc_vnet *n = q->n;
 	bool ok = true;
 
-	while (n->rvq->num_free) {
+	while (q->rvq->num_free) {
 		struct sk_buff *skb = __netdev_alloc_skb(n->dev, n->rx_buf_len, gfp);
 		struct scatterlist sg;
 		int err;
@@ -752,7 +779,7 @@ static bool ovc_vnet_refill(struct ovc_vnet *n, gfp_t gfp)
 			break;
 		}
 		sg_init_one(&sg, skb->data, n->rx_buf_len);
-		err = virtqueue_add_inbuf(n->rvq, &sg, 1, skb, gfp);
+		err = virtqueue_add_inbuf(q->rvq, &sg, 1, skb, gfp);
 		if (err) {
 			dev_kfree_skb_any(skb);
 			ok = err == -ENOSPC;
@@ -760,15 +787,16 @@ static bool ovc_vnet_refill(struct ovc_vnet *n, gfp_t gfp)
 		}
 		atomic_inc(&n->rx_posted);
 	}
-	if (virtqueue_kick_prepare(n->rvq))
-		virtqueue_notify(n->rvq);
+	if (virtqueue_kick_prepare(q->rvq))
+		virtqueue_notify(q->rvq);
 	return ok;
 }
 
 static void ovc_vnet_refill_work(struct work_struct *w)
 {
 	struct ovc_vnet *n = container_of(to_delayed_work(w), struct ovc_vnet, refill);
-	bool ok;
+	unsigned int i;
+	bool ok = true;
 
 	/* Under RTNL, so that reset_prepare (which cancels this work under RTNL too) and ndo_stop cannot interleave. */
 	rtnl_lock();
@@ -776,12 +804,16 @@ static void ovc_vnet_refill_work(struct work_struct *w)
 		rtnl_unlock();
 		return;
 	}
-	napi_disable(&n->rx_napi);
-	ok = ovc_vnet_refill(n, GFP_KERNEL);
-	napi_enable(&n->rx_napi);
-	local_bh_disable();
-	napi_schedule(&n->rx_napi);
-	local_bh_enable();
+	for (i = 0; i < n->pairs; i++) {
+		struct ovc_vnet_q *q = &n->q[i];
+
+		napi_disable(&q->rx_napi);
+		ok &= ovc_vnet_refill(q, GFP_KERNEL);
+		napi_enable(&q->rx_napi);
+		local_bh_disable();
+		napi_schedule(&q->rx_napi);
+		local_bh_enable();
+	}
 	rtnl_unlock();
 	if (!ok) {
 		netdev_warn(n->dev, "receive buffers: allocation failed, retrying in 0.5 s\n");
@@ -789,8 +821,9 @@ static void ovc_vnet_refill_work(struct work_struct *w)
 	}
 }
 
-static void ovc_vnet_receive(struct ovc_vnet *n, struct sk_buff *skb, unsigned int len)
+static void ovc_vnet_receive(struct ovc_vnet_q *q, struct sk_buff *skb, unsigned int len)
 {
+	struct ovc_vnet *n = q->n;
 	struct net_device *dev = n->dev;
 	struct ovc_vnet_rxmeta m = {};
 	unsigned int flen;
@@ -807,8 +840,10 @@ static void ovc_vnet_receive(struct ovc_vnet *n, struct sk_buff *skb, unsigned i
 	else if (m.csum == OVC_VNET_RX_CSUM_PARTIAL && !skb_partial_csum_set(skb, m.csum_start, m.csum_offset))
 		goto drop;
 	skb->protocol = eth_type_trans(skb, dev);
+	skb_record_rx_queue(skb, q->index);
 	dev_dstats_rx_add(dev, flen);
-	napi_gro_receive(&n->rx_napi, skb);
+	q->rx_packets++;
+	napi_gro_receive(&q->rx_napi, skb);
 	return;
 drop:
 	dev_dstats_rx_dropped(dev);
@@ -817,23 +852,24 @@ drop:
 
 static int ovc_vnet_rx_poll(struct napi_struct *napi, int budget)
 {
-	struct ovc_vnet *n = container_of(napi, struct ovc_vnet, rx_napi);
+	struct ovc_vnet_q *q = container_of(napi, struct ovc_vnet_q, rx_napi);
+	struct ovc_vnet *n = q->n;
 	struct sk_buff *skb;
 	unsigned int len, opaque;
 	int done = 0;
 
-	while (done < budget && (skb = virtqueue_get_buf(n->rvq, &len)) != NULL) {
+	while (done < budget && (skb = virtqueue_get_buf(q->rvq, &len)) != NULL) {
 		atomic_dec(&n->rx_posted);
-		ovc_vnet_receive(n, skb, len);
+		ovc_vnet_receive(q, skb, len);
 		done++;
 	}
-	if (done && !ovc_vnet_refill(n, GFP_ATOMIC) && READ_ONCE(n->up))
+	if (done && !ovc_vnet_refill(q, GFP_ATOMIC) && READ_ONCE(n->up))
 		schedule_delayed_work(&n->refill, 0);
 	if (done < budget && napi_complete_done(napi, done)) {
 		/* Re-arm the interrupt; if buffers were used meanwhile, poll again instead of waiting for one. */
-		opaque = virtqueue_enable_cb_prepare(n->rvq);
-		if (unlikely(virtqueue_poll(n->rvq, opaque)) && napi_schedule_prep(napi)) {
-			virtqueue_disable_cb(n->rvq);
+		opaque = virtqueue_enable_cb_prepare(q->rvq);
+		if (unlikely(virtqueue_poll(q->rvq, opaque)) && napi_schedule_prep(napi)) {
+			virtqueue_disable_cb(q->rvq);
 			__napi_schedule(napi);
 		}
 	}
@@ -841,13 +877,15 @@ static int ovc_vnet_rx_poll(struct napi_struct *napi, int budget)
 }
 
 /* Frees transmitted frames (caller holds the transmit lock). budget: NAPI budget, 0 outside NAPI. */
-static void ovc_vnet_reclaim(struct ovc_vnet *n, int budget)
+static void ovc_vnet_reclaim(struct ovc_vnet_q *q, int budget)
 {
+	struct ovc_vnet *n = q->n;
 	struct sk_buff *skb;
 	unsigned int len;
 
-	while ((skb = virtqueue_get_buf(n->svq, &len)) != NULL) {
+	while ((skb = virtqueue_get_buf(q->svq, &len)) != NULL) {
 		atomic_dec(&n->tx_posted);
+		q->tx_packets++;
 		dev_dstats_tx_add(n->dev, skb->len - OVC_VNET_HDR_LEN);
 		napi_consume_skb(skb, budget);
 	}
@@ -855,29 +893,30 @@ static void ovc_vnet_reclaim(struct ovc_vnet *n, int budget)
 
 static int ovc_vnet_tx_poll(struct napi_struct *napi, int budget)
 {
-	struct ovc_vnet *n = container_of(napi, struct ovc_vnet, tx_napi);
-	struct netdev_queue *txq = netdev_get_tx_queue(n->dev, 0);
+	struct ovc_vnet_q *q = container_of(napi, struct ovc_vnet_q, tx_napi);
+	struct ovc_vnet *n = q->n;
+	struct netdev_queue *txq = netdev_get_tx_queue(n->dev, q->index);
 	unsigned int opaque;
 	bool done;
 
 	__netif_tx_lock(txq, raw_smp_processor_id());
-	virtqueue_disable_cb(n->svq);
-	ovc_vnet_reclaim(n, budget);
-	if (netif_tx_queue_stopped(txq) && n->svq->num_free >= n->tx_stop_free)
+	virtqueue_disable_cb(q->svq);
+	ovc_vnet_reclaim(q, budget);
+	if (netif_tx_queue_stopped(txq) && q->svq->num_free >= n->tx_stop_free)
 		netif_tx_wake_queue(txq);
 	if (!budget) {
 		/* netpoll: must not complete */
 		__netif_tx_unlock(txq);
 		return 0;
 	}
-	opaque = virtqueue_enable_cb_prepare(n->svq);
+	opaque = virtqueue_enable_cb_prepare(q->svq);
 	done = napi_complete_done(napi, 0);
 	if (!done)
-		virtqueue_disable_cb(n->svq);
+		virtqueue_disable_cb(q->svq);
 	__netif_tx_unlock(txq);
-	if (done && unlikely(virtqueue_poll(n->svq, opaque)) && napi_schedule_prep(napi)) {
+	if (done && unlikely(virtqueue_poll(q->svq, opaque)) && napi_schedule_prep(napi)) {
 		__netif_tx_lock(txq, raw_smp_processor_id());
-		virtqueue_disable_cb(n->svq);
+		virtqueue_disable_cb(q->svq);
 		__netif_tx_unlock(txq);
 		__napi_schedule(napi);
 	}
@@ -889,25 +928,28 @@ static int ovc_vnet_tx_poll(struct napi_struct *napi, int budget)
  * per batch, not per frame), or schedules the transmit poll at once if that is already the case. Caller holds the
  * transmit lock.
  */
-static void ovc_vnet_tx_rearm(struct ovc_vnet *n)
+static void ovc_vnet_tx_rearm(struct ovc_vnet_q *q)
 {
-	if (unlikely(!virtqueue_enable_cb_delayed(n->svq))) {
-		virtqueue_disable_cb(n->svq);
-		napi_schedule(&n->tx_napi);
+	if (unlikely(!virtqueue_enable_cb_delayed(q->svq))) {
+		virtqueue_disable_cb(q->svq);
+		napi_schedule(&q->tx_napi);
 	}
 }
 
 static netdev_tx_t ovc_vnet_xmit(struct sk_buff *skb, struct net_device *dev)
 {
 	struct ovc_vnet *n = netdev_priv(dev);
+	unsigned int qi = skb_get_queue_mapping(skb);
+	struct ovc_vnet_q *q = &n->q[qi < n->pairs ? qi : 0];
+	struct netdev_queue *txq = netdev_get_tx_queue(dev, q->index);
 	struct ovc_vnet_txmeta m = { .len = skb->len };
 	unsigned char hdr[OVC_VNET_HDR_LEN];
 	bool kick = !netdev_xmit_more();
 	int nsg, err;
 
 	/* While frames are being queued, completions are reclaimed here; interrupts are re-armed at the batch's end. */
-	virtqueue_disable_cb(n->svq);
-	ovc_vnet_reclaim(n, 0);
+	virtqueue_disable_cb(q->svq);
+	ovc_vnet_reclaim(q, 0);
 	if (skb->ip_summed == CHECKSUM_PARTIAL) {
 		m.csum_partial = 1;
 		m.csum_start = skb_checksum_start_offset(skb);
@@ -928,11 +970,11 @@ static netdev_tx_t ovc_vnet_xmit(struct sk_buff *skb, struct net_device *dev)
 	if (skb_cow_head(skb, OVC_VNET_HDR_LEN))
 		goto drop;
 	memcpy(__skb_push(skb, OVC_VNET_HDR_LEN), hdr, OVC_VNET_HDR_LEN);
-	sg_init_table(n->tx_sg, ARRAY_SIZE(n->tx_sg));
-	nsg = skb_to_sgvec(skb, n->tx_sg, 0, skb->len);
+	sg_init_table(q->tx_sg, ARRAY_SIZE(q->tx_sg));
+	nsg = skb_to_sgvec(skb, q->tx_sg, 0, skb->len);
 	if (nsg <= 0)
 		goto drop;
-	err = virtqueue_add_outbuf(n->svq, n->tx_sg, nsg, skb, GFP_ATOMIC);
+	err = virtqueue_add_outbuf(q->svq, q->tx_sg, nsg, skb, GFP_ATOMIC);
 	if (unlikely(err)) {
 		/* Cannot happen with the stop threshold below (room for a frame without indirect descriptors);
 		 * count it and move on rather than requeue forever. */
@@ -941,42 +983,59 @@ static netdev_tx_t ovc_vnet_xmit(struct sk_buff *skb, struct net_device *dev)
 	}
 	atomic_inc(&n->tx_posted);
 	skb_tx_timestamp(skb);
-	if (n->svq->num_free < n->tx_stop_free) {
-		netif_stop_queue(dev);
+	if (q->svq->num_free < n->tx_stop_free) {
+		netif_tx_stop_queue(txq);
 		/* Completions may have come before the stop, with nobody left to wake the queue: look again. */
-		ovc_vnet_reclaim(n, 0);
-		if (n->svq->num_free >= n->tx_stop_free)
-			netif_start_queue(dev);
+		ovc_vnet_reclaim(q, 0);
+		if (q->svq->num_free >= n->tx_stop_free)
+			netif_tx_start_queue(txq);
 		else
 			kick = true;
 	}
 	if (kick) {
-		ovc_vnet_tx_rearm(n);
-		ovc_vnet_tx_notify(n);
+		ovc_vnet_tx_rearm(q);
+		ovc_vnet_tx_notify(q);
 	}
 	return NETDEV_TX_OK;
 drop:
 	dev_dstats_tx_dropped(dev);
 	dev_kfree_skb_any(skb);
 	/* Frames added before this one with xmit_more must not wait for a later kick, nor for an interrupt. */
-	ovc_vnet_tx_rearm(n);
-	ovc_vnet_tx_notify(n);
+	ovc_vnet_tx_rearm(q);
+	ovc_vnet_tx_notify(q);
 	return NETDEV_TX_OK;
 }
 
 /* Starts the data path of an interface that is up (RTNL held; the queues exist). */
 static void ovc_vnet_start(struct ovc_vnet *n)
 {
-	/* NAPI is disabled: the receive ring is ours. */
-	if (!ovc_vnet_refill(n, GFP_KERNEL))
-		schedule_delayed_work(&n->refill, 0);
-	napi_enable(&n->rx_napi);
-	napi_enable(&n->tx_napi);
-	/* Buffers used while the interface was down raised interrupts NAPI ignored: poll once now. */
-	local_bh_disable();
-	napi_schedule(&n->rx_napi);
-	napi_schedule(&n->tx_napi);
-	local_bh_enable();
+	unsigned int i;
+
+	for (i = 0; i < n->pairs; i++) {
+		struct ovc_vnet_q *q = &n->q[i];
+
+		/* NAPI is disabled: the receive ring is ours. */
+		if (!ovc_vnet_refill(q, GFP_KERNEL))
+			schedule_delayed_work(&n->refill, 0);
+		napi_enable(&q->rx_napi);
+		napi_enable(&q->tx_napi);
+		/* Buffers used while the interface was down raised interrupts NAPI ignored: poll once now. */
+		local_bh_disable();
+		napi_schedule(&q->rx_napi);
+		napi_schedule(&q->tx_napi);
+		local_bh_enable();
+	}
+}
+
+/* Stops both NAPI contexts of every pair (RTNL held; they are enabled). */
+static void ovc_vnet_napi_off(struct ovc_vnet *n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n->pairs; i++) {
+		napi_disable(&n->q[i].rx_napi);
+		napi_disable(&n->q[i].tx_napi);
+	}
 }
 
 static int ovc_vnet_open(struct net_device *dev)
@@ -988,7 +1047,7 @@ static int ovc_vnet_open(struct net_device *dev)
 	if (n->resetting)
 		return 0;
 	ovc_vnet_start(n);
-	netif_start_queue(dev);
+	netif_tx_start_all_queues(dev);
 	return 0;
 }
 
@@ -1001,8 +1060,7 @@ static int ovc_vnet_stop(struct net_device *dev)
 	netif_tx_disable(dev);
 	if (n->resetting)
 		return 0;
-	napi_disable(&n->rx_napi);
-	napi_disable(&n->tx_napi);
+	ovc_vnet_napi_off(n);
 	return 0;
 }
 
@@ -1010,10 +1068,12 @@ static int ovc_vnet_stop(struct net_device *dev)
 static void ovc_vnet_tx_timeout(struct net_device *dev, unsigned int txqueue)
 {
 	struct ovc_vnet *n = netdev_priv(dev);
+	unsigned int free = txqueue < n->pairs && n->vqs_live ? n->q[txqueue].svq->num_free : 0;
 
+	netdev_err(dev, "transmit queue %u stalled for %u ms (%d frames in the rings, %u descriptors free in its ring): resetting the device\n",
+		   txqueue, jiffies_to_msecs(dev->watchdog_timeo), atomic_read(&n->tx_posted), free);
+	/* Counted after the log line, so that whoever sees the count finds the line. */
 	atomic_long_inc(&n->tx_timeouts);
-	netdev_err(dev, "transmit queue %u stalled for %u ms (%d frames in the ring, %u descriptors free): resetting the device\n",
-		   txqueue, jiffies_to_msecs(dev->watchdog_timeo), atomic_read(&n->tx_posted), n->svq->num_free);
 	schedule_delayed_work(&n->reset_work, 0);
 }
 
@@ -1231,41 +1291,115 @@ static void ovc_vnet_reset_work(struct work_struct *w)
 
 static void ovc_vnet_del_vqs(struct ovc_vnet *n)
 {
+	unsigned int i;
+
 	n->vdev->config->del_vqs(n->vdev);
-	n->rvq = NULL;
-	n->svq = NULL;
+	for (i = 0; i < n->pairs; i++) {
+		n->q[i].rvq = NULL;
+		n->q[i].svq = NULL;
+	}
 	n->cvq = NULL;
+	n->vqs_live = false;
 }
 
 static void ovc_vnet_rx_cb(struct virtqueue *vq);
 static void ovc_vnet_tx_cb(struct virtqueue *vq);
 
+/*
+ * Finds the virtqueues: every pair the device has (the control queue's index is 2 * max_pairs, and the virtio core
+ * numbers only the queues it is asked for), callbacks only for the pairs in use, then the control queue.
+ */
 static int ovc_vnet_find_vqs(struct ovc_vnet *n)
 {
-	struct virtqueue_info info[3] = {
-		{ .name = "input", .callback = ovc_vnet_rx_cb },
-		{ .name = "output", .callback = ovc_vnet_tx_cb },
-		{ .name = "control" },	/* polled: no callback */
-	};
-	unsigned int nvqs = __virtio_test_bit(n->vdev, VIRTIO_NET_F_CTRL_VQ) ? 3 : 2;
-	struct virtqueue *vqs[3] = {};
-	int ret;
+	bool has_cvq = __virtio_test_bit(n->vdev, VIRTIO_NET_F_CTRL_VQ);
+	unsigned int nvqs = 2 * n->max_pairs + has_cvq, i;
+	struct virtqueue_info *info = kcalloc(nvqs, sizeof(*info), GFP_KERNEL);
+	struct virtqueue **vqs = kcalloc(nvqs, sizeof(*vqs), GFP_KERNEL);
+	int ret = -ENOMEM;
 
+	if (!info || !vqs)
+		goto out;
+	for (i = 0; i < n->max_pairs; i++) {
+		info[2 * i].name = "input";
+		info[2 * i + 1].name = "output";
+		if (i < n->pairs) {
+			info[2 * i].callback = ovc_vnet_rx_cb;
+			info[2 * i + 1].callback = ovc_vnet_tx_cb;
+		}
+	}
+	if (has_cvq)
+		info[nvqs - 1].name = "control";	/* polled: no callback */
 	ret = virtio_find_vqs(n->vdev, nvqs, vqs, info, NULL);
 	if (ret)
-		return ret;
-	n->rvq = vqs[0];
-	n->svq = vqs[1];
-	n->cvq = vqs[2];
+		goto out;
+	for (i = 0; i < n->pairs; i++) {
+		n->q[i].rvq = vqs[2 * i];
+		n->q[i].svq = vqs[2 * i + 1];
+	}
+	n->cvq = has_cvq ? vqs[nvqs - 1] : NULL;
 	n->ctrl_stuck = false;
-	if (virtqueue_get_vring_size(n->svq) < n->tx_stop_free) {
+	n->vqs_live = true;
+	if (virtqueue_get_vring_size(n->q[0].svq) < n->tx_stop_free) {
 		/* The transmit queue would stop after its first frame and never wake. */
 		dev_err(&n->vdev->dev, "transmit ring of %u descriptors is smaller than one frame may need (%u); not binding\n",
-			virtqueue_get_vring_size(n->svq), n->tx_stop_free);
+			virtqueue_get_vring_size(n->q[0].svq), n->tx_stop_free);
 		ovc_vnet_del_vqs(n);
-		return -EINVAL;
+		ret = -EINVAL;
 	}
-	return 0;
+out:
+	kfree(info);
+	kfree(vqs);
+	return ret;
+}
+
+/*
+ * Tells the device how many queue pairs are used (VIRTIO_NET_F_MQ; until then it uses one). On failure the driver
+ * uses one pair too. Before register_netdev, or under RTNL.
+ */
+static void ovc_vnet_set_pairs(struct ovc_vnet *n)
+{
+	__le16 *pairs;
+	int ret;
+
+	if (n->active_pairs < 2)
+		return;
+	mutex_lock(&n->ctrl_lock);
+	pairs = (__le16 *)n->ctrl->table;
+	*pairs = cpu_to_le16(n->active_pairs);
+	ret = ovc_vnet_ctrl_cmd(n, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, pairs, sizeof(*pairs));
+	mutex_unlock(&n->ctrl_lock);
+	if (!ret)
+		return;
+	atomic_long_inc(&n->ctrl_errors);
+	dev_warn(&n->vdev->dev, "the device refused %u queue pairs (%d): using one\n", n->active_pairs, ret);
+	netif_set_real_num_tx_queues(n->dev, 1);
+	netif_set_real_num_rx_queues(n->dev, 1);
+	/* Pairs 1.. keep their buffers (taken back at removal) and NAPI contexts, unused. */
+	n->active_pairs = 1;
+}
+
+/*
+ * Transmit queue per CPU (XPS): CPU c sends on pair c mod pairs, so a flow stays on one queue and, since the back end
+ * answers on the queue a flow came from, on one receive queue too.
+ */
+static void ovc_vnet_set_xps(struct ovc_vnet *n)
+{
+#ifdef CONFIG_XPS
+	cpumask_var_t mask;
+	unsigned int i, cpu;
+
+	if (n->active_pairs < 2 || !zalloc_cpumask_var(&mask, GFP_KERNEL))
+		return;
+	for (i = 0; i < n->active_pairs; i++) {
+		cpumask_clear(mask);
+		for_each_possible_cpu(cpu)
+			if (cpu % n->active_pairs == i)
+				cpumask_set_cpu(cpu, mask);
+		if (netif_set_xps_queue(n->dev, mask, i))
+			netdev_warn(n->dev, "transmit queue %u: CPU map not set; the stack picks queues by flow hash\n", i);
+	}
+	free_cpumask_var(mask);
+#endif
 }
 
 static long ovc_vnet_drain(struct ovc_vnet *n, unsigned int *rx_left, unsigned int *tx_left);
@@ -1285,10 +1419,8 @@ static int ovc_vnet_reset_prepare(struct ovc_vnet *n)
 	netif_tx_lock_bh(n->dev);
 	netif_device_detach(n->dev);
 	netif_tx_unlock_bh(n->dev);
-	if (n->up) {
-		napi_disable(&n->rx_napi);
-		napi_disable(&n->tx_napi);
-	}
+	if (n->up)
+		ovc_vnet_napi_off(n);
 	rtnl_unlock();
 	cancel_delayed_work_sync(&n->refill);
 	/* No more interrupts, DMA or used buffers from here. */
@@ -1302,6 +1434,7 @@ static int ovc_vnet_reset_prepare(struct ovc_vnet *n)
 
 static int ovc_vnet_reset_done(struct ovc_vnet *n)
 {
+	unsigned int i;
 	int ret = ovc_vnet_find_vqs(n);
 
 	if (ret)
@@ -1309,10 +1442,13 @@ static int ovc_vnet_reset_done(struct ovc_vnet *n)
 	/* The device may be notified only after DRIVER_OK (the core would set it after this callback). */
 	virtio_device_ready(n->vdev);
 	rtnl_lock();
-	if (n->up)
+	if (n->up) {
 		ovc_vnet_start(n);
-	else if (!ovc_vnet_refill(n, GFP_KERNEL))
-		ret = -ENOMEM;
+	} else {
+		for (i = 0; i < n->pairs; i++)
+			if (!ovc_vnet_refill(&n->q[i], GFP_KERNEL))
+				ret = -ENOMEM;
+	}
 	if (ret) {
 		rtnl_unlock();
 		virtio_reset_device(n->vdev);
@@ -1321,7 +1457,9 @@ static int ovc_vnet_reset_done(struct ovc_vnet *n)
 		return ret;
 	}
 	n->resetting = false;
-	/* The device forgot the address and filter it was given: give them again. */
+	/* The device forgot the pairs, address and filter it was given: give them again. */
+	if (n->active_pairs > 1)
+		ovc_vnet_set_pairs(n);
 	if (__virtio_test_bit(n->vdev, VIRTIO_NET_F_CTRL_MAC_ADDR) && ovc_vnet_send_mac(n, n->dev->dev_addr))
 		netdev_warn(n->dev, "after the reset the device refused the interface's MAC address\n");
 	ovc_vnet_apply_rx_mode(n);
@@ -1329,7 +1467,7 @@ static int ovc_vnet_reset_done(struct ovc_vnet *n)
 	rtnl_unlock();
 	atomic_long_inc(&n->resets);
 	schedule_work(&n->link_work);
-	netdev_info(n->dev, "device reset done: queues found again, receive ring refilled, interface attached\n");
+	netdev_info(n->dev, "device reset done: queues found again, receive rings refilled, interface attached\n");
 	return 0;
 }
 
@@ -1347,20 +1485,23 @@ static const struct net_device_ops ovc_vnet_netdev_ops = {
 static long ovc_vnet_drain(struct ovc_vnet *n, unsigned int *rx_left, unsigned int *tx_left)
 {
 	struct sk_buff *skb;
+	unsigned int i;
 
 	*rx_left = 0;
 	*tx_left = 0;
-	if (!n->rvq)	/* a reset took the queues (and their buffers) already */
+	if (!n->vqs_live)	/* a reset took the queues (and their buffers) already */
 		return (long)atomic_read(&n->rx_posted) + atomic_read(&n->tx_posted);
-	while ((skb = virtqueue_detach_unused_buf(n->rvq)) != NULL) {
-		atomic_dec(&n->rx_posted);
-		(*rx_left)++;
-		dev_kfree_skb(skb);
-	}
-	while ((skb = virtqueue_detach_unused_buf(n->svq)) != NULL) {
-		atomic_dec(&n->tx_posted);
-		(*tx_left)++;
-		dev_kfree_skb(skb);
+	for (i = 0; i < n->pairs; i++) {
+		while ((skb = virtqueue_detach_unused_buf(n->q[i].rvq)) != NULL) {
+			atomic_dec(&n->rx_posted);
+			(*rx_left)++;
+			dev_kfree_skb(skb);
+		}
+		while ((skb = virtqueue_detach_unused_buf(n->q[i].svq)) != NULL) {
+			atomic_dec(&n->tx_posted);
+			(*tx_left)++;
+			dev_kfree_skb(skb);
+		}
 	}
 	/* An unanswered control command: its buffer is n->ctrl, ours, not freed here. */
 	while (n->cvq && virtqueue_detach_unused_buf(n->cvq))
@@ -1390,7 +1531,19 @@ static ssize_t net_features_show(struct device *dev, struct device_attribute *at
 
 static ssize_t net_queues_show(struct device *dev, struct device_attribute *attr, char *buf)
 {
-	return sysfs_emit(buf, "1\n");
+	return sysfs_emit(buf, "%u\n", ovc_vnet_sysfs(dev)->active_pairs);
+}
+
+/* Frames received and transmitted per queue pair: one line "RX TX" per pair. */
+static ssize_t net_queue_packets_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	struct ovc_vnet *n = ovc_vnet_sysfs(dev);
+	unsigned int i;
+	int len = 0;
+
+	for (i = 0; i < n->pairs; i++)
+		len += sysfs_emit_at(buf, len, "%lu %lu\n", READ_ONCE(n->q[i].rx_packets), READ_ONCE(n->q[i].tx_packets));
+	return len;
 }
 
 static ssize_t net_ring_show(struct device *dev, struct device_attribute *attr, char *buf)
@@ -1400,8 +1553,9 @@ static ssize_t net_ring_show(struct device *dev, struct device_attribute *attr, 
 
 	/* RTNL: a reset replaces the queues under it. */
 	rtnl_lock();
-	ret = n->rvq ? sysfs_emit(buf, "%u %u\n", virtqueue_get_vring_size(n->rvq), virtqueue_get_vring_size(n->svq))
-		     : sysfs_emit(buf, "0 0\n");
+	ret = n->vqs_live ? sysfs_emit(buf, "%u %u\n", virtqueue_get_vring_size(n->q[0].rvq),
+					virtqueue_get_vring_size(n->q[0].svq))
+			  : sysfs_emit(buf, "0 0\n");
 	rtnl_unlock();
 	return ret;
 }
@@ -1452,12 +1606,14 @@ static struct device_attribute ovc_vnet_attrs_list[] = {
 	__ATTR(resets, 0444, net_resets_show, NULL),
 	__ATTR(reset, 0200, NULL, net_reset_store),
 	__ATTR(control_errors, 0444, net_control_errors_show, NULL),
+	__ATTR(queue_packets, 0444, net_queue_packets_show, NULL),
 };
 
 static struct attribute *ovc_vnet_blanket_attrs[] = {
 	&ovc_vnet_attrs_list[0].attr, &ovc_vnet_attrs_list[1].attr, &ovc_vnet_attrs_list[2].attr,
 	&ovc_vnet_attrs_list[3].attr, &ovc_vnet_attrs_list[4].attr, &ovc_vnet_attrs_list[5].attr,
-	&ovc_vnet_attrs_list[6].attr, &ovc_vnet_attrs_list[7].attr, &ovc_vnet_attrs_list[8].attr, NULL,
+	&ovc_vnet_attrs_list[6].attr, &ovc_vnet_attrs_list[7].attr, &ovc_vnet_attrs_list[8].attr,
+	&ovc_vnet_attrs_list[9].attr, NULL,
 };
 
 static const struct attribute_group ovc_vnet_blanket_group = {
@@ -1469,18 +1625,31 @@ struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_
 			      const struct ovc_vnet_ops *ops, const void *ctx, int *err)
 {
 	struct ovc_virtio_priv *vp = vdev->priv;
+	struct ovc_vnet_config cfg;
+	struct ovc_vnet_q *q;
 	netdev_features_t f = 0;
-	unsigned int rl, tl;
+	unsigned int rl, tl, i;
 	struct net_device *dev;
 	struct ovc_vnet *n;
 	int ret;
 
-	if (!vp || vp->vnet || !ops || !ops->tx_hdr || !ops->rx_hdr || !ops->rx_filter || p->rx_buf_len < OVC_VNET_HDR_LEN + ETH_HLEN ||
-	    p->mtu < ETH_MIN_MTU || p->mtu > p->max_mtu) {
+	ovc_vnet_read_config(vdev, &cfg);
+	if (!cfg.max_pairs)
+		cfg.max_pairs = 1;
+	if (!vp || vp->vnet || !ops || !ops->tx_hdr || !ops->rx_hdr || !ops->rx_filter ||
+	    p->rx_buf_len < OVC_VNET_HDR_LEN + ETH_HLEN || p->mtu < ETH_MIN_MTU || p->mtu > p->max_mtu ||
+	    !p->pairs || p->pairs > cfg.max_pairs) {
 		*err = -EINVAL;
 		return NULL;
 	}
-	dev = alloc_netdev(sizeof(*n), p->name, NET_NAME_ENUM, ether_setup);
+	if (cfg.max_pairs > OVC_VNET_DEVICE_PAIRS_MAX) {
+		/* Every pair's queues must exist for the control queue to have its index. */
+		dev_err(&vdev->dev, "device has %u queue pairs; blanket_net sets up at most %u: not binding (configure fewer queues on the provider's side)\n",
+			cfg.max_pairs, OVC_VNET_DEVICE_PAIRS_MAX);
+		*err = -EINVAL;
+		return NULL;
+	}
+	dev = alloc_netdev_mqs(sizeof(*n), p->name, NET_NAME_ENUM, ether_setup, p->pairs, p->pairs);
 	if (!dev) {
 		*err = -ENOMEM;
 		return NULL;
@@ -1488,6 +1657,15 @@ struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_
 	n = netdev_priv(dev);
 	n->dev = dev;
 	n->vdev = vdev;
+	n->pairs = p->pairs;
+	n->active_pairs = p->pairs;
+	n->max_pairs = cfg.max_pairs;
+	n->q = kcalloc(n->pairs, sizeof(*n->q), GFP_KERNEL);
+	if (!n->q) {
+		free_netdev(dev);
+		*err = -ENOMEM;
+		return NULL;
+	}
 	n->ops = ops;
 	n->ctx = ctx;
 	n->rx_buf_len = p->rx_buf_len;
@@ -1503,6 +1681,7 @@ struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_
 	INIT_WORK(&n->rx_mode_work, ovc_vnet_rx_mode_work);
 	n->ctrl = kzalloc(sizeof(*n->ctrl), GFP_KERNEL);
 	if (!n->ctrl) {
+		kfree(n->q);
 		free_netdev(dev);
 		*err = -ENOMEM;
 		return NULL;
@@ -1540,8 +1719,12 @@ struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_
 		eth_hw_addr_random(dev);
 	else
 		eth_hw_addr_set(dev, p->mac);
-	netif_napi_add(dev, &n->rx_napi, ovc_vnet_rx_poll);
-	netif_napi_add_tx(dev, &n->tx_napi, ovc_vnet_tx_poll);
+	for (i = 0; i < n->pairs; i++) {
+		n->q[i].n = n;
+		n->q[i].index = i;
+		netif_napi_add(dev, &n->q[i].rx_napi, ovc_vnet_rx_poll);
+		netif_napi_add_tx(dev, &n->q[i].tx_napi, ovc_vnet_tx_poll);
+	}
 
 	vp->vnet = n;
 	ret = ovc_vnet_find_vqs(n);
@@ -1549,10 +1732,14 @@ struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_
 		goto err_free;
 	/* The device may be notified only after DRIVER_OK; NAPI is still disabled, so the rings are ours. */
 	virtio_device_ready(vdev);
-	if (!ovc_vnet_refill(n, GFP_KERNEL) || !atomic_read(&n->rx_posted)) {
-		ret = -ENOMEM;
-		goto err_reset;
+	for (i = 0; i < n->pairs; i++) {
+		if (!ovc_vnet_refill(&n->q[i], GFP_KERNEL) || !atomic_read(&n->rx_posted)) {
+			ret = -ENOMEM;
+			goto err_reset;
+		}
 	}
+	ovc_vnet_set_pairs(n);
+	ovc_vnet_set_xps(n);
 	/* A random address (the device gave none) is the device's too, when it can be told. */
 	if (p->random_mac && __virtio_test_bit(vdev, VIRTIO_NET_F_CTRL_MAC_ADDR) && ovc_vnet_send_mac(n, dev->dev_addr))
 		dev_warn(&vdev->dev, "the device refused the interface's random MAC address\n");
@@ -1578,7 +1765,9 @@ err_free:
 	cancel_delayed_work_sync(&n->reset_work);
 	cancel_work_sync(&n->link_work);
 	kfree(n->ctrl);
-	free_netdev(dev);
+	q = n->q;
+	free_netdev(dev);	/* deletes the NAPI contexts, which live in q */
+	kfree(q);
 	*err = ret;
 	return NULL;
 }
@@ -1596,18 +1785,24 @@ const char *ovc_vnet_name(struct ovc_vnet *n)
 
 unsigned int ovc_vnet_rx_ring(struct ovc_vnet *n)
 {
-	return n->rvq ? virtqueue_get_vring_size(n->rvq) : 0;
+	return n->vqs_live ? virtqueue_get_vring_size(n->q[0].rvq) : 0;
+}
+
+unsigned int ovc_vnet_queue_pairs(struct ovc_vnet *n)
+{
+	return n->active_pairs;
 }
 
 unsigned int ovc_vnet_tx_ring(struct ovc_vnet *n)
 {
-	return n->svq ? virtqueue_get_vring_size(n->svq) : 0;
+	return n->vqs_live ? virtqueue_get_vring_size(n->q[0].svq) : 0;
 }
 
 long ovc_vnet_free(struct ovc_vnet *n, unsigned int *rx_left, unsigned int *tx_left)
 {
 	struct virtio_device *vdev = n->vdev;
 	struct ovc_virtio_priv *vp = vdev->priv;
+	struct ovc_vnet_q *q;
 	long leaked;
 
 	/* No reset from here on (removal holds the device lock, so a pending reset work gives up on it). */
@@ -1623,9 +1818,11 @@ long ovc_vnet_free(struct ovc_vnet *n, unsigned int *rx_left, unsigned int *tx_l
 	leaked = ovc_vnet_drain(n, rx_left, tx_left);
 	if (vp)
 		vp->vnet = NULL;
-	if (n->rvq)
+	if (n->vqs_live)
 		ovc_vnet_del_vqs(n);
 	kfree(n->ctrl);
-	free_netdev(n->dev);
+	q = n->q;
+	free_netdev(n->dev);	/* deletes the NAPI contexts, which live in q */
+	kfree(q);
 	return leaked;
 }

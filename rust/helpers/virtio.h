@@ -143,6 +143,8 @@ struct ovc_vnet_config {
 	unsigned char mac[6];
 	int has_mac;
 	unsigned int mtu;
+	unsigned int max_pairs;	/* max_virtqueue_pairs with VIRTIO_NET_F_MQ, else 0 */
+	unsigned int cpus;	/* online CPUs */
 };
 void ovc_vnet_read_config(struct virtio_device *vdev, struct ovc_vnet_config *cfg);
 
@@ -192,6 +194,9 @@ struct ovc_vnet_rxfilter {
 	unsigned int table_len;	/* bytes of MAC_TABLE_SET data written to the table buffer */
 };
 
+/* Most queue pairs a device may have for blanket_net to bind it (all their virtqueues are set up). */
+#define OVC_VNET_DEVICE_PAIRS_MAX 64
+
 /* Room for the MAC_TABLE_SET data (both tables of 64 entries: 2 * (4 + 64 * 6)). */
 #define OVC_VNET_TABLE_MAX 776
 
@@ -223,13 +228,15 @@ struct ovc_vnet_params {
 	unsigned int rx_buf_len;   /* receive buffer: header + largest frame */
 	unsigned int tx_stop_free; /* stop the transmit queue while fewer ring descriptors are free */
 	unsigned int offloads;     /* OVC_VNET_OFF_* */
+	unsigned int pairs;        /* queue pairs to drive (1..max_pairs; 1 without VIRTIO_NET_F_MQ) */
 };
 
 /* Most fragments a transmitted frame can have (MAX_SKB_FRAGS). */
 unsigned int ovc_vnet_max_frags(void);
 
 /*
- * Finds vdev's receive and transmit virtqueues (0 and 1) and, with VIRTIO_NET_F_CTRL_VQ, the control queue (2),
+ * Finds vdev's receive and transmit virtqueues (2k and 2k+1 for queue pair k) and, with VIRTIO_NET_F_CTRL_VQ, the
+ * control queue (after the device's last pair) and tells the device how many pairs are used (VIRTIO_NET_F_MQ),
  * fills the receive ring with DMA-mapped buffers, sets DRIVER_OK and registers the interface (carrier from the
  * device's status, or on). NULL with *err on failure (nothing left behind).
  */
@@ -239,9 +246,11 @@ struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_
 void ovc_vnet_header_errors(struct ovc_vnet *n, unsigned long *rx, unsigned long *tx);
 /* The interface's name (after registration: "bnet0"). */
 const char *ovc_vnet_name(struct ovc_vnet *n);
-/* Ring sizes (receive, transmit). */
+/* Ring sizes (receive, transmit) of queue pair 0. */
 unsigned int ovc_vnet_rx_ring(struct ovc_vnet *n);
 unsigned int ovc_vnet_tx_ring(struct ovc_vnet *n);
+/* Queue pairs in use. */
+unsigned int ovc_vnet_queue_pairs(struct ovc_vnet *n);
 /*
  * Unregisters the interface (waits for transmitters and polls), resets the device, takes back every buffer still
  * in the rings (unmapping it), deletes the virtqueues. *rx_left / *tx_left: buffers taken back that way;

@@ -71,14 +71,31 @@ impl Device {
         (0..64u32).filter(|&b| self.has_feature(b)).fold(0u64, |acc, b| acc | (1u64 << b))
     }
 
-    /// The virtio-net configuration space: the MAC address if the device gave one, the MTU if it gave one.
-    pub fn net_config(&self) -> (Option<[u8; 6]>, Option<u16>) {
-        let mut c = bindings::ovc_vnet_config { mac: [0; 6], has_mac: 0, mtu: 0 };
+    /// The virtio-net configuration space (fields of features not negotiated are `None`), and the online CPUs.
+    pub fn net_config(&self) -> NetConfig {
+        let mut c = bindings::ovc_vnet_config { mac: [0; 6], has_mac: 0, mtu: 0, max_pairs: 0, cpus: 0 };
         // SAFETY: as above; `c` is a valid out-pointer.
         unsafe { bindings::ovc_vnet_read_config(self.0.as_ptr(), &mut c) };
-        let mtu = u16::try_from(c.mtu).ok().filter(|&m| m != 0);
-        ((c.has_mac != 0).then_some(c.mac), mtu)
+        NetConfig {
+            mac: (c.has_mac != 0).then_some(c.mac),
+            mtu: u16::try_from(c.mtu).ok().filter(|&m| m != 0),
+            max_pairs: u16::try_from(c.max_pairs).ok().filter(|&m| m != 0),
+            cpus: c.cpus,
+        }
     }
+}
+
+/// What a virtio-net device's configuration space says (see [`Device::net_config`]).
+#[derive(Clone, Copy, Debug)]
+pub struct NetConfig {
+    /// MAC address (`VIRTIO_NET_F_MAC`).
+    pub mac: Option<[u8; 6]>,
+    /// MTU (`VIRTIO_NET_F_MTU`).
+    pub mtu: Option<u16>,
+    /// `max_virtqueue_pairs` (`VIRTIO_NET_F_MQ`).
+    pub max_pairs: Option<u16>,
+    /// CPUs online now.
+    pub cpus: u32,
 }
 
 /// A virtio driver.
@@ -484,6 +501,8 @@ pub struct NetParams {
     pub tx_stop_free: u32,
     /// `OVC_VNET_OFF_*` bits.
     pub offloads: u32,
+    /// Queue pairs to drive (1 without `VIRTIO_NET_F_MQ`).
+    pub pairs: u32,
 }
 
 /// Offload bits of [`NetParams::offloads`].
@@ -638,6 +657,7 @@ impl<H: NetHeaders> VirtioNet<H> {
             rx_buf_len: p.rx_buf_len,
             tx_stop_free: p.tx_stop_free,
             offloads: p.offloads,
+            pairs: p.pairs,
         };
         let ctx = Arc::as_ptr(&headers).cast::<c_void>();
         let mut err: kernel::ffi::c_int = 0;
@@ -675,6 +695,15 @@ impl<H: NetHeaders> VirtioNet<H> {
             // SAFETY: live while `n` is set.
             Some(n) => unsafe { (bindings::ovc_vnet_rx_ring(n.as_ptr()), bindings::ovc_vnet_tx_ring(n.as_ptr())) },
             None => (0, 0),
+        }
+    }
+
+    /// Queue pairs in use (fewer than asked for if the device refused the number).
+    pub fn queue_pairs(&self) -> u32 {
+        match self.n {
+            // SAFETY: live while `n` is set.
+            Some(n) => unsafe { bindings::ovc_vnet_queue_pairs(n.as_ptr()) },
+            None => 0,
         }
     }
 

@@ -129,7 +129,7 @@ pub const fn supported(kind: DeviceKind) -> Features {
         // What blanket_net implements today: one queue pair, receive buffers of one whole frame (no mergeable
         // buffers, no receive segmentation), transmit checksum and TCP segmentation offload, receive checksum
         // offload, link state from the device's status field, the control queue for the receive filter and the
-        // MAC address. MQ, MRG_RXBUF and GUEST_TSO* join when they are implemented.
+        // MAC address, several queue pairs (MQ). MRG_RXBUF and GUEST_TSO* join when they are implemented.
         DeviceKind::Net => Features::of(&[
             NET_CSUM,
             NET_GUEST_CSUM,
@@ -139,6 +139,7 @@ pub const fn supported(kind: DeviceKind) -> Features {
             NET_CTRL_VQ,
             NET_CTRL_RX,
             NET_CTRL_MAC_ADDR,
+            NET_MQ,
             NET_HOST_TSO4,
             NET_HOST_TSO6,
             RING_INDIRECT_DESC,
@@ -258,7 +259,8 @@ mod tests {
                 bit::NET_HOST_TSO4,
                 bit::NET_MAC,
                 bit::NET_STATUS,
-                bit::NET_CTRL_VQ
+                bit::NET_CTRL_VQ,
+                bit::NET_MQ
             ])
         );
     }
@@ -278,6 +280,7 @@ mod tests {
             bit::NET_CTRL_VQ,
             bit::NET_CTRL_RX,
             bit::NET_CTRL_MAC_ADDR,
+            bit::NET_MQ,
         ];
         let acc = negotiate(DeviceKind::Net, Features::of(&with_vq)).unwrap();
         assert_eq!(acc, Features::of(&with_vq));
@@ -310,7 +313,7 @@ mod tests {
         assert!(t[..n]
             .iter()
             .all(|&b| b < TRANSPORT_FIRST && supported(DeviceKind::Net).has(b)));
-        assert!(t[..n].contains(&bit::NET_MAC) && !t[..n].contains(&bit::NET_MQ));
+        assert!(t[..n].contains(&bit::NET_MAC) && !t[..n].contains(&bit::NET_MRG_RXBUF));
     }
 
     #[test]

@@ -278,6 +278,31 @@ pub const fn choose_mtu(device_mtu: Option<u16>) -> u32 {
     }
 }
 
+/// Most queue pairs blanket_net drives (virtio allows 0x8000; more than one per CPU buys nothing).
+pub const MAX_QUEUE_PAIRS: u16 = 16;
+
+/// Queue pairs to drive: the device's `max_virtqueue_pairs` (`None` without `VIRTIO_NET_F_MQ`; a value outside
+/// 1..=0x8000, which the spec forbids, counts as one), at most one per online CPU and [`MAX_QUEUE_PAIRS`].
+pub const fn queue_pairs(device_max: Option<u16>, cpus: u32) -> u16 {
+    let dev = match device_max {
+        Some(m) if m >= 1 && m <= 0x8000 => m,
+        _ => 1,
+    };
+    let cpus = if cpus == 0 {
+        1
+    } else if cpus > MAX_QUEUE_PAIRS as u32 {
+        MAX_QUEUE_PAIRS
+    } else {
+        cpus as u16
+    };
+    let n = if dev < cpus { dev } else { cpus };
+    if n > MAX_QUEUE_PAIRS {
+        MAX_QUEUE_PAIRS
+    } else {
+        n
+    }
+}
+
 /// Ring descriptors one transmitted frame may need, header included: one per fragment plus the linear part and the
 /// header. Also with indirect descriptors: the virtio core allocates the indirect table with GFP_ATOMIC and, when that
 /// fails, falls back to one ring descriptor per buffer. The transmit queue is stopped while fewer are free.
@@ -287,6 +312,18 @@ pub const fn tx_descs_needed(max_frags: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn queue_pairs_follow_device_and_cpus() {
+        use super::{queue_pairs, MAX_QUEUE_PAIRS};
+        assert_eq!(queue_pairs(None, 8), 1);
+        assert_eq!(queue_pairs(Some(4), 2), 2);
+        assert_eq!(queue_pairs(Some(2), 8), 2);
+        assert_eq!(queue_pairs(Some(0), 8), 1);
+        assert_eq!(queue_pairs(Some(0x8001), 8), 1);
+        assert_eq!(queue_pairs(Some(0x8000), 64), MAX_QUEUE_PAIRS);
+        assert_eq!(queue_pairs(Some(3), 0), 1);
+    }
+
     use super::*;
 
     fn caps_all() -> NetCaps {

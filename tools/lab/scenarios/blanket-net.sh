@@ -75,7 +75,9 @@ ifname() { ls /sys/bus/virtio/devices/$V/net 2>/dev/null | head -1; }
 drv() { basename "$(readlink /sys/bus/virtio/devices/$V/driver 2>/dev/null)" 2>/dev/null; }
 CIF=$(ifname)
 MAC=$(cat /sys/class/net/$CIF/address 2>/dev/null)
-echo "C driver's interface: $CIF, MAC $MAC"
+# The queue pairs the C driver uses (min(device's pairs, CPUs)): blanket_net must use as many.
+CQ=$(ls -d /sys/class/net/$CIF/queues/tx-* 2>/dev/null | wc -l)
+echo "C driver's interface: $CIF, MAC $MAC, $CQ queue pairs"
 CDROPS="rx_dropped $(cat /sys/class/net/$CIF/statistics/rx_dropped 2>/dev/null) after boot"
 stat_of() { cat /sys/class/net/$1/statistics/$2 2>/dev/null || echo 0; }
 # up IFACE: the lab address on IFACE, link up.
@@ -100,7 +102,7 @@ check mac-from-config-space test "$(cat /sys/class/net/bnet0/address)" = "$MAC"
 # The drivers' own /sys directory: backend, provider device, negotiated features, queues, rings, header errors.
 S=/sys/class/net/bnet0/blanket
 head -n 20 $S/* 2>/dev/null
-check sysfs-blanket sh -c "grep -qx virtio-net $S/backend && grep -qx $V $S/provider && grep -qx 1 $S/queues && grep -qx '0 0' $S/header_errors && [ \$(( \$(cat $S/features) >> 32 & 1 )) = 1 ] && grep -Eq '^[1-9][0-9]* [1-9][0-9]*$' $S/ring"
+check sysfs-blanket sh -c "grep -qx virtio-net $S/backend && grep -qx $V $S/provider && grep -qx $CQ $S/queues && grep -qx '0 0' $S/header_errors && [ \$(( \$(cat $S/features) >> 32 & 1 )) = 1 ] && grep -Eq '^[1-9][0-9]* [1-9][0-9]*$' $S/ring"
 check interface-is-virtio-child test "$(basename "$(readlink /sys/class/net/bnet0/device)")" = "$V"
 check bnet0-up up bnet0
 carrier_is() { test "$(cat /sys/class/net/bnet0/carrier 2>/dev/null)" = "$1"; }
@@ -132,6 +134,17 @@ if [ "$topo" = pair ] || [ $TAP = 1 ]; then
   # The counters saw the traffic: more than 4 MB each way (TCG moves tens of MB in 5 s).
   check stats-count-iperf3 sh -c "[ \$(( $(stat_of bnet0 rx_bytes) - $rx0 )) -gt 4000000 ] && [ \$(( $(stat_of bnet0 tx_bytes) - $tx0 )) -gt 4000000 ]"
   check no-header-errors grep -qx '0 0' $S/header_errors
+fi
+if [ $TAP = 1 ] && [ "$(cat $S/queues)" -gt 1 ]; then
+  # Several queue pairs (VIRTIO_NET_F_MQ): CPU c transmits on pair c mod N (XPS) and the TAP answers a flow on the
+  # queue it came from, so a stream from each CPU must move frames both ways on its own pair.
+  cat $S/queue_packets > /tmp/qp0
+  check mq-stream-cpu0 iperf3 -c $PEER -p 5201 -t 3 -A 0 --logfile /tmp/q0.log
+  check mq-stream-cpu1 iperf3 -c $PEER -p 5202 -t 3 -A 1 --logfile /tmp/q1.log
+  cat $S/queue_packets > /tmp/qp1
+  echo "packets per queue pair (rx tx), before:"; cat /tmp/qp0; echo "after:"; cat /tmp/qp1
+  check mq-every-pair-used sh -c "paste /tmp/qp0 /tmp/qp1 | awk '{ if (\$3 - \$1 < 1000 || \$4 - \$2 < 1000) bad = 1 } END { exit bad }'"
+  check mq-stack-queues test "$(ls -d /sys/class/net/bnet0/queues/tx-* | wc -l)" = "$(cat $S/queues)"
 fi
 if [ "$topo" = pair ]; then
 
@@ -224,7 +237,7 @@ LOAD=$!
 check watchdog-fires until_ok 40 at_least 2 $((t0 + 1))
 echo 0 > $F
 kill $LOAD 2>/dev/null; wait $LOAD 2>/dev/null
-check watchdog-logged sh -c "dmesg | grep -q 'bnet0: transmit queue 0 stalled'"
+check watchdog-logged sh -c "dmesg | grep -q 'bnet0: transmit queue [0-9]* stalled for'"
 check watchdog-reset until_ok 20 at_least 1 $((r1 + 1))
 check ping-after-stall until_ok 40 ping -c 1 -W 2 $PEER
 check stall-reset-took-all-back sh -c "dmesg | grep 'bnet0: device reset:' | tail -1 | grep -q ' 0 unaccounted'"
