@@ -89,7 +89,7 @@ mod tests {
     use super::core_logic::ctrl::{ack, rx_filter, CtrlError, RxFilter, TABLE_BYTES_MAX, TABLE_ENTRIES_MAX};
     use super::core_logic::features::{bit, negotiate, supported, DeviceKind, Features, NegotiationError};
     use super::core_logic::nethdr::{
-        queue_pairs, rx_header, tx_descs_needed, tx_header, NetCaps, Offloads, RxCsum, RxError, TxError, TxGso, TxMeta, HDR_LEN,
+        queue_pairs, rx_header, rx_packet, tx_descs_needed, tx_header, NetCaps, Offloads, RxCsum, RxError, RxGso, RxInfo, TxError, TxGso, TxMeta, HDR_LEN,
     };
 
     #[test]
@@ -189,6 +189,7 @@ mod tests {
             bit::NET_CTRL_VQ,
             bit::NET_CTRL_RX,
             bit::NET_MRG_RXBUF,
+            bit::NET_GUEST_ECN,
             bit::NET_MAC,
             bit::NET_STATUS,
         ]);
@@ -199,19 +200,24 @@ mod tests {
             bit::NET_CTRL_VQ,
             bit::NET_CTRL_RX,
             bit::NET_MQ,
+            bit::NET_MRG_RXBUF,
         ]);
         assert_eq!(negotiate(DeviceKind::Net, off), Ok(want));
         let tso_only = Features::of(&[bit::VERSION_1, bit::NET_HOST_TSO4]);
         assert_eq!(negotiate(DeviceKind::Net, tso_only).map(|f| f.has(bit::NET_HOST_TSO4)), Ok(false));
         let (t, n) = super::net::feature_table();
-        assert_eq!(t.get(..n).map(|t| t.contains(&bit::NET_MRG_RXBUF)), Some(false));
+        assert_eq!(t.get(..n).map(|t| t.contains(&bit::NET_GUEST_ECN)), Some(false));
+        let tso = Features::of(&[bit::VERSION_1, bit::NET_GUEST_CSUM, bit::NET_MRG_RXBUF, bit::NET_GUEST_TSO6]);
+        assert_eq!(negotiate(DeviceKind::Net, tso), Ok(tso));
+        let no_mrg = Features::of(&[bit::VERSION_1, bit::NET_GUEST_CSUM, bit::NET_GUEST_TSO6]);
+        assert_eq!(negotiate(DeviceKind::Net, no_mrg).map(|f| f.has(bit::NET_GUEST_TSO6)), Ok(false));
         assert_eq!(queue_pairs(Some(4), 2), 2);
         assert_eq!(queue_pairs(None, 2), 1);
     }
 
     #[test]
     fn net_tx_headers() {
-        let caps = NetCaps { tx_csum: true, tso4: true, tso6: false, rx_csum: true, indirect: false };
+        let caps = NetCaps { tx_csum: true, tso4: true, rx_csum: true, ..NetCaps::default() };
         let plain = TxMeta { csum: None, gso: TxGso::None, len: 60 };
         assert_eq!(tx_header(&caps, &plain), Ok([0u8; HDR_LEN]));
         let tso = TxMeta { csum: Some((34, 16)), gso: TxGso::Tcp4 { size: 1448, hdr_len: 66, ecn: false }, len: 9000 };
@@ -239,5 +245,28 @@ mod tests {
         assert_eq!(rx_header(&caps, &nb, 72), Ok(RxCsum::None));
         // Room for a whole frame even with indirect descriptors (their table allocation may fail).
         assert_eq!(tx_descs_needed(17), 19);
+    }
+
+    #[test]
+    fn net_rx_mergeable_and_gso() {
+        let caps = NetCaps { rx_csum: true, mergeable: true, rx_tso4: true, ..NetCaps::default() };
+        let mut g = [0u8; HDR_LEN];
+        g[0] = 1; // NEEDS_CSUM
+        g[1] = 1; // TCPV4
+        g[4] = 0xa8; // gso_size 1448
+        g[5] = 5;
+        g[6] = 34;
+        g[8] = 16;
+        g[10] = 17; // num_buffers
+        let want = RxInfo { csum: RxCsum::Partial(34, 16), gso: RxGso::Tcp4(1448), buffers: 17 };
+        assert_eq!(rx_packet(&caps, &g, 4096), Ok(want));
+        g[1] = 4; // TCPV6, not negotiated here
+        assert_eq!(rx_packet(&caps, &g, 4096), Err(RxError::UnexpectedGso));
+        g[1] = 1;
+        g[10] = 0;
+        assert_eq!(rx_packet(&caps, &g, 4096), Err(RxError::BadBufferCount));
+        g[10] = 1;
+        g[0] = 0; // GSO without a partial checksum
+        assert_eq!(rx_packet(&caps, &g, 4096), Err(RxError::BadGso));
     }
 }

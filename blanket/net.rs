@@ -8,10 +8,10 @@
 
 use crate::core_logic::ctrl;
 use crate::core_logic::features::{self, DeviceKind, Features};
-use crate::core_logic::nethdr::{self, NetCaps, Offloads, RxCsum, TxGso, TxMeta};
+use crate::core_logic::nethdr::{self, NetCaps, Offloads, RxCsum, RxGso, TxGso, TxMeta};
 use crate::overcast::virtio::{
-    self, net_gso, net_off, Device, Driver, NetHeaders, NetParams, NetRxCsum, NetRxFilter, NetTxMeta, VirtioNet,
-    NET_HDR_LEN,
+    self, net_gso, net_off, Device, Driver, NetHeaders, NetParams, NetRxCsum, NetRxFilter, NetRxGso, NetRxInfo,
+    NetTxMeta, VirtioNet, NET_HDR_LEN,
 };
 use kernel::prelude::*;
 use kernel::str::CString;
@@ -50,13 +50,19 @@ impl NetHeaders for Headers {
         nethdr::tx_header(&self.caps, &TxMeta { csum, gso, len: m.len }).map_err(|_| EINVAL)
     }
 
-    fn rx_hdr(&self, hdr: &[u8; NET_HDR_LEN], len: u32) -> Result<NetRxCsum> {
-        match nethdr::rx_header(&self.caps, hdr, len) {
-            Ok(RxCsum::None) => Ok(NetRxCsum::None),
-            Ok(RxCsum::Valid) => Ok(NetRxCsum::Valid),
-            Ok(RxCsum::Partial(s, o)) => Ok(NetRxCsum::Partial(s, o)),
-            Err(_) => Err(EINVAL),
-        }
+    fn rx_hdr(&self, hdr: &[u8; NET_HDR_LEN], len: u32) -> Result<NetRxInfo> {
+        let info = nethdr::rx_packet(&self.caps, hdr, len).map_err(|_| EINVAL)?;
+        let csum = match info.csum {
+            RxCsum::None => NetRxCsum::None,
+            RxCsum::Valid => NetRxCsum::Valid,
+            RxCsum::Partial(s, o) => NetRxCsum::Partial(s, o),
+        };
+        let gso = match info.gso {
+            RxGso::None => NetRxGso::None,
+            RxGso::Tcp4(size) => NetRxGso::Tcp4(size),
+            RxGso::Tcp6(size) => NetRxGso::Tcp6(size),
+        };
+        Ok(NetRxInfo { csum, gso, buffers: info.buffers })
     }
 
     fn rx_filter(
@@ -139,7 +145,7 @@ impl Driver for NetDriver {
         let m = mac.unwrap_or([0; 6]);
         let (rx, tx) = net.rings();
         pr_info!(
-            "blanket_net: {}: {}: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}{}, mtu {}, rings rx {} tx {}, tx csum {}, tso4 {}, tso6 {}, rx csum {}, indirect {}, link status {}, control queue {} (rx filter {}, mac {}), queue pairs {} of {}\n",
+            "blanket_net: {}: {}: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}{}, mtu {}, rings rx {} tx {}, tx csum {}, tso4 {}, tso6 {}, rx csum {}, indirect {}, link status {}, control queue {} (rx filter {}, mac {}), queue pairs {} of {}, mergeable rx {}, rx tso4 {}, tso6 {}\n",
             dev.name(),
             net.name(),
             m[0],
@@ -162,7 +168,10 @@ impl Driver for NetDriver {
             dev.has_feature(features::bit::NET_CTRL_RX),
             dev.has_feature(features::bit::NET_CTRL_MAC_ADDR),
             net.queue_pairs(),
-            cfg.max_pairs.unwrap_or(1)
+            cfg.max_pairs.unwrap_or(1),
+            caps.mergeable,
+            caps.rx_tso4,
+            caps.rx_tso6
         );
         Ok(KBox::new(NetDev { net }, GFP_KERNEL)?)
     }

@@ -22,6 +22,7 @@
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/string.h>
+#include <linux/unaligned.h>
 #include <linux/virtio.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
@@ -669,6 +670,7 @@ struct ovc_vnet {
 	unsigned int active_pairs;	/* pairs the device and the stack use: pairs, or 1 if the device refused */
 	unsigned int max_pairs;		/* the device's max_virtqueue_pairs (1 without MQ): the control queue follows */
 	bool vqs_live;			/* the virtqueues exist (not between a reset's prepare and done) */
+	bool mergeable;			/* VIRTIO_NET_F_MRG_RXBUF: receive buffers are page fragments */
 	struct virtqueue *cvq;
 	struct ovc_vnet_ctrl *ctrl;
 	struct mutex ctrl_lock;
@@ -689,6 +691,11 @@ struct ovc_vnet {
 	bool dying;		/* being removed: the reset work must not start */
 	atomic_long_t resets, tx_timeouts;
 };
+
+/* Mergeable receive buffers: page-size fragments, header included (a 64 KiB GSO packet spans 17 of them). */
+#define OVC_VNET_MRG_BUF_LEN PAGE_SIZE
+/* Bytes of a frame copied into the skb's head (every header); the rest stays in the buffers as page fragments. */
+#define OVC_VNET_COPY_LEN 128u
 
 /*
  * Fault injection for the lab's recovery test: while set, blanket_net withholds its transmit notifications from
@@ -770,18 +777,34 @@ static bool ovc_vnet_refill(struct ovc_vnet_q *q, gfp_t gfp)
 	bool ok = true;
 
 	while (q->rvq->num_free) {
-		struct sk_buff *skb = __netdev_alloc_skb(n->dev, n->rx_buf_len, gfp);
 		struct scatterlist sg;
+		struct sk_buff *skb;
+		void *buf;
 		int err;
 
-		if (!skb) {
-			ok = false;
-			break;
+		if (n->mergeable) {
+			/* A page-size fragment: the packet's data stays in it, attached to the skb as a page fragment. */
+			buf = netdev_alloc_frag(OVC_VNET_MRG_BUF_LEN);
+			if (!buf) {
+				ok = false;
+				break;
+			}
+			sg_init_one(&sg, buf, OVC_VNET_MRG_BUF_LEN);
+			err = virtqueue_add_inbuf(q->rvq, &sg, 1, buf, gfp);
+			if (err)
+				skb_free_frag(buf);
+		} else {
+			skb = __netdev_alloc_skb(n->dev, n->rx_buf_len, gfp);
+			if (!skb) {
+				ok = false;
+				break;
+			}
+			sg_init_one(&sg, skb->data, n->rx_buf_len);
+			err = virtqueue_add_inbuf(q->rvq, &sg, 1, skb, gfp);
+			if (err)
+				dev_kfree_skb_any(skb);
 		}
-		sg_init_one(&sg, skb->data, n->rx_buf_len);
-		err = virtqueue_add_inbuf(q->rvq, &sg, 1, skb, gfp);
 		if (err) {
-			dev_kfree_skb_any(skb);
 			ok = err == -ENOSPC;
 			break;
 		}
@@ -821,24 +844,22 @@ static void ovc_vnet_refill_work(struct work_struct *w)
 	}
 }
 
-static void ovc_vnet_receive(struct ovc_vnet_q *q, struct sk_buff *skb, unsigned int len)
+/* Hands a received packet (skb->data at its Ethernet header) to the stack with what its header said. */
+static void ovc_vnet_deliver(struct ovc_vnet_q *q, struct sk_buff *skb, const struct ovc_vnet_rxmeta *m)
 {
-	struct ovc_vnet *n = q->n;
-	struct net_device *dev = n->dev;
-	struct ovc_vnet_rxmeta m = {};
-	unsigned int flen;
+	struct net_device *dev = q->n->dev;
+	unsigned int flen = skb->len;
 
-	if (len > n->rx_buf_len || n->ops->rx_hdr(n->ctx, skb->data, len, &m)) {
-		atomic_long_inc(&n->rx_bad);
-		goto drop;
-	}
-	skb_put(skb, len);
-	__skb_pull(skb, OVC_VNET_HDR_LEN);
-	flen = skb->len;
-	if (m.csum == OVC_VNET_RX_CSUM_VALID)
+	if (m->csum == OVC_VNET_RX_CSUM_VALID)
 		skb->ip_summed = CHECKSUM_UNNECESSARY;
-	else if (m.csum == OVC_VNET_RX_CSUM_PARTIAL && !skb_partial_csum_set(skb, m.csum_start, m.csum_offset))
+	else if (m->csum == OVC_VNET_RX_CSUM_PARTIAL && !skb_partial_csum_set(skb, m->csum_start, m->csum_offset))
 		goto drop;
+	if (m->gso != OVC_VNET_GSO_NONE) {
+		/* One packet for many TCP segments (GUEST_TSO): the stack takes it as GSO, untrusted (DODGY). */
+		skb_shinfo(skb)->gso_size = m->gso_size;
+		skb_shinfo(skb)->gso_type = (m->gso == OVC_VNET_GSO_TCP4 ? SKB_GSO_TCPV4 : SKB_GSO_TCPV6) | SKB_GSO_DODGY;
+		skb_shinfo(skb)->gso_segs = 0;
+	}
 	skb->protocol = eth_type_trans(skb, dev);
 	skb_record_rx_queue(skb, q->index);
 	dev_dstats_rx_add(dev, flen);
@@ -850,17 +871,113 @@ drop:
 	kfree_skb(skb);
 }
 
+/* One buffer, one packet (no mergeable buffers): the skb that was posted. */
+static void ovc_vnet_receive(struct ovc_vnet_q *q, struct sk_buff *skb, unsigned int len)
+{
+	struct ovc_vnet *n = q->n;
+	struct ovc_vnet_rxmeta m = {};
+
+	if (len > n->rx_buf_len || n->ops->rx_hdr(n->ctx, skb->data, len, &m) || m.buffers != 1) {
+		atomic_long_inc(&n->rx_bad);
+		dev_dstats_rx_dropped(n->dev);
+		kfree_skb(skb);
+		return;
+	}
+	skb_put(skb, len);
+	__skb_pull(skb, OVC_VNET_HDR_LEN);
+	ovc_vnet_deliver(q, skb, &m);
+}
+
+/* Takes up to count more buffers of a packet being dropped from the ring and frees them (mergeable buffers). */
+static void ovc_vnet_skip_bufs(struct ovc_vnet_q *q, unsigned int count)
+{
+	unsigned int len;
+	void *buf;
+
+	while (count-- && (buf = virtqueue_get_buf(q->rvq, &len)) != NULL) {
+		atomic_dec(&q->n->rx_posted);
+		skb_free_frag(buf);
+	}
+}
+
+/*
+ * Mergeable buffers: the first buffer holds the header (num_buffers: how many buffers the packet spans) and the
+ * packet's start; the first OVC_VNET_COPY_LEN bytes of the frame are copied into a new skb's head, the rest of
+ * every buffer is attached as a page fragment, without copying.
+ */
+static void ovc_vnet_receive_mrg(struct ovc_vnet_q *q, void *buf, unsigned int len)
+{
+	struct ovc_vnet *n = q->n;
+	struct ovc_vnet_rxmeta m = {};
+	unsigned int i, flen, copy;
+	struct sk_buff *skb;
+	struct page *page;
+
+	if (len < OVC_VNET_HDR_LEN + ETH_HLEN || len > OVC_VNET_MRG_BUF_LEN || n->ops->rx_hdr(n->ctx, buf, len, &m)) {
+		/* Skip the packet's other buffers too, if its header says how many in a way that makes sense. */
+		u16 nb = len >= OVC_VNET_HDR_LEN ? get_unaligned_le16(buf + 10) : 1;
+
+		atomic_long_inc(&n->rx_bad);
+		skb_free_frag(buf);
+		if (nb > 1 && nb <= 64)
+			ovc_vnet_skip_bufs(q, nb - 1);
+		goto dropped;
+	}
+	skb = napi_alloc_skb(&q->rx_napi, OVC_VNET_COPY_LEN);
+	if (!skb) {
+		skb_free_frag(buf);
+		ovc_vnet_skip_bufs(q, m.buffers - 1);
+		goto dropped;
+	}
+	flen = len - OVC_VNET_HDR_LEN;
+	copy = min_t(unsigned int, flen, OVC_VNET_COPY_LEN);
+	skb_put_data(skb, buf + OVC_VNET_HDR_LEN, copy);
+	page = virt_to_head_page(buf);
+	if (flen > copy)
+		skb_add_rx_frag(skb, 0, page, buf + OVC_VNET_HDR_LEN + copy - page_address(page), flen - copy,
+				OVC_VNET_MRG_BUF_LEN);
+	else
+		skb_free_frag(buf);
+	for (i = 1; i < m.buffers; i++) {
+		void *b = virtqueue_get_buf(q->rvq, &len);
+
+		if (!b) {
+			net_warn_ratelimited("%s: the device said a packet spans %u buffers but gave %u: dropped\n",
+					     n->dev->name, m.buffers, i);
+			goto bad;
+		}
+		atomic_dec(&n->rx_posted);
+		if (len > OVC_VNET_MRG_BUF_LEN || skb_shinfo(skb)->nr_frags >= MAX_SKB_FRAGS) {
+			skb_free_frag(b);
+			ovc_vnet_skip_bufs(q, m.buffers - i - 1);
+			goto bad;
+		}
+		page = virt_to_head_page(b);
+		skb_add_rx_frag(skb, skb_shinfo(skb)->nr_frags, page, b - page_address(page), len, OVC_VNET_MRG_BUF_LEN);
+	}
+	ovc_vnet_deliver(q, skb, &m);
+	return;
+bad:
+	atomic_long_inc(&n->rx_bad);
+	kfree_skb(skb);
+dropped:
+	dev_dstats_rx_dropped(n->dev);
+}
+
 static int ovc_vnet_rx_poll(struct napi_struct *napi, int budget)
 {
 	struct ovc_vnet_q *q = container_of(napi, struct ovc_vnet_q, rx_napi);
 	struct ovc_vnet *n = q->n;
-	struct sk_buff *skb;
 	unsigned int len, opaque;
 	int done = 0;
+	void *buf;
 
-	while (done < budget && (skb = virtqueue_get_buf(q->rvq, &len)) != NULL) {
+	while (done < budget && (buf = virtqueue_get_buf(q->rvq, &len)) != NULL) {
 		atomic_dec(&n->rx_posted);
-		ovc_vnet_receive(q, skb, len);
+		if (n->mergeable)
+			ovc_vnet_receive_mrg(q, buf, len);
+		else
+			ovc_vnet_receive(q, buf, len);
 		done++;
 	}
 	if (done && !ovc_vnet_refill(q, GFP_ATOMIC) && READ_ONCE(n->up))
@@ -1486,16 +1603,20 @@ static long ovc_vnet_drain(struct ovc_vnet *n, unsigned int *rx_left, unsigned i
 {
 	struct sk_buff *skb;
 	unsigned int i;
+	void *buf;
 
 	*rx_left = 0;
 	*tx_left = 0;
 	if (!n->vqs_live)	/* a reset took the queues (and their buffers) already */
 		return (long)atomic_read(&n->rx_posted) + atomic_read(&n->tx_posted);
 	for (i = 0; i < n->pairs; i++) {
-		while ((skb = virtqueue_detach_unused_buf(n->q[i].rvq)) != NULL) {
+		while ((buf = virtqueue_detach_unused_buf(n->q[i].rvq)) != NULL) {
 			atomic_dec(&n->rx_posted);
 			(*rx_left)++;
-			dev_kfree_skb(skb);
+			if (n->mergeable)
+				skb_free_frag(buf);
+			else
+				dev_kfree_skb(buf);
 		}
 		while ((skb = virtqueue_detach_unused_buf(n->q[i].svq)) != NULL) {
 			atomic_dec(&n->tx_posted);
@@ -1660,6 +1781,7 @@ struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_
 	n->pairs = p->pairs;
 	n->active_pairs = p->pairs;
 	n->max_pairs = cfg.max_pairs;
+	n->mergeable = __virtio_test_bit(vdev, VIRTIO_NET_F_MRG_RXBUF);
 	n->q = kcalloc(n->pairs, sizeof(*n->q), GFP_KERNEL);
 	if (!n->q) {
 		free_netdev(dev);

@@ -175,13 +175,16 @@ struct ovc_vnet_rxmeta {
 	unsigned int csum;     /* OVC_VNET_RX_CSUM_* */
 	unsigned int csum_start;
 	unsigned int csum_offset;
+	unsigned int gso;      /* OVC_VNET_GSO_NONE, _TCP4 or _TCP6 */
+	unsigned int gso_size;
+	unsigned int buffers;  /* ring buffers the packet spans (mergeable buffers), >= 1 */
 };
 
 /*
  * Per-packet decisions, implemented in Rust (called in softirq context, must not sleep).
  * tx_hdr: fills hdr (OVC_VNET_HDR_LEN bytes) for frame m; 0, or a negative errno: the frame is dropped.
- * rx_hdr: parses the header hdr of a received buffer of len bytes (header included); 0 and *m, or a negative
- *         errno: the frame is dropped.
+ * rx_hdr: parses the header hdr of a received packet whose first buffer holds len bytes (header included); 0 and
+ *         *m, or a negative errno: the packet is dropped.
  */
 /* Interface flags for rx_filter. */
 #define OVC_VNET_RX_PROMISC 1

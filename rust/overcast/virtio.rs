@@ -455,6 +455,28 @@ pub enum NetRxCsum {
     Partial(u16, u16),
 }
 
+/// Segmentation offload of a received packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetRxGso {
+    /// One frame.
+    None,
+    /// TCP/IPv4 for segments of this many payload bytes.
+    Tcp4(u16),
+    /// TCP/IPv6 for segments of this many payload bytes.
+    Tcp6(u16),
+}
+
+/// What the header of a received packet says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetRxInfo {
+    /// Checksum state.
+    pub csum: NetRxCsum,
+    /// Segmentation offload.
+    pub gso: NetRxGso,
+    /// Ring buffers the packet spans (mergeable buffers), at least 1.
+    pub buffers: u16,
+}
+
 /// The receive filter a [`VirtioNet`] interface asks of its device (control queue, `VIRTIO_NET_F_CTRL_RX`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NetRxFilter {
@@ -471,9 +493,9 @@ pub struct NetRxFilter {
 pub trait NetHeaders: Send + Sync + 'static {
     /// The header for frame `m`; an error drops the frame (counted as a transmit drop).
     fn tx_hdr(&self, m: &NetTxMeta) -> Result<[u8; NET_HDR_LEN]>;
-    /// What the header `hdr` of a received buffer of `len` bytes (header included) says; an error drops the
-    /// frame (counted as a receive drop).
-    fn rx_hdr(&self, hdr: &[u8; NET_HDR_LEN], len: u32) -> Result<NetRxCsum>;
+    /// What the header `hdr` of a received packet, whose first buffer holds `len` bytes (header included), says;
+    /// an error drops the packet (counted as a receive drop).
+    fn rx_hdr(&self, hdr: &[u8; NET_HDR_LEN], len: u32) -> Result<NetRxInfo>;
     /// The filter for an interface in promiscuous/all-multicast mode or not, whose addresses are `addrs`
     /// (`n_uc` unicast then `n_mc` multicast, 6 bytes each); the `MAC_TABLE_SET` data goes to `table`.
     fn rx_filter(
@@ -627,23 +649,26 @@ impl<H: NetHeaders> VirtioNet<H> {
         let Some(hdr) = (unsafe { hdr.cast::<[u8; NET_HDR_LEN]>().as_ref() }) else { return EINVAL.to_errno() };
         // SAFETY: `m` is a valid out-pointer for the call.
         let Some(m) = (unsafe { m.as_mut() }) else { return EINVAL.to_errno() };
-        match h.rx_hdr(hdr, len) {
-            Ok(NetRxCsum::None) => {
-                m.csum = bindings::OVC_VNET_RX_CSUM_NONE;
-                0
-            }
-            Ok(NetRxCsum::Valid) => {
-                m.csum = bindings::OVC_VNET_RX_CSUM_VALID;
-                0
-            }
-            Ok(NetRxCsum::Partial(start, off)) => {
+        let info = match h.rx_hdr(hdr, len) {
+            Ok(i) => i,
+            Err(e) => return e.to_errno(),
+        };
+        match info.csum {
+            NetRxCsum::None => m.csum = bindings::OVC_VNET_RX_CSUM_NONE,
+            NetRxCsum::Valid => m.csum = bindings::OVC_VNET_RX_CSUM_VALID,
+            NetRxCsum::Partial(start, off) => {
                 m.csum = bindings::OVC_VNET_RX_CSUM_PARTIAL;
                 m.csum_start = u32::from(start);
                 m.csum_offset = u32::from(off);
-                0
             }
-            Err(e) => e.to_errno(),
         }
+        (m.gso, m.gso_size) = match info.gso {
+            NetRxGso::None => (bindings::OVC_VNET_GSO_NONE, 0),
+            NetRxGso::Tcp4(size) => (bindings::OVC_VNET_GSO_TCP4, u32::from(size)),
+            NetRxGso::Tcp6(size) => (bindings::OVC_VNET_GSO_TCP6, u32::from(size)),
+        };
+        m.buffers = u32::from(info.buffers);
+        0
     }
 
     /// Drives `dev` as interface `name` (a `%d` pattern is numbered by the kernel). Sleeps.

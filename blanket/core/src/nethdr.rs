@@ -10,9 +10,12 @@
 //! Transmit: the driver says whether the device must finish a partial checksum (`NEEDS_CSUM`, only with
 //! VIRTIO_NET_F_CSUM) and whether the frame is a TCP segmentation-offload frame (only with HOST_TSO4/6).
 //! Receive: the device says whether the checksum is already verified (`DATA_VALID`) or still partial
-//! (`NEEDS_CSUM`), both only with GUEST_CSUM. The driver negotiates no receive segmentation offload
-//! (GUEST_TSO*) and no mergeable buffers, so a received header announcing GSO is a device error: the frame is
-//! dropped (`num_buffers` is ignored: without MRG_RXBUF devices need not write it).
+//! (`NEEDS_CSUM`), both only with GUEST_CSUM. With mergeable receive buffers (MRG_RXBUF) a packet spans
+//! `num_buffers` ring buffers; without, `num_buffers` is ignored (devices need not write it) and a packet is one
+//! buffer. Receive segmentation offload (GUEST_TSO4/6) is negotiated only together with GUEST_CSUM and
+//! MRG_RXBUF: the device may then hand over one large TCP packet for many segments (`gso_type`, `gso_size`, with a
+//! partial checksum), which the stack takes as a GSO packet. A header announcing anything else is a device error and
+//! the packet is dropped.
 
 use super::features::{bit, Features};
 
@@ -57,18 +60,29 @@ pub struct NetCaps {
     pub rx_csum: bool,
     /// Indirect descriptors: a frame of any number of fragments takes one ring descriptor.
     pub indirect: bool,
+    /// A received packet may span several buffers (MRG_RXBUF).
+    pub mergeable: bool,
+    /// The device may hand over TCP/IPv4 packets for many segments (GUEST_TSO4, with GUEST_CSUM and MRG_RXBUF).
+    pub rx_tso4: bool,
+    /// The same for TCP/IPv6 (GUEST_TSO6).
+    pub rx_tso6: bool,
 }
 
 impl NetCaps {
     /// The capabilities of a device that negotiated `f`.
     pub const fn of(f: Features) -> Self {
         let tx_csum = f.has(bit::NET_CSUM);
+        let rx_csum = f.has(bit::NET_GUEST_CSUM);
+        let mergeable = f.has(bit::NET_MRG_RXBUF);
         Self {
             tx_csum,
             tso4: tx_csum && f.has(bit::NET_HOST_TSO4),
             tso6: tx_csum && f.has(bit::NET_HOST_TSO6),
-            rx_csum: f.has(bit::NET_GUEST_CSUM),
+            rx_csum,
             indirect: f.has(bit::RING_INDIRECT_DESC),
+            mergeable,
+            rx_tso4: rx_csum && mergeable && f.has(bit::NET_GUEST_TSO4),
+            rx_tso6: rx_csum && mergeable && f.has(bit::NET_GUEST_TSO6),
         }
     }
 }
@@ -206,6 +220,58 @@ pub enum RxError {
     UnexpectedCsum,
     /// Partial checksum position beyond the frame.
     BadCsumOffsets,
+    /// A segmentation-offload packet without a segment size or without a partial checksum.
+    BadGso,
+    /// `num_buffers` 0, or more than [`MAX_RX_BUFFERS`].
+    BadBufferCount,
+}
+
+/// Receive segmentation offload of a received packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxGso {
+    /// One frame.
+    None,
+    /// TCP/IPv4 for segments of this many payload bytes.
+    Tcp4(u16),
+    /// TCP/IPv6 for segments of this many payload bytes.
+    Tcp6(u16),
+}
+
+/// What the header of a received packet says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RxInfo {
+    /// Checksum state.
+    pub csum: RxCsum,
+    /// Segmentation offload.
+    pub gso: RxGso,
+    /// Ring buffers the packet spans, this one included (1 without MRG_RXBUF).
+    pub buffers: u16,
+}
+
+/// Most buffers one received packet may span: a 64 KiB segmentation-offload packet in page-size buffers takes
+/// 17; a device announcing more is in error.
+pub const MAX_RX_BUFFERS: u16 = 64;
+
+/// Parses the header of a received packet whose first buffer holds `len` bytes (header included): checksum,
+/// segmentation offload and the number of buffers. Checksum positions are checked against the first buffer,
+/// which holds every header of a packet that has one.
+pub fn rx_packet(caps: &NetCaps, hdr: &[u8], len: u32) -> Result<RxInfo, RxError> {
+    let csum = rx_header(caps, hdr, len)?;
+    let size = get16(hdr, 4);
+    let gso = match hdr[1] {
+        gso::NONE => RxGso::None,
+        gso::TCPV4 if caps.rx_tso4 => RxGso::Tcp4(size),
+        gso::TCPV6 if caps.rx_tso6 => RxGso::Tcp6(size),
+        _ => return Err(RxError::UnexpectedGso),
+    };
+    if gso != RxGso::None && (size == 0 || !matches!(csum, RxCsum::Partial(..))) {
+        return Err(RxError::BadGso);
+    }
+    let buffers = if caps.mergeable { get16(hdr, 10) } else { 1 };
+    if buffers == 0 || buffers > MAX_RX_BUFFERS {
+        return Err(RxError::BadBufferCount);
+    }
+    Ok(RxInfo { csum, gso, buffers })
 }
 
 /// Parses the header of a received buffer of `len` bytes (header included).
@@ -214,11 +280,17 @@ pub fn rx_header(caps: &NetCaps, hdr: &[u8], len: u32) -> Result<RxCsum, RxError
         return Err(RxError::Short);
     }
     let frame = len - HDR_LEN as u32;
-    if hdr[1] != gso::NONE {
+    let gso_ok = match hdr[1] {
+        gso::NONE => true,
+        gso::TCPV4 => caps.rx_tso4,
+        gso::TCPV6 => caps.rx_tso6,
+        _ => false,
+    };
+    if !gso_ok {
         return Err(RxError::UnexpectedGso);
     }
-    // num_buffers (bytes 10..12) means something only with MRG_RXBUF, which is not negotiated: devices need not
-    // write it then (QEMU leaves it as it was in the buffer, i.e. whatever the memory held), so it is not read.
+    // num_buffers (bytes 10..12) means something only with MRG_RXBUF (see `rx_packet`): without, devices need not
+    // write it (QEMU leaves it as it was in the buffer, i.e. whatever the memory held), so it is not read here.
     let fl = hdr[0];
     if fl & (flags::NEEDS_CSUM | flags::DATA_VALID) != 0 && !caps.rx_csum {
         return Err(RxError::UnexpectedCsum);
@@ -333,7 +405,97 @@ mod tests {
             tso6: true,
             rx_csum: true,
             indirect: true,
+            mergeable: false,
+            rx_tso4: false,
+            rx_tso6: false,
         }
+    }
+
+    fn caps_mrg() -> NetCaps {
+        NetCaps {
+            mergeable: true,
+            rx_tso4: true,
+            rx_tso6: true,
+            ..caps_all()
+        }
+    }
+
+    #[test]
+    fn rx_packets_with_mergeable_buffers_and_gso() {
+        let mut h = [0u8; HDR_LEN];
+        h[10] = 3;
+        let one = RxInfo {
+            csum: RxCsum::None,
+            gso: RxGso::None,
+            buffers: 3,
+        };
+        assert_eq!(rx_packet(&caps_mrg(), &h, 4096), Ok(one));
+        // Without MRG_RXBUF the field is not read.
+        assert_eq!(rx_packet(&caps_all(), &h, 4096).map(|i| i.buffers), Ok(1));
+        h[10] = 0;
+        assert_eq!(
+            rx_packet(&caps_mrg(), &h, 4096),
+            Err(RxError::BadBufferCount)
+        );
+        h[10] = 65;
+        assert_eq!(
+            rx_packet(&caps_mrg(), &h, 4096),
+            Err(RxError::BadBufferCount)
+        );
+        // A 64 KiB TCP/IPv4 packet: partial checksum after the IP header, MSS 1448.
+        let mut g = [0u8; HDR_LEN];
+        g[0] = flags::NEEDS_CSUM;
+        g[1] = gso::TCPV4;
+        g[4..6].copy_from_slice(&1448u16.to_le_bytes());
+        g[6] = 34;
+        g[8] = 16;
+        g[10] = 17;
+        let info = rx_packet(&caps_mrg(), &g, 4096).unwrap();
+        assert_eq!(info.gso, RxGso::Tcp4(1448));
+        assert_eq!((info.csum, info.buffers), (RxCsum::Partial(34, 16), 17));
+        g[1] = gso::TCPV6;
+        assert_eq!(
+            rx_packet(&caps_mrg(), &g, 4096).map(|i| i.gso),
+            Ok(RxGso::Tcp6(1448))
+        );
+        // Not negotiated, no size, no partial checksum, ECN or UDP: refused.
+        assert_eq!(
+            rx_packet(&caps_all(), &g, 4096),
+            Err(RxError::UnexpectedGso)
+        );
+        g[4] = 0;
+        g[5] = 0;
+        assert_eq!(rx_packet(&caps_mrg(), &g, 4096), Err(RxError::BadGso));
+        g[4..6].copy_from_slice(&1448u16.to_le_bytes());
+        g[0] = flags::DATA_VALID;
+        assert_eq!(rx_packet(&caps_mrg(), &g, 4096), Err(RxError::BadGso));
+        g[0] = flags::NEEDS_CSUM;
+        g[1] = gso::TCPV4 | gso::ECN;
+        assert_eq!(
+            rx_packet(&caps_mrg(), &g, 4096),
+            Err(RxError::UnexpectedGso)
+        );
+        g[1] = 3; // UDP
+        assert_eq!(
+            rx_packet(&caps_mrg(), &g, 4096),
+            Err(RxError::UnexpectedGso)
+        );
+    }
+
+    #[test]
+    fn rx_tso_needs_guest_csum_and_mergeable_buffers() {
+        let all = [
+            bit::NET_GUEST_CSUM,
+            bit::NET_MRG_RXBUF,
+            bit::NET_GUEST_TSO4,
+            bit::NET_GUEST_TSO6,
+        ];
+        let c = NetCaps::of(Features::of(&all));
+        assert!(c.rx_tso4 && c.rx_tso6 && c.mergeable);
+        let c = NetCaps::of(Features::of(&[bit::NET_MRG_RXBUF, bit::NET_GUEST_TSO4]));
+        assert!(!c.rx_tso4 && c.mergeable);
+        let c = NetCaps::of(Features::of(&[bit::NET_GUEST_CSUM, bit::NET_GUEST_TSO4]));
+        assert!(!c.rx_tso4 && !c.mergeable);
     }
 
     #[test]
