@@ -696,6 +696,12 @@ struct ovc_vnet {
 #define OVC_VNET_MRG_BUF_LEN PAGE_SIZE
 /* Bytes of a frame copied into the skb's head (every header); the rest stays in the buffers as page fragments. */
 #define OVC_VNET_COPY_LEN 128u
+/*
+ * A packet in one buffer and no longer than a full Ethernet frame with a VLAN tag is copied whole into a small
+ * skb and its buffer freed at once: attached, the 4 KiB buffer would count against the receiving socket's buffer
+ * almost three times over for a 1400-byte datagram (truesize), and sockets would drop what they have no room for.
+ */
+#define OVC_VNET_COPYBREAK 1518u
 
 /*
  * Fault injection for the lab's recovery test: while set, blanket_net withholds its transmit notifications from
@@ -903,7 +909,8 @@ static void ovc_vnet_skip_bufs(struct ovc_vnet_q *q, unsigned int count)
 /*
  * Mergeable buffers: the first buffer holds the header (num_buffers: how many buffers the packet spans) and the
  * packet's start; the first OVC_VNET_COPY_LEN bytes of the frame are copied into a new skb's head, the rest of
- * every buffer is attached as a page fragment, without copying.
+ * every buffer is attached as a page fragment, without copying. A frame of one buffer up to OVC_VNET_COPYBREAK
+ * bytes is copied whole.
  */
 static void ovc_vnet_receive_mrg(struct ovc_vnet_q *q, void *buf, unsigned int len)
 {
@@ -923,14 +930,14 @@ static void ovc_vnet_receive_mrg(struct ovc_vnet_q *q, void *buf, unsigned int l
 			ovc_vnet_skip_bufs(q, nb - 1);
 		goto dropped;
 	}
-	skb = napi_alloc_skb(&q->rx_napi, OVC_VNET_COPY_LEN);
+	flen = len - OVC_VNET_HDR_LEN;
+	copy = m.buffers == 1 && flen <= OVC_VNET_COPYBREAK ? flen : min_t(unsigned int, flen, OVC_VNET_COPY_LEN);
+	skb = napi_alloc_skb(&q->rx_napi, copy);
 	if (!skb) {
 		skb_free_frag(buf);
 		ovc_vnet_skip_bufs(q, m.buffers - 1);
 		goto dropped;
 	}
-	flen = len - OVC_VNET_HDR_LEN;
-	copy = min_t(unsigned int, flen, OVC_VNET_COPY_LEN);
 	skb_put_data(skb, buf + OVC_VNET_HDR_LEN, copy);
 	page = virt_to_head_page(buf);
 	if (flen > copy)

@@ -4,7 +4,9 @@
 #
 # Host 0 measures its NIC under the C virtio_net and under blanket_net, the same device rebound through sysfs
 # between the two, paired and interleaved (C first in odd rounds, ours first in even rounds). Host 1 is the peer
-# and keeps the C driver throughout (iperf3 servers). Per round and driver:
+# and keeps the C driver throughout (iperf3 servers). With overcast-lab --tap (a single vm or nested host) the peer
+# is instead the run's network namespace at 10.0.2.2, the NIC a TAP with offloads and two queue pairs, and the
+# topology is reported as tap-vm / tap-nested. Per round and driver:
 #   tcp-send      iperf3 TCP host 0 -> host 1, BENCH_SECS s            -> Mbit/s (receiver side)
 #   tcp-recv      iperf3 TCP host 1 -> host 0 (-R)                     -> Mbit/s (receiver side)
 #   udp-send-1400 iperf3 UDP, 1400-byte datagrams, unlimited rate      -> Mbit/s received by host 1
@@ -34,8 +36,15 @@ TOPO="pair-${OVERCAST_XEN:-none}"
 C=/sys/bus/virtio/drivers/virtio_net
 B=/sys/bus/virtio/drivers/blanket_net
 
-barrier() { udp_barrier "$@"; }
-udp_barrier_listen
+if grep -q 'overcast.net=tap' /proc/cmdline; then
+  # One host; the peer is the lab's namespace (iperf3 servers there), no barrier.
+  PEER=10.0.2.2
+  TOPO=tap-${OVERCAST_TOPOLOGY:-vm}
+  barrier() { :; }
+else
+  barrier() { udp_barrier "$@"; }
+  udp_barrier_listen
+fi
 
 if [ "$me" = 1 ]; then
   iperf3 -s -D --logfile /tmp/iperf3-server.log
