@@ -159,24 +159,23 @@ if [ "$topo" = pair ]; then
 
   # --- the receive filter (VIRTIO_NET_F_CTRL_RX): the provider's device drops what the interface does not want --------
   # tcpdump -p does not make the interface promiscuous; it sees whatever the device delivered.
-  # tcpdump's own count, on its exit: "N packets captured".
-  foreign() { sed -n 's/^\([0-9][0-9]*\) packets\{0,1\} captured$/\1/p' "$1"; }
-  tcpdump -Z root -p -n -i bnet0 -w /tmp/f1.pcap ether dst 02:00:00:00:00:77 2>/tmp/f1.err &
-  DUMP=$!
-  sleep 2
-  barrier filter-ready 600
-  barrier foreign-sent-1 300
-  sleep 1; kill $DUMP; wait $DUMP 2>/dev/null
-  check filter-drops-foreign-unicast test "$(foreign /tmp/f1.err)" = 0
+  # capture NAME B1 B2: listen while host 1 sends between barriers B1 and B2; tcpdump's own count on its exit
+  # ("N packets captured") goes to /tmp/NAME.count.
+  capture() {
+    tcpdump -Z root -p -n -i bnet0 -w /tmp/$1.pcap ether dst 02:00:00:00:00:77 2>/tmp/$1.err &
+    local dump=$!
+    sleep 2
+    barrier $2 600
+    barrier $3 300
+    sleep 1; kill $dump; wait $dump 2>/dev/null
+    sed -n 's/^\([0-9][0-9]*\) packets\{0,1\} captured$/\1/p' /tmp/$1.err > /tmp/$1.count
+  }
+  capture f1 filter-ready foreign-sent-1
+  check filter-drops-foreign-unicast test "$(cat /tmp/f1.count)" = 0
   check promisc-on $IP link set bnet0 promisc on
-  tcpdump -Z root -p -n -i bnet0 -w /tmp/f2.pcap ether dst 02:00:00:00:00:77 2>/tmp/f2.err &
-  DUMP=$!
-  sleep 2
-  barrier promisc-on 300
-  barrier foreign-sent-2 300
-  sleep 1; kill $DUMP; wait $DUMP 2>/dev/null
-  echo "frames to 02:00:00:00:00:77: $(foreign /tmp/f1.err) not promiscuous, $(foreign /tmp/f2.err) promiscuous"
-  check promisc-passes-foreign-unicast test "$(foreign /tmp/f2.err)" -ge 3
+  capture f2 promisc-on foreign-sent-2
+  echo "frames to 02:00:00:00:00:77: $(cat /tmp/f1.count) not promiscuous, $(cat /tmp/f2.count) promiscuous"
+  check promisc-passes-foreign-unicast test "$(cat /tmp/f2.count)" -ge 3
   check promisc-off $IP link set bnet0 promisc off
   echo 0 > /proc/sys/net/ipv4/icmp_echo_ignore_broadcasts
   sleep 2
