@@ -96,6 +96,8 @@ static int ovc_virtio_probe(struct virtio_device *vdev)
 static void ovc_vnet_config_changed(struct ovc_vnet *n);
 static int ovc_vnet_reset_prepare(struct ovc_vnet *n);
 static int ovc_vnet_reset_done(struct ovc_vnet *n);
+static int ovc_vblk_reset_prepare(struct ovc_vblk_queue *q);
+static int ovc_vblk_reset_done(struct ovc_vblk_queue *q);
 
 /* Configuration interrupt (interrupt context): a net device's link state is read in process context. */
 static void ovc_virtio_config_changed(struct virtio_device *vdev)
@@ -108,20 +110,24 @@ static void ovc_virtio_config_changed(struct virtio_device *vdev)
 
 /*
  * A reset of the whole device, by the virtio core (virtio_device_reset_prepare/_done: a PCI function reset, or our
- * own recovery of a stalled net device). Only net devices support it; a block device refuses (-EOPNOTSUPP).
+ * own recovery of a stalled device — a net device's transmit watchdog, a disk's request timeout, blanket/reset).
  */
 static int ovc_virtio_reset_prepare(struct virtio_device *vdev)
 {
 	struct ovc_virtio_priv *p = vdev->priv;
 
-	return p && p->vnet ? ovc_vnet_reset_prepare(p->vnet) : -EOPNOTSUPP;
+	if (p && p->vnet)
+		return ovc_vnet_reset_prepare(p->vnet);
+	return p && p->blkq ? ovc_vblk_reset_prepare(p->blkq) : -EOPNOTSUPP;
 }
 
 static int ovc_virtio_reset_done(struct virtio_device *vdev)
 {
 	struct ovc_virtio_priv *p = vdev->priv;
 
-	return p && p->vnet ? ovc_vnet_reset_done(p->vnet) : -EOPNOTSUPP;
+	if (p && p->vnet)
+		return ovc_vnet_reset_done(p->vnet);
+	return p && p->blkq ? ovc_vblk_reset_done(p->blkq) : -EOPNOTSUPP;
 }
 
 static void ovc_virtio_remove(struct virtio_device *vdev)
@@ -233,10 +239,31 @@ struct ovc_vblk_vq {
 	struct virtqueue *vq;
 	spinlock_t lock;
 	unsigned int nslots;
+	unsigned long completed;    /* requests the device answered (under lock): a reset that helped shows here */
+	struct list_head withheld;  /* fault_blk_stall: requests kept from the device (under lock, rq->queuelist) */
 	struct ovc_vblk_dma *dma;   /* nslots, kmalloc (DMA-able) */
 	u8 *payload;                /* nslots * OVC_VBLK_PAYLOAD_MAX, kmalloc (DMA-able): discard/write-zeroes ranges */
 	struct scatterlist *sg;     /* nslots * max_segs, CPU-only */
 } ____cacheline_aligned_in_smp;
+
+/*
+ * Recovery of a stalled disk. The block layer times a request out after the disk's io_timeout
+ * (/sys/block/bvdN/queue/io_timeout, 30 s by default); the timeout handler first looks at the rings (an answer
+ * whose interrupt was lost completes there), otherwise schedules reset_work and lets the timer run again. The work
+ * goes through the virtio core (virtio_device_reset_prepare/_done) holding the device lock, as blanket_net's does:
+ * prepare quiesces the disk's queue, resets the device, completes what it had answered and hands every request
+ * still in a ring back to the block layer (requeued, not failed); done finds the virtqueues again, sets DRIVER_OK
+ * and lets the requests run again. `blanket/reset` starts the same work.
+ *
+ * A device that stalls again and again is given up: after OVC_VBLK_FUTILE_RESETS timeout resets in a row with no
+ * request answered in between, or a reset that fails, the disk is marked dead — the device is reset, what is in
+ * its rings fails with an I/O error, later requests fail at once — and the operator unbinds it. While the disk is
+ * being removed (or before it is fully added) there is no reset: a timed-out request fails the same way, so that
+ * removal, which waits for every request, cannot wait for a device that never answers.
+ *
+ * reset_lock serialises the timeout handler's look at the rings with a reset deleting and finding them.
+ */
+#define OVC_VBLK_FUTILE_RESETS 3
 
 struct ovc_vblk_queue {
 	struct virtio_device *vdev;
@@ -244,32 +271,241 @@ struct ovc_vblk_queue {
 	unsigned int max_segs;
 	unsigned int nvqs;
 	struct ovc_vblk_vq *vqs;    /* nvqs: blk-mq hardware queue i uses vqs[i] */
+	struct gendisk *disk;       /* from ovc_vblk_disk_add until ovc_vblk_disk_remove */
+	struct delayed_work reset_work;
+	struct mutex reset_lock;
+	bool vqs_live;              /* the virtqueues exist (not between a reset's prepare and done); reset_lock */
+	bool quiesced;              /* a reset quiesced the disk's queue (device lock) */
+	bool added;                 /* the disk is fully added: timeouts may reset */
+	bool dying;                 /* the disk is being removed: no more resets */
+	bool dead;                  /* given up: requests fail */
+	unsigned int futile;        /* timeout resets in a row with nothing answered in between (device lock) */
+	unsigned long completed_at_reset, timeouts_at_reset;
+	atomic_long_t resets, timeouts;
 };
 
-static void ovc_vblk_vq_done(struct virtqueue *vq)
+/*
+ * Fault injection for the lab's recovery test: while set, blanket_blk keeps new requests from the device (they wait
+ * on the virtqueue's withheld list, never in its ring), so they stall as with a hung device, also across resets.
+ * A reset takes them back like the requests in the ring.
+ */
+static bool fault_blk_stall;
+module_param(fault_blk_stall, bool, 0644);
+MODULE_PARM_DESC(fault_blk_stall, "testing only: keep new blanket_blk requests from the device (simulates a stalled disk)");
+
+/* Completes what the device answered on v (the virtqueue callback; also the timeout handler's and a reset's look). */
+static void ovc_vblk_vq_poll(struct ovc_vblk_queue *q, struct ovc_vblk_vq *v)
 {
-	struct ovc_virtio_priv *p = vq->vdev->priv;
-	struct ovc_vblk_queue *q = p ? p->blkq : NULL;
-	struct ovc_vblk_vq *v;
+	struct virtqueue *vq = v->vq;
 	struct request *rq;
 	unsigned long flags;
 	unsigned int len;
 
-	if (!q || vq->index >= q->nvqs)
-		return;
-	v = &q->vqs[vq->index];
 	spin_lock_irqsave(&v->lock, flags);
 	do {
 		virtqueue_disable_cb(vq);
 		while ((rq = virtqueue_get_buf(vq, &len)) != NULL) {
 			u8 status = rq->tag >= 0 && (unsigned int)rq->tag < v->nslots ? v->dma[rq->tag].status : 0xff;
 
+			v->completed++;
 			q->done(rq, status);
 		}
 		if (unlikely(virtqueue_is_broken(vq)))
 			break;
 	} while (!virtqueue_enable_cb(vq));
 	spin_unlock_irqrestore(&v->lock, flags);
+}
+
+static void ovc_vblk_vq_done(struct virtqueue *vq)
+{
+	struct ovc_virtio_priv *p = vq->vdev->priv;
+	struct ovc_vblk_queue *q = p ? p->blkq : NULL;
+
+	if (!q || vq->index >= q->nvqs)
+		return;
+	ovc_vblk_vq_poll(q, &q->vqs[vq->index]);
+}
+
+/*
+ * With the device reset (no interrupts, DMA or answers any more): completes what it answered, then hands each
+ * request still in a ring to put() — requeued by a reset, failed when the disk is given up. Returns how many it
+ * handed over; *answered counts the others.
+ */
+static unsigned int ovc_vblk_take_back(struct ovc_vblk_queue *q, void (*put)(struct ovc_vblk_queue *, struct request *),
+				       unsigned int *answered)
+{
+	unsigned int i, n = 0;
+
+	*answered = 0;
+	for (i = 0; i < q->nvqs; i++) {
+		struct ovc_vblk_vq *v = &q->vqs[i];
+		unsigned long before = v->completed;
+		struct request *rq;
+
+		LIST_HEAD(withheld);
+		unsigned long flags;
+
+		ovc_vblk_vq_poll(q, v);
+		*answered += v->completed - before;
+		while ((rq = virtqueue_detach_unused_buf(v->vq)) != NULL) {
+			put(q, rq);
+			n++;
+		}
+		spin_lock_irqsave(&v->lock, flags);
+		list_splice_init(&v->withheld, &withheld);
+		spin_unlock_irqrestore(&v->lock, flags);
+		while ((rq = list_first_entry_or_null(&withheld, struct request, queuelist)) != NULL) {
+			list_del_init(&rq->queuelist);
+			put(q, rq);
+			n++;
+		}
+	}
+	return n;
+}
+
+static void ovc_vblk_put_requeue(struct ovc_vblk_queue *q, struct request *rq)
+{
+	blk_mq_requeue_request(rq, false);
+}
+
+static void ovc_vblk_put_fail(struct ovc_vblk_queue *q, struct request *rq)
+{
+	q->done(rq, VIRTIO_BLK_S_IOERR);
+}
+
+static const char *ovc_vblk_name(struct ovc_vblk_queue *q)
+{
+	return q->disk ? q->disk->disk_name : "(no disk)";
+}
+
+/* Gives the disk up (reset_lock held): resets the device once and fails what is in its rings. */
+static void ovc_vblk_give_up(struct ovc_vblk_queue *q, const char *why)
+{
+	unsigned int answered, failed;
+
+	if (!READ_ONCE(q->dead)) {
+		WRITE_ONCE(q->dead, true);
+		virtio_reset_device(q->vdev);
+		dev_err(&q->vdev->dev, "blanket_blk: %s: %s: its requests now fail with I/O errors; unbind and bind the device again (Documentation/blanket.md, \"Recovery\")\n",
+			ovc_vblk_name(q), why);
+	}
+	if (!q->vqs_live)
+		return;
+	failed = ovc_vblk_take_back(q, ovc_vblk_put_fail, &answered);
+	if (failed || answered)
+		dev_err(&q->vdev->dev, "blanket_blk: %s: %u requests failed, %u answered before the reset completed\n",
+			ovc_vblk_name(q), failed, answered);
+}
+
+/* The gendisk's virtio device's queue (the disk is a child of the virtio device). */
+static struct ovc_vblk_queue *ovc_vblk_of_disk(struct gendisk *disk)
+{
+	struct device *parent = disk ? disk_to_dev(disk)->parent : NULL;
+	struct ovc_virtio_priv *p = parent ? dev_to_virtio(parent)->priv : NULL;
+
+	return p ? p->blkq : NULL;
+}
+
+/* blk-mq's timeout callback, added to the kernel crate's operations by ovc_vblk_disk_add. Process context. */
+static enum blk_eh_timer_return ovc_vblk_timeout(struct request *rq)
+{
+	struct ovc_vblk_queue *q = ovc_vblk_of_disk(rq->q->disk);
+	unsigned int i;
+	bool polled;
+
+	if (!q)
+		return BLK_EH_RESET_TIMER;
+	mutex_lock(&q->reset_lock);
+	/* An answer whose interrupt was lost completes here. */
+	polled = q->vqs_live;
+	if (polled)
+		for (i = 0; i < q->nvqs; i++)
+			ovc_vblk_vq_poll(q, &q->vqs[i]);
+	/* Answered just now, or handed back to the block layer by a reset in progress: no longer ours. */
+	if (blk_mq_rq_state(rq) != MQ_RQ_IN_FLIGHT) {
+		mutex_unlock(&q->reset_lock);
+		if (polled)
+			dev_warn_ratelimited(&q->vdev->dev, "blanket_blk: %s: a request was answered as it timed out (late, or its interrupt was lost)\n",
+					     ovc_vblk_name(q));
+		return BLK_EH_DONE;
+	}
+	atomic_long_inc(&q->timeouts);
+	if (READ_ONCE(q->dying) || READ_ONCE(q->dead) || !READ_ONCE(q->added)) {
+		ovc_vblk_give_up(q, READ_ONCE(q->dead) ? "given up earlier" :
+			       "a request timed out while the disk is added or removed");
+		mutex_unlock(&q->reset_lock);
+		return BLK_EH_DONE;
+	}
+	mutex_unlock(&q->reset_lock);
+	dev_err_ratelimited(&q->vdev->dev, "blanket_blk: %s: request at sector %llu (%u bytes) not answered in %u ms: resetting the device; its requests are retried after the reset\n",
+			    ovc_vblk_name(q), (unsigned long long)blk_rq_pos(rq), blk_rq_bytes(rq),
+			    jiffies_to_msecs(rq->timeout));
+	schedule_delayed_work(&q->reset_work, 0);
+	return BLK_EH_RESET_TIMER;
+}
+
+static unsigned long ovc_vblk_completed(struct ovc_vblk_queue *q)
+{
+	unsigned long n = 0;
+	unsigned int i;
+
+	for (i = 0; i < q->nvqs; i++)
+		n += READ_ONCE(q->vqs[i].completed);
+	return n;
+}
+
+/*
+ * The recovery work (a request timeout, blanket/reset). The device lock excludes unbinding; removal sets dying and
+ * cancels this work, so the work only tries the lock and comes back later.
+ */
+static void ovc_vblk_reset_work(struct work_struct *w)
+{
+	struct ovc_vblk_queue *q = container_of(to_delayed_work(w), struct ovc_vblk_queue, reset_work);
+	struct device *d = &q->vdev->dev;
+	unsigned long completed, timeouts;
+	int ret;
+
+	if (READ_ONCE(q->dying))
+		return;
+	if (!device_trylock(d)) {
+		schedule_delayed_work(&q->reset_work, HZ / 10);
+		return;
+	}
+	if (READ_ONCE(q->dead) || READ_ONCE(q->dying)) {
+		device_unlock(d);
+		return;
+	}
+	completed = ovc_vblk_completed(q);
+	timeouts = atomic_long_read(&q->timeouts);
+	if (timeouts != q->timeouts_at_reset && completed == q->completed_at_reset)
+		q->futile++;
+	else
+		q->futile = 0;
+	q->completed_at_reset = completed;
+	q->timeouts_at_reset = timeouts;
+	if (q->futile >= OVC_VBLK_FUTILE_RESETS) {
+		mutex_lock(&q->reset_lock);
+		ovc_vblk_give_up(q, "the device stalled again after " __stringify(OVC_VBLK_FUTILE_RESETS) " resets in a row");
+		mutex_unlock(&q->reset_lock);
+		device_unlock(d);
+		return;
+	}
+	ret = virtio_device_reset_prepare(q->vdev);
+	if (!ret)
+		ret = virtio_device_reset_done(q->vdev);
+	if (ret) {
+		mutex_lock(&q->reset_lock);
+		ovc_vblk_give_up(q, "the device reset failed");
+		mutex_unlock(&q->reset_lock);
+		dev_err(d, "blanket_blk: %s: reset error %d\n", ovc_vblk_name(q), ret);
+	}
+	/* A failed reset leaves the queue quiesced: let the requeued requests run, and fail (the disk is dead). */
+	if (q->quiesced) {
+		q->quiesced = false;
+		blk_mq_unquiesce_queue(q->disk->queue);
+		blk_mq_kick_requeue_list(q->disk->queue);
+	}
+	device_unlock(d);
 }
 
 static void ovc_vblk_free_vqs(struct ovc_vblk_queue *q)
@@ -284,16 +520,69 @@ static void ovc_vblk_free_vqs(struct ovc_vblk_queue *q)
 	kfree(q->vqs);
 }
 
+/*
+ * Finds the q->nvqs request virtqueues. The first time (again false) also allocates each one's slots; after a
+ * reset the rings must be at least as large as before (the tag set was sized by them).
+ */
+static int ovc_vblk_find_vqs(struct ovc_vblk_queue *q, bool again)
+{
+	struct virtio_device *vdev = q->vdev;
+	struct irq_affinity desc = { 0, };
+	struct virtqueue_info *info;
+	struct virtqueue **vqs;
+	unsigned int i;
+	int ret;
+
+	info = kcalloc(q->nvqs, sizeof(*info), GFP_KERNEL);
+	vqs = kcalloc(q->nvqs, sizeof(*vqs), GFP_KERNEL);
+	if (!info || !vqs) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < q->nvqs; i++) {
+		info[i].callback = ovc_vblk_vq_done;
+		info[i].name = "requests";
+	}
+	ret = virtio_find_vqs(vdev, q->nvqs, vqs, info, &desc);
+	if (ret)
+		goto out;
+	for (i = 0; i < q->nvqs; i++) {
+		struct ovc_vblk_vq *v = &q->vqs[i];
+		unsigned int size = virtqueue_get_vring_size(vqs[i]);
+
+		v->vq = vqs[i];
+		if (again) {
+			if (size < v->nslots) {
+				dev_err(&vdev->dev, "blanket_blk: after the reset ring %u has %u descriptors, was %u\n", i,
+					size, v->nslots);
+				ret = -EIO;
+			}
+			continue;
+		}
+		spin_lock_init(&v->lock);
+		INIT_LIST_HEAD(&v->withheld);
+		v->nslots = size;
+		v->dma = kcalloc(v->nslots, sizeof(*v->dma), GFP_KERNEL);
+		v->sg = kvcalloc(array_size(v->nslots, q->max_segs), sizeof(*v->sg), GFP_KERNEL);
+		/* OVC_VBLK_PAYLOAD_MAX divides the page size and kmalloc aligns to it: no payload straddles a page. */
+		v->payload = kcalloc(v->nslots, OVC_VBLK_PAYLOAD_MAX, GFP_KERNEL);
+		if (!v->dma || !v->sg || !v->payload)
+			ret = -ENOMEM;
+	}
+	if (ret)
+		vdev->config->del_vqs(vdev);
+out:
+	kfree(info);
+	kfree(vqs);
+	return ret;
+}
+
 struct ovc_vblk_queue *ovc_vblk_queue_new(struct virtio_device *vdev, unsigned int max_segs, unsigned int max_queues,
 					  ovc_vblk_done_fn done, int *err)
 {
 	struct ovc_virtio_priv *p = vdev->priv;
-	struct irq_affinity desc = { 0, };
-	struct virtqueue_info *info = NULL;
-	struct virtqueue **vqs = NULL;
 	struct ovc_vblk_queue *q;
 	u16 num = 1;
-	unsigned int i;
 	int ret;
 
 	if (!p || p->blkq || max_segs == 0) {
@@ -308,43 +597,22 @@ struct ovc_vblk_queue *ovc_vblk_queue_new(struct virtio_device *vdev, unsigned i
 	}
 	num = max_t(unsigned int, 1, min3((unsigned int)num, max_queues ? max_queues : 1, nr_cpu_ids));
 	q = kzalloc(sizeof(*q), GFP_KERNEL);
-	info = kcalloc(num, sizeof(*info), GFP_KERNEL);
-	vqs = kcalloc(num, sizeof(*vqs), GFP_KERNEL);
 	if (q)
 		q->vqs = kcalloc(num, sizeof(*q->vqs), GFP_KERNEL);
-	if (!q || !info || !vqs || !q->vqs) {
+	if (!q || !q->vqs) {
 		ret = -ENOMEM;
 		goto fail;
 	}
 	q->vdev = vdev;
 	q->done = done;
 	q->max_segs = max_segs;
-	for (i = 0; i < num; i++) {
-		info[i].callback = ovc_vblk_vq_done;
-		info[i].name = "requests";
-	}
-	ret = virtio_find_vqs(vdev, num, vqs, info, &desc);
+	q->nvqs = num;
+	INIT_DELAYED_WORK(&q->reset_work, ovc_vblk_reset_work);
+	mutex_init(&q->reset_lock);
+	ret = ovc_vblk_find_vqs(q, false);
 	if (ret)
 		goto fail;
-	q->nvqs = num;
-	for (i = 0; i < num; i++) {
-		struct ovc_vblk_vq *v = &q->vqs[i];
-
-		spin_lock_init(&v->lock);
-		v->vq = vqs[i];
-		v->nslots = virtqueue_get_vring_size(v->vq);
-		v->dma = kcalloc(v->nslots, sizeof(*v->dma), GFP_KERNEL);
-		v->sg = kvcalloc(array_size(v->nslots, max_segs), sizeof(*v->sg), GFP_KERNEL);
-		/* OVC_VBLK_PAYLOAD_MAX divides the page size and kmalloc aligns to it: no payload straddles a page. */
-		v->payload = kcalloc(v->nslots, OVC_VBLK_PAYLOAD_MAX, GFP_KERNEL);
-		if (!v->dma || !v->sg || !v->payload) {
-			vdev->config->del_vqs(vdev);
-			ret = -ENOMEM;
-			goto fail;
-		}
-	}
-	kfree(info);
-	kfree(vqs);
+	q->vqs_live = true;
 	p->blkq = q;
 	*err = 0;
 	return q;
@@ -353,10 +621,60 @@ fail:
 	if (q && q->vqs)
 		ovc_vblk_free_vqs(q);
 	kfree(q);
-	kfree(info);
-	kfree(vqs);
 	*err = ret;
 	return NULL;
+}
+
+/* The virtio core's reset_prepare (device lock held): see the recovery comment above. */
+static int ovc_vblk_reset_prepare(struct ovc_vblk_queue *q)
+{
+	unsigned int answered, retried;
+
+	if (!q->disk || !READ_ONCE(q->added) || READ_ONCE(q->dying) || READ_ONCE(q->dead))
+		return -EBUSY;
+	if (!q->quiesced) {
+		q->quiesced = true;
+		blk_mq_quiesce_queue(q->disk->queue);
+	}
+	mutex_lock(&q->reset_lock);
+	if (!q->vqs_live) {
+		/* A reset whose done failed earlier: the device is reset again by the core. */
+		mutex_unlock(&q->reset_lock);
+		return 0;
+	}
+	/* No more interrupts, DMA or answers from here. */
+	virtio_reset_device(q->vdev);
+	retried = ovc_vblk_take_back(q, ovc_vblk_put_requeue, &answered);
+	q->vdev->config->del_vqs(q->vdev);
+	q->vqs_live = false;
+	mutex_unlock(&q->reset_lock);
+	dev_info(&q->vdev->dev, "blanket_blk: %s: device reset: %u answered requests completed, %u to be retried\n",
+		 ovc_vblk_name(q), answered, retried);
+	return 0;
+}
+
+static int ovc_vblk_reset_done(struct ovc_vblk_queue *q)
+{
+	int ret;
+
+	if (!q->disk || !q->quiesced)
+		return -EBUSY;
+	mutex_lock(&q->reset_lock);
+	ret = ovc_vblk_find_vqs(q, true);
+	if (!ret)
+		q->vqs_live = true;
+	mutex_unlock(&q->reset_lock);
+	if (ret)
+		return ret;
+	/* The device may be notified only after DRIVER_OK (the core would set it after this callback). */
+	virtio_device_ready(q->vdev);
+	q->quiesced = false;
+	blk_mq_unquiesce_queue(q->disk->queue);
+	blk_mq_kick_requeue_list(q->disk->queue);
+	atomic_long_inc(&q->resets);
+	dev_info(&q->vdev->dev, "blanket_blk: %s: device reset done: queues found again, requests retried\n",
+		 ovc_vblk_name(q));
+	return 0;
 }
 
 unsigned int ovc_vblk_queue_count(struct ovc_vblk_queue *q)
@@ -422,6 +740,9 @@ int ovc_vblk_add(struct ovc_vblk_queue *q, struct request *rq, const unsigned ch
 
 	if (!v || nsegs > q->max_segs || payload_len > OVC_VBLK_PAYLOAD_MAX || (payload_len && nsegs))
 		return -EINVAL;
+	/* Given up (the rings may be gone, the device is reset): fail at once. */
+	if (READ_ONCE(q->dead))
+		return -EIO;
 	dma = &v->dma[rq->tag];
 	data = v->sg + (size_t)rq->tag * q->max_segs;
 	memcpy(dma->hdr, hdr, sizeof(dma->hdr));
@@ -443,6 +764,11 @@ int ovc_vblk_add(struct ovc_vblk_queue *q, struct request *rq, const unsigned ch
 	sgs[out + in++] = &status_sg;
 
 	spin_lock_irqsave(&v->lock, flags);
+	if (unlikely(READ_ONCE(fault_blk_stall))) {
+		list_add_tail(&rq->queuelist, &v->withheld);
+		spin_unlock_irqrestore(&v->lock, flags);
+		return 0;
+	}
 	ret = virtqueue_add_sgs(v->vq, sgs, out, in, rq, GFP_ATOMIC);
 	/*
 	 * One notification per batch (the block layer's last request, or ovc_vblk_kick from commit_rqs): each is a
@@ -461,6 +787,8 @@ void ovc_vblk_kick(struct ovc_vblk_queue *q)
 	unsigned int i;
 	bool notify;
 
+	if (READ_ONCE(q->dead))
+		return;
 	/* commit_rqs does not say which hardware queue ended its batch early: kick_prepare is cheap on the others. */
 	for (i = 0; i < q->nvqs; i++) {
 		struct ovc_vblk_vq *v = &q->vqs[i];
@@ -479,11 +807,14 @@ void ovc_vblk_queue_free(struct ovc_vblk_queue *q)
 
 	if (!q)
 		return;
+	WRITE_ONCE(q->dying, true);
+	cancel_delayed_work_sync(&q->reset_work);
 	p = q->vdev->priv;
 	virtio_reset_device(q->vdev);
 	if (p)
 		p->blkq = NULL;
-	q->vdev->config->del_vqs(q->vdev);
+	if (q->vqs_live)
+		q->vdev->config->del_vqs(q->vdev);
 	ovc_vblk_free_vqs(q);
 	kfree(q);
 }
@@ -501,7 +832,8 @@ static const struct block_device_operations ovc_vblk_fops = {
  * The Blanket drivers' own sysfs directory, `blanket/` under the disk (/sys/block/bvdN/blanket) and under the
  * interface (/sys/class/net/bnetN/blanket): the same names whatever the provider's device is (Documentation/
  * blanket.md, "One interface whatever the cloud", §4.1). backend: the bottom half in use; provider: the device it
- * drives; features: the negotiated feature bits (hex, bits 0-63); queues / ring: request queues and descriptors.
+ * drives; features: the negotiated feature bits (hex, bits 0-63); queues / ring: request queues and descriptors;
+ * resets: "RESETS TIMEOUTS" (device resets done, requests timed out); reset (write 1): reset the device now.
  */
 static u64 ovc_virtio_negotiated(struct virtio_device *vdev)
 {
@@ -548,15 +880,50 @@ static ssize_t ring_show(struct device *dev, struct device_attribute *attr, char
 	return sysfs_emit(buf, "%u\n", p && p->blkq ? ovc_vblk_queue_ring_size(p->blkq) : 0);
 }
 
+static ssize_t resets_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	struct ovc_virtio_priv *p = ovc_vblk_sysfs_vdev(dev)->priv;
+
+	if (!p || !p->blkq)
+		return -ENODEV;
+	return sysfs_emit(buf, "%ld %ld\n", atomic_long_read(&p->blkq->resets), atomic_long_read(&p->blkq->timeouts));
+}
+
+/* Operator control: "1" resets the provider's device as a request timeout would (asynchronously). */
+static ssize_t reset_store(struct device *dev, struct device_attribute *attr, const char *buf, size_t len)
+{
+	struct ovc_virtio_priv *p = ovc_vblk_sysfs_vdev(dev)->priv;
+	struct ovc_vblk_queue *q = p ? p->blkq : NULL;
+	bool v;
+
+	if (!q)
+		return -ENODEV;
+	if (kstrtobool(buf, &v) || !v) {
+		dev_err(&q->vdev->dev, "blanket_blk: %s: blanket/reset: write 1 to reset the device (got something else); nothing done\n",
+			ovc_vblk_name(q));
+		return -EINVAL;
+	}
+	if (READ_ONCE(q->dead)) {
+		dev_err(&q->vdev->dev, "blanket_blk: %s: blanket/reset: the disk was given up; unbind and bind the device instead\n",
+			ovc_vblk_name(q));
+		return -EIO;
+	}
+	dev_info(&q->vdev->dev, "blanket_blk: %s: device reset requested through blanket/reset\n", ovc_vblk_name(q));
+	schedule_delayed_work(&q->reset_work, 0);
+	return len;
+}
+
 static DEVICE_ATTR_RO(backend);
 static DEVICE_ATTR_RO(provider);
 static DEVICE_ATTR_RO(features);
 static DEVICE_ATTR_RO(queues);
 static DEVICE_ATTR_RO(ring);
+static DEVICE_ATTR_RO(resets);
+static DEVICE_ATTR_WO(reset);
 
 static struct attribute *ovc_vblk_blanket_attrs[] = {
 	&dev_attr_backend.attr, &dev_attr_provider.attr, &dev_attr_features.attr, &dev_attr_queues.attr,
-	&dev_attr_ring.attr, NULL,
+	&dev_attr_ring.attr, &dev_attr_resets.attr, &dev_attr_reset.attr, NULL,
 };
 
 static const struct attribute_group ovc_vblk_blanket_group = {
@@ -566,10 +933,39 @@ static const struct attribute_group ovc_vblk_blanket_group = {
 
 static const struct attribute_group *ovc_vblk_groups[] = { &ovc_vblk_blanket_group, NULL };
 
+/*
+ * The kernel crate's blk-mq operations have no timeout callback; the disk's queue gets a copy of them with
+ * ovc_vblk_timeout added (the queue takes its operations from the tag set when it is allocated). One copy per
+ * module: every blanket disk's tag set has the same operations.
+ */
+static struct blk_mq_ops ovc_vblk_mq_ops;
+static DEFINE_MUTEX(ovc_vblk_mq_ops_lock);
+
+static int ovc_vblk_add_timeout(struct blk_mq_tag_set *set)
+{
+	int ret = 0;
+
+	mutex_lock(&ovc_vblk_mq_ops_lock);
+	if (!ovc_vblk_mq_ops.queue_rq) {
+		ovc_vblk_mq_ops = *set->ops;
+		ovc_vblk_mq_ops.timeout = ovc_vblk_timeout;
+	}
+	if (set->ops == &ovc_vblk_mq_ops)
+		;
+	else if (set->ops->queue_rq == ovc_vblk_mq_ops.queue_rq && !set->ops->timeout)
+		set->ops = &ovc_vblk_mq_ops;
+	else
+		ret = -EINVAL;
+	mutex_unlock(&ovc_vblk_mq_ops_lock);
+	return ret;
+}
+
 struct gendisk *ovc_vblk_disk_add(struct virtio_device *vdev, struct blk_mq_tag_set *set, void *queuedata,
 				  unsigned long long sectors, const struct ovc_vblk_limits *lim, const char *name,
 				  int *err)
 {
+	struct ovc_virtio_priv *p = vdev->priv;
+	struct ovc_vblk_queue *q = p ? p->blkq : NULL;
 	struct queue_limits ql = {
 		.logical_block_size = lim->logical_block_size,
 		.max_segments = lim->max_segments,
@@ -579,6 +975,16 @@ struct gendisk *ovc_vblk_disk_add(struct virtio_device *vdev, struct blk_mq_tag_
 	struct gendisk *disk;
 	int ret;
 
+	if (!q || q->disk) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	ret = ovc_vblk_add_timeout(set);
+	if (ret) {
+		dev_err(&vdev->dev, "blanket_blk: the tag set's operations are not blanket_blk's; not adding %s\n", name);
+		*err = ret;
+		return NULL;
+	}
 	if (lim->write_cache)
 		ql.features |= BLK_FEAT_WRITE_CACHE;
 	if (lim->max_discard_sectors) {
@@ -596,20 +1002,37 @@ struct gendisk *ovc_vblk_disk_add(struct virtio_device *vdev, struct blk_mq_tag_
 	strscpy(disk->disk_name, name, DISK_NAME_LEN);
 	set_capacity(disk, sectors);
 	set_disk_ro(disk, lim->read_only != 0);
+	q->disk = disk;
 	ret = device_add_disk(&vdev->dev, disk, ovc_vblk_groups);
 	if (ret) {
+		q->disk = NULL;
 		put_disk(disk);
 		*err = ret;
 		return NULL;
 	}
+	WRITE_ONCE(q->added, true);
 	*err = 0;
 	return disk;
 }
 
 void ovc_vblk_disk_remove(struct gendisk *disk)
 {
+	struct ovc_vblk_queue *q = ovc_vblk_of_disk(disk);
+
+	if (q) {
+		/* No reset from here on: a request that times out now fails (removal waits for every request). */
+		WRITE_ONCE(q->dying, true);
+		cancel_delayed_work_sync(&q->reset_work);
+		/* A reset that failed half-way left the queue quiesced. */
+		if (q->quiesced) {
+			q->quiesced = false;
+			blk_mq_unquiesce_queue(disk->queue);
+		}
+	}
 	del_gendisk(disk);
 	put_disk(disk);
+	if (q)
+		q->disk = NULL;
 }
 
 /* ---- virtio-net (blanket_net) ---------------------------------------------------------------------------------- */

@@ -3,8 +3,8 @@
 # raw image, --qemu-arg); the C virtio_blk driver has it at boot and keeps it when blanket.ko loads. The scenario
 # hands it to blanket_blk through sysfs, checks data written by either driver reads back through the other, that
 # flushes reach the device, that discard and write-zeroes hit exactly their ranges, fio's verification under
-# concurrency, unbind/rebind, rmmod refused while the disk is open and clean while idle, and finally gives the disk
-# back to virtio_blk.
+# concurrency, unbind/rebind, recovery of a stalled device (timeout, reset and retry; given up; unbind while stuck),
+# rmmod refused while the disk is open and clean while idle, and finally gives the disk back to virtio_blk.
 . /overcast/tests/lib.sh
 M=/overcast/modules
 C=/sys/bus/virtio/drivers/virtio_blk
@@ -120,6 +120,75 @@ check bvd0-gone sh -c '! test -e /sys/block/bvd0 && ! test -e /dev/bvd0'
 check rebind-blanket sh -c "echo $V > $B/bind"
 check rebind-same-name test "$(blkdev)" = bvd0
 check rebind-data-kept sh -c 'dd if=/dev/bvd0 of=/tmp/r3 bs=1M skip=16 count=8 2>/dev/null && cmp /tmp/pat2 /tmp/r3'
+
+# --- a stalled device (Documentation/blanket.md, "Recovery") -------------------------------------------------------
+# fault_blk_stall keeps blanket_blk's new requests from the device, which never sees them, as with a hung device.
+# A request that times out (io_timeout, here 2 s) makes the driver reset the device and retry the request:
+# the write completes and its data is right. A device that keeps stalling is given up after three resets that
+# helped nothing: its requests fail with an I/O error, the rest of the system runs on, and unbind + bind brings
+# the disk back. An unbind while the device is stalled completes too (the stuck request fails at its timeout).
+P=/sys/module/blanket/parameters/fault_blk_stall
+S=/sys/block/bvd0/blanket
+stalled_write() { # $1: seek in MiB; the status is written to /tmp/stall.rc
+  rm -f /tmp/stall.rc
+  (dd if=/tmp/pat3 of=/dev/bvd0 bs=64k seek=$(($1 * 16)) oflag=direct conv=fsync 2>/tmp/stall.err; echo $? > /tmp/stall.rc) &
+}
+dd if=/dev/urandom of=/tmp/pat3 bs=64k count=16 2>/dev/null
+check stall-counters-zero test "$(cat $S/resets)" = "0 0"
+check_fails reset-bad-input "invalid" sh -c "echo 2 > $S/reset"
+check_fails reset-zero-refused "invalid" sh -c "echo 0 > $S/reset"
+check stall-io-timeout sh -c 'echo 2000 > /sys/block/bvd0/queue/io_timeout && [ "$(cat /sys/block/bvd0/queue/io_timeout)" = 2000 ]'
+echo 1 > $P
+stalled_write 56
+check stall-times-out wait_for 30 sh -c "set -- \$(cat $S/resets); [ \"\$2\" -ge 1 ]"
+check stall-write-waits test ! -e /tmp/stall.rc
+echo 0 > $P
+check stall-write-completes wait_for 30 test -s /tmp/stall.rc
+check stall-write-ok test "$(cat /tmp/stall.rc 2>/dev/null)" = 0
+check stall-reset-counted sh -c "set -- \$(cat $S/resets); [ \"\$1\" -ge 1 ]"
+check stall-data-right sh -c 'echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/bvd0 of=/tmp/r8 bs=64k skip=896 count=16 2>/dev/null && cmp /tmp/pat3 /tmp/r8'
+check stall-logged sh -c 'dmesg | grep -q "bvd0: request at sector 114688 (65536 bytes) not answered in 2000 ms: resetting the device" && dmesg | grep -q "bvd0: device reset done"'
+cat $S/resets
+# The operator's reset under verified concurrent writes (rate-limited so that they are still running): requests
+# held from the device for a second pile up, the reset takes them back and retries them, every block verifies.
+R0=$(cut -d' ' -f1 $S/resets)
+fio --name=r --filename=/dev/bvd0 --offset=32M --size=8M --offset_increment=8M --rw=randwrite --bs=4k --direct=1 \
+    --ioengine=libaio --iodepth=8 --rate_iops=500 --numjobs=2 --verify=crc32c --verify_fatal=1 --do_verify=1 \
+    --group_reporting --output=/tmp/fio-reset.out >/dev/null 2>&1 &
+FIO=$!
+sleep 1
+echo 1 > $P; sleep 1; echo 0 > $P
+check reset-under-load sh -c "echo 1 > $S/reset"
+check reset-load-counted wait_for 10 sh -c "[ \"\$(cut -d' ' -f1 $S/resets)\" -gt $R0 ]"
+check reset-load-retried sh -c 'dmesg | grep "bvd0: device reset:" | tail -1 | grep -q ", [1-9][0-9]* to be retried"'
+check reset-load-running kill -0 $FIO
+wait $FIO; FRC=$?
+check reset-load-verified test "$FRC" = 0
+grep -E "WRITE:|READ:" /tmp/fio-reset.out
+dmesg | grep 'blanket_blk.*device reset' | tail -2
+# A device that never answers again: given up, the write fails, nothing else does.
+echo 1 > $P
+stalled_write 58
+check giveup-write-fails wait_for 60 test -s /tmp/stall.rc
+echo 0 > $P
+check giveup-write-error sh -c '[ "$(cat /tmp/stall.rc)" != 0 ] && grep -qi "error" /tmp/stall.err'
+check giveup-logged sh -c 'dmesg | grep -q "bvd0: the device stalled again after 3 resets in a row: its requests now fail"'
+check giveup-io-fails sh -c '! dd if=/dev/bvd0 of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null'
+check_fails giveup-reset-refused "error" sh -c "echo 1 > $S/reset"
+check giveup-unbind sh -c "echo $V > $B/unbind"
+check giveup-rebind sh -c "echo $V > $B/bind && test -b /dev/bvd0"
+check giveup-data-kept sh -c 'dd if=/dev/bvd0 of=/tmp/r9 bs=64k skip=896 count=16 2>/dev/null && cmp /tmp/pat3 /tmp/r9'
+# Unbind while a request is stuck: removal waits for it, it fails at its timeout, the unbind completes.
+echo 2000 > /sys/block/bvd0/queue/io_timeout
+echo 1 > $P
+stalled_write 60
+sleep 1
+check unbind-while-stalled timeout 30 sh -c "echo $V > $B/unbind"
+echo 0 > $P
+check unbind-stalled-write-fails wait_for 10 sh -c 'test -s /tmp/stall.rc && [ "$(cat /tmp/stall.rc)" != 0 ]'
+check unbind-stalled-gone sh -c '! test -e /sys/block/bvd0'
+check rebind-after-stall sh -c "echo $V > $B/bind && test -b /dev/bvd0"
+check data-after-stall sh -c 'dd if=/dev/bvd0 of=/tmp/r10 bs=1M skip=16 count=8 2>/dev/null && cmp /tmp/pat2 /tmp/r10'
 
 # --- unbind under load: the disk goes, the reader's I/O fails cleanly (no hang, no oops), and it binds again -----
 fio --name=load --filename=/dev/bvd0 --rw=randread --bs=4k --direct=1 --ioengine=psync --numjobs=2 --time_based \
