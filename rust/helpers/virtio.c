@@ -10,6 +10,7 @@
 #include <linux/blkdev.h>
 #include <linux/err.h>
 #include <linux/etherdevice.h>
+#include <linux/ethtool.h>
 #include <linux/moduleparam.h>
 #include <linux/netdevice.h>
 #include <linux/rtnetlink.h>
@@ -1903,18 +1904,26 @@ out:
  * Tells the device how many queue pairs are used (VIRTIO_NET_F_MQ; until then it uses one). On failure the driver
  * uses one pair too. Before register_netdev, or under RTNL.
  */
-static void ovc_vnet_set_pairs(struct ovc_vnet *n)
+static int ovc_vnet_send_pairs(struct ovc_vnet *n, unsigned int count)
 {
 	__le16 *pairs;
 	int ret;
 
-	if (n->active_pairs < 2)
-		return;
 	mutex_lock(&n->ctrl_lock);
 	pairs = (__le16 *)n->ctrl->table;
-	*pairs = cpu_to_le16(n->active_pairs);
+	*pairs = cpu_to_le16(count);
 	ret = ovc_vnet_ctrl_cmd(n, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, pairs, sizeof(*pairs));
 	mutex_unlock(&n->ctrl_lock);
+	return ret;
+}
+
+static void ovc_vnet_set_pairs(struct ovc_vnet *n)
+{
+	int ret;
+
+	if (n->active_pairs < 2)
+		return;
+	ret = ovc_vnet_send_pairs(n, n->active_pairs);
 	if (!ret)
 		return;
 	atomic_long_inc(&n->ctrl_errors);
@@ -2017,6 +2026,72 @@ static int ovc_vnet_reset_done(struct ovc_vnet *n)
 	netdev_info(n->dev, "device reset done: queues found again, receive rings refilled, interface attached\n");
 	return 0;
 }
+
+/*
+ * ethtool: driver and provider device (-i), link (the carrier), and the queue pairs in use (-l / -L, "combined"
+ * channels only: a pair is one receive and one transmit queue). -L N tells the device to use N pairs
+ * (VQ_PAIRS_SET) and then the stack; the pairs above N keep their rings and NAPI contexts, idle. At most the pairs
+ * driven since bind (min(device's pairs, CPUs, 16)).
+ */
+static void ovc_vnet_get_drvinfo(struct net_device *dev, struct ethtool_drvinfo *info)
+{
+	struct ovc_vnet *n = netdev_priv(dev);
+
+	strscpy(info->driver, "blanket_net", sizeof(info->driver));
+	strscpy(info->bus_info, dev_name(&n->vdev->dev), sizeof(info->bus_info));
+}
+
+static void ovc_vnet_get_channels(struct net_device *dev, struct ethtool_channels *ch)
+{
+	struct ovc_vnet *n = netdev_priv(dev);
+
+	ch->max_combined = n->pairs;
+	ch->combined_count = n->active_pairs;
+}
+
+/* Under RTNL (ethtool). */
+static int ovc_vnet_set_channels(struct net_device *dev, struct ethtool_channels *ch)
+{
+	struct ovc_vnet *n = netdev_priv(dev);
+	unsigned int want = ch->combined_count;
+	int ret;
+
+	if (ch->rx_count || ch->tx_count || ch->other_count) {
+		netdev_err(dev, "ethtool -L: blanket_net has combined channels only (queue pairs): use 'combined N'; nothing changed\n");
+		return -EINVAL;
+	}
+	if (want < 1 || want > n->pairs) {
+		netdev_err(dev, "ethtool -L: %u queue pairs asked, 1..%u possible (set at bind from the device's pairs and the CPUs); nothing changed\n",
+			   want, n->pairs);
+		return -EINVAL;
+	}
+	if (want == n->active_pairs)
+		return 0;
+	if (n->resetting || !n->vqs_live) {
+		netdev_err(dev, "ethtool -L: the device is being reset; try again\n");
+		return -EBUSY;
+	}
+	ret = ovc_vnet_send_pairs(n, want);
+	if (ret) {
+		atomic_long_inc(&n->ctrl_errors);
+		netdev_err(dev, "ethtool -L: the device refused %u queue pairs (%d); still using %u\n", want, ret,
+			   n->active_pairs);
+		return ret;
+	}
+	netif_set_real_num_tx_queues(dev, want);
+	netif_set_real_num_rx_queues(dev, want);
+	n->active_pairs = want;
+	ovc_vnet_set_xps(n);
+	netdev_info(dev, "using %u of %u queue pairs (ethtool -L)\n", want, n->pairs);
+	return 0;
+}
+
+static const struct ethtool_ops ovc_vnet_ethtool_ops = {
+	.get_drvinfo = ovc_vnet_get_drvinfo,
+	.get_link = ethtool_op_get_link,
+	.get_channels = ovc_vnet_get_channels,
+	.set_channels = ovc_vnet_set_channels,
+};
 
 static const struct net_device_ops ovc_vnet_netdev_ops = {
 	.ndo_open = ovc_vnet_open,
@@ -2242,6 +2317,7 @@ struct ovc_vnet *ovc_vnet_new(struct virtio_device *vdev, const struct ovc_vnet_
 	INIT_WORK(&n->link_work, ovc_vnet_link_work);
 	INIT_DELAYED_WORK(&n->reset_work, ovc_vnet_reset_work);
 	dev->netdev_ops = &ovc_vnet_netdev_ops;
+	dev->ethtool_ops = &ovc_vnet_ethtool_ops;
 	dev->watchdog_timeo = 5 * HZ;
 	dev->priv_flags |= IFF_LIVE_ADDR_CHANGE;
 	/* Secondary unicast addresses go to the device's filter table rather than turning promiscuous mode on. */

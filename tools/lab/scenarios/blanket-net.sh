@@ -154,6 +154,32 @@ if [ $TAP = 1 ] && [ "$(cat $S/queues)" -gt 1 ]; then
   echo "packets per queue pair (rx tx), before:"; cat /tmp/qp0; echo "after:"; cat /tmp/qp1
   check mq-every-pair-used sh -c "paste /tmp/qp0 /tmp/qp1 | awk '{ if (\$3 - \$1 < 1000 || \$4 - \$2 < 1000) bad = 1 } END { exit bad }'"
   check mq-stack-queues test "$(ls -d /sys/class/net/bnet0/queues/tx-* | wc -l)" = "$(cat $S/queues)"
+  # ethtool -L: the operator changes the pairs in use. Bad requests change nothing; with one pair, streams from
+  # both CPUs use pair 0 only (the device sends nothing on pair 1); with every pair again, both carry frames.
+  NQ=$(cat $S/queues)
+  ethtool -l bnet0
+  check ethtool-l-max sh -c "ethtool -l bnet0 | grep -A4 'maximums' | grep -q 'Combined:[[:space:]]*$NQ'"
+  check ethtool-i sh -c "ethtool -i bnet0 | grep -qx 'driver: blanket_net' && ethtool -i bnet0 | grep -qx 'bus-info: $V'"
+  check_fails ethtool-L-too-many "" ethtool -L bnet0 combined $((NQ + 1))
+  check_fails ethtool-L-zero "" ethtool -L bnet0 combined 0
+  check_fails ethtool-L-rx-only "" ethtool -L bnet0 rx 1
+  check ethtool-L-bad-changed-nothing sh -c "[ \"\$(cat $S/queues)\" = $NQ ] && [ \"\$(ls -d /sys/class/net/bnet0/queues/tx-* | wc -l)\" = $NQ ]"
+  check ethtool-L-one ethtool -L bnet0 combined 1
+  check ethtool-L-one-applied sh -c "[ \"\$(cat $S/queues)\" = 1 ] && [ \"\$(ls -d /sys/class/net/bnet0/queues/tx-* | wc -l)\" = 1 ] && ethtool -l bnet0 | grep -A4 'Current' | grep -q 'Combined:[[:space:]]*1'"
+  cat $S/queue_packets > /tmp/qp2
+  check ethtool-L-one-stream-cpu0 iperf3 -c $PEER -p 5201 -t 3 -A 0 --logfile /tmp/q2.log
+  check ethtool-L-one-stream-cpu1 iperf3 -c $PEER -p 5202 -t 3 -A 1 --logfile /tmp/q3.log
+  cat $S/queue_packets > /tmp/qp3
+  echo "one pair: packets per queue pair (rx tx), before:"; cat /tmp/qp2; echo "after:"; cat /tmp/qp3
+  check ethtool-L-one-pair0-only sh -c "paste /tmp/qp2 /tmp/qp3 | awk 'NR == 1 { if (\$3 - \$1 < 1000 || \$4 - \$2 < 1000) bad = 1 } NR > 1 { if (\$3 != \$1 || \$4 - \$2 > 10) bad = 1 } END { exit bad }'"
+  check ethtool-L-back ethtool -L bnet0 combined $NQ
+  cat $S/queue_packets > /tmp/qp4
+  check ethtool-L-back-stream-cpu0 iperf3 -c $PEER -p 5201 -t 3 -A 0 --logfile /tmp/q4.log
+  check ethtool-L-back-stream-cpu1 iperf3 -c $PEER -p 5202 -t 3 -A 1 --logfile /tmp/q5.log
+  cat $S/queue_packets > /tmp/qp5
+  echo "every pair again: before:"; cat /tmp/qp4; echo "after:"; cat /tmp/qp5
+  check ethtool-L-back-every-pair sh -c "paste /tmp/qp4 /tmp/qp5 | awk '{ if (\$3 - \$1 < 1000 || \$4 - \$2 < 1000) bad = 1 } END { exit bad }'"
+  dmesg | grep 'ethtool -L' | tail -5
 fi
 if [ "$topo" = pair ]; then
 
