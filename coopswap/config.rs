@@ -579,14 +579,17 @@ impl AttributeOperations<11> for DeviceConfig {
     }
 
     /// `echo 1 > auto_reconnect`: a repository that failed (not one the administrator removed or drained, nor one
-    /// that refused the token) is reconnected automatically, after 1 s and then waits doubling to 64 s, when the
-    /// device does I/O; `echo 0` stops that. Kept across power cycles.
+    /// that refused the token) is reconnected automatically, on a timer, after 1 s and then waits doubling to 64 s
+    /// (whether or not the device does I/O); `echo 0` stops that. Kept across power cycles.
     fn store(this: &DeviceConfig, page: &[u8]) -> Result {
         let on = bool_input(page, "auto_reconnect")?;
         let mut cfg = this.data.lock();
         cfg.auto_reconnect = on;
         if let Some(dev) = cfg.device.as_ref() {
-            dev.io.state.lock().auto_reconnect = on;
+            let mut st = dev.io.state.lock();
+            st.auto_reconnect = on;
+            // Repositories that failed while it was off: their waits count from their failure.
+            DevIo::arm_retry(&dev.io, &mut st);
         }
         Ok(())
     }

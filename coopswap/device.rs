@@ -39,7 +39,8 @@ use kernel::str::CString;
 use kernel::sync::aref::ARef;
 use kernel::sync::atomic::{Atomic, Relaxed};
 use kernel::sync::{Arc, ArcBorrow, Mutex, SpinLock};
-use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
+use kernel::time::msecs_to_jiffies;
+use kernel::workqueue::{impl_has_delayed_work, impl_has_work, new_delayed_work, new_work, DelayedWork, Work, WorkItem};
 
 /// Requests in flight per device (blk-mq tags), and the size of the hand-off ring.
 pub(crate) const QUEUE_DEPTH: usize = 64;
@@ -229,6 +230,10 @@ pub(crate) struct IoState {
     pub(crate) auto_reconnect: bool,
     /// The repository an automatic reconnection attempt is running for.
     retrying: Option<u16>,
+    /// A repository failed since the retry timer was last armed: the worker arms it (`DevIo::arm_retry`).
+    retry_unarmed: bool,
+    /// The device is being switched off: the retry timer is not armed any more.
+    stopping: bool,
 }
 
 /// A repository's `down_reason` when it refused our token: not retried automatically.
@@ -252,9 +257,10 @@ pub(crate) struct DevIo {
     ring: SpinLock<Ring>,
     #[pin]
     work: Work<DevIo>,
-    /// An automatic reconnection attempt (`auto_reconnect`), on its own queue.
+    /// An automatic reconnection attempt (`auto_reconnect`), on its own queue, when the first failed repository's
+    /// wait is over (a timer: attempts do not wait for the device's I/O).
     #[pin]
-    retry: Work<DevIo, 1>,
+    retry: DelayedWork<DevIo, 1>,
     #[pin]
     pub(crate) state: Mutex<IoState>,
     /// Held through a whole reconnection (connect, old pages dropped, swapped in), so that the administrator's
@@ -268,18 +274,45 @@ pub(crate) struct DevIo {
 
 impl_has_work! {
     impl HasWork<Self> for DevIo { self.work }
-    impl HasWork<Self, 1> for DevIo { self.retry }
+}
+impl_has_delayed_work! {
+    impl HasDelayedWork<Self, 1> for DevIo { self.retry }
 }
 
 impl WorkItem<1> for DevIo {
     type Pointer = Arc<DevIo>;
 
-    /// Reconnects the repository `maybe_retry` picked; on failure schedules the next attempt (the wait doubles).
+    /// The retry timer fired: reconnects the first failed repository whose wait is over; on failure schedules its
+    /// next attempt (the wait doubles). Then arms the timer for the next wait that is left, if any.
     fn run(this: Arc<DevIo>) {
-        let Some(idx) = this.state.lock().retrying else { return };
+        let idx = {
+            let mut st = this.state.lock();
+            if !st.auto_reconnect || st.stopping || st.retrying.is_some() {
+                return;
+            }
+            let Some(i) = st.repos.iter().position(Repo::retry_due) else {
+                // Early by the timer's rounding, or the repository was removed or reconnected meanwhile.
+                DevIo::arm_retry(&this, &mut st);
+                return;
+            };
+            let Ok(idx) = u16::try_from(i) else { return };
+            if let Some(r) = st.repos.get_mut(i) {
+                r.retry_at = None;
+            }
+            st.retrying = Some(idx);
+            idx
+        };
         let res = reconnect_repo(&this, idx);
         let mut st = this.state.lock();
         st.retrying = None;
+        DevIo::log_retry(&mut st, idx, res);
+        DevIo::arm_retry(&this, &mut st);
+    }
+}
+
+impl DevIo {
+    /// Logs an automatic attempt's outcome; after a failure, schedules the repository's next one.
+    fn log_retry(st: &mut IoState, idx: u16, res: Result<(u64, u64)>) {
         let dev = st.name.to_str().unwrap_or("coopswap");
         let Some(r) = st.repos.get(usize::from(idx)) else { return };
         let addr = r.addr;
@@ -361,27 +394,25 @@ impl WorkItem for DevIo {
             }
             this.serve(batch);
         }
-        DevIo::maybe_retry(this);
+        // A repository that failed in these batches: its first automatic attempt is due after its wait.
+        let mut st = this.state.lock();
+        if st.retry_unarmed {
+            DevIo::arm_retry(&this, &mut st);
+        }
     }
 }
 
 impl DevIo {
-    /// With `auto_reconnect` on and no attempt running: starts one for the first failed repository whose wait is
-    /// over. Attempts are made when the device does I/O (after the worker served it), not on a timer.
-    fn maybe_retry(this: Arc<DevIo>) {
-        {
-            let mut st = this.state.lock();
-            if !st.auto_reconnect || st.retrying.is_some() {
-                return;
-            }
-            let Some(i) = st.repos.iter().position(Repo::retry_due) else { return };
-            if let Some(r) = st.repos.get_mut(i) {
-                r.retry_at = None;
-            }
-            st.retrying = u16::try_from(i).ok();
+    /// With `auto_reconnect` on: (re)arms the retry timer for the earliest failed repository's next attempt (the
+    /// state lock held, so that switching off, which sets `stopping` under it, cannot miss a timer armed here).
+    pub(crate) fn arm_retry(this: &Arc<DevIo>, st: &mut IoState) {
+        st.retry_unarmed = false;
+        if !st.auto_reconnect || st.stopping {
+            return;
         }
-        let q = this.retry_wq.clone();
-        let _ = q.queue().enqueue::<_, 1>(this);
+        let Some(ms) = st.repos.iter().filter_map(Repo::retry_in_ms).min() else { return };
+        let delay = msecs_to_jiffies(u32::try_from(ms).unwrap_or(u32::MAX)).max(1);
+        this.retry_wq.rearm_delayed::<DevIo, 1>(this.clone(), delay);
     }
 
     fn serve(&self, mut batch: Batch) {
@@ -443,6 +474,10 @@ impl Drop for Device {
         // the workqueues are dropped here and not by a worker itself (which could not destroy its own workqueue).
         // A held writer (local_hold) is released first: a request waiting for a local copy must finish for the disk
         // to go, and what is behind is written before the device goes.
+        // No automatic reconnection from here on: the timer is not armed again, a pending one is cancelled and a
+        // running attempt waited for.
+        self.io.state.lock().stopping = true;
+        blk::cancel_delayed_sync::<DevIo, 1>(&self.io);
         self.local.set_held(false);
         drop(self.disk.take());
         self.wq.flush();
@@ -512,6 +547,8 @@ impl Device {
             stats,
             auto_reconnect,
             retrying: None,
+            retry_unarmed: false,
+            stopping: false,
         };
         let wq = Arc::new(OwnedQueue::new(name)?, GFP_KERNEL)?;
         let io_wq = wq.clone();
@@ -522,7 +559,7 @@ impl Device {
             pin_init!(DevIo {
                 ring <- new_spinlock!(Ring::new(), "coopswap::ring"),
                 work <- new_work!("coopswap::work"),
-                retry <- new_work!("coopswap::retry"),
+                retry <- new_delayed_work!("coopswap::retry"),
                 state <- new_mutex!(state, "coopswap::state"),
                 reconnecting <- new_mutex!((), "coopswap::reconnecting"),
                 wq: io_wq,
@@ -574,6 +611,7 @@ impl IoState {
                 // A failure is retried (if auto_reconnect is on); a refused token is not.
                 if why != DENIED {
                     r.schedule_retry();
+                    self.retry_unarmed = true;
                 }
             }
         }

@@ -127,6 +127,11 @@ impl Repo {
         self.retry_ms = (self.retry_ms.saturating_mul(2)).min(RETRY_MAX_MS);
     }
 
+    /// Milliseconds until the next automatic attempt (0 if it is due), or `None` if none is scheduled.
+    pub(crate) fn retry_in_ms(&self) -> Option<i64> {
+        self.retry_at.as_ref().map(|at| (*at - Instant::<Monotonic>::now()).as_millis().max(0))
+    }
+
     /// Whether an automatic attempt is due now.
     pub(crate) fn retry_due(&self) -> bool {
         self.retry_at.as_ref().is_some_and(|at| (Instant::<Monotonic>::now() - *at).as_millis() >= 0)

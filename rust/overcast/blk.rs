@@ -7,7 +7,9 @@
 //!   openers it has. (The kernel crate's `GenDisk` leaves the owner NULL.)
 //! * request access: [`rq_info`], [`rq_read_data`], [`rq_write_data`], [`rq_end`] (the kernel crate can end a request
 //!   only with success);
-//! * [`OwnedQueue`]: a `WQ_MEM_RECLAIM` workqueue, which makes progress when memory is short (swap-out);
+//! * [`OwnedQueue`]: a `WQ_MEM_RECLAIM` workqueue, which makes progress when memory is short (swap-out), on which
+//!   a delayed work item can be re-armed ([`OwnedQueue::rearm_delayed`]) and cancelled ([`cancel_delayed_sync`]),
+//!   which the kernel crate's workqueue cannot do;
 //! * [`Memalloc`]: a NOIO (and optionally memalloc-reserve) allocation scope;
 //! * [`LocalStore`]: page-sized reads and writes on a file or block device (`O_DIRECT` when supported);
 //! * [`SeqFile`]: a regular file read or written sequentially (a page-map export or import).
@@ -24,7 +26,8 @@ use kernel::prelude::*;
 use kernel::sync::aref::ARef;
 use kernel::sync::Arc;
 use kernel::types::ForeignOwnable;
-use kernel::workqueue::Queue;
+use kernel::time::Jiffies;
+use kernel::workqueue::{HasDelayedWork, Queue, Work, WorkItem};
 
 /// Operation of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,6 +203,66 @@ impl OwnedQueue {
     pub fn queue(&self) -> &Queue {
         // SAFETY: the workqueue is alive as long as `self`; both types describe the C `struct workqueue_struct`.
         unsafe { Queue::from_raw(self.0.as_ptr().cast::<kernel::bindings::workqueue_struct>()) }
+    }
+}
+
+/// The `delayed_work` of `T`'s delayed work item `ID`, for a `T` the caller holds a reference to.
+fn dwork_of<T, const ID: u64>(ptr: *const T) -> *mut kernel::bindings::delayed_work
+where
+    T: HasDelayedWork<T, ID>,
+{
+    // SAFETY: `ptr` points at a live `T` (the caller holds a reference); this only computes a field's address.
+    let work = unsafe { T::raw_get_work(ptr.cast_mut()) };
+    // SAFETY: `work` points at the `Work` field of a live `T`.
+    let ws = unsafe { Work::raw_get(work) };
+    // SAFETY: `HasDelayedWork` guarantees that this `work_struct` is the `work` field of a `delayed_work`, so the
+    // container is in the same allocation.
+    unsafe { kernel::container_of!(ws, kernel::bindings::delayed_work, work) }
+}
+
+impl OwnedQueue {
+    /// Queues `this`'s delayed work item `ID` to run on this queue after `delay`; if it is pending already, moves
+    /// its time to `delay` from now instead (`mod_delayed_work`). The kernel crate's `enqueue_delayed` can do only
+    /// the first. References follow the crate's rule for `Arc` work items: a pending item holds one, which its
+    /// `run` takes back.
+    pub fn rearm_delayed<T, const ID: u64>(&self, this: Arc<T>, delay: Jiffies)
+    where
+        T: WorkItem<ID, Pointer = Arc<T>> + HasDelayedWork<T, ID> + Send + Sync + 'static,
+    {
+        let ptr = Arc::into_raw(this);
+        let dw = dwork_of::<T, ID>(ptr);
+        // SAFETY: `dw` is the initialised `delayed_work` of a live `T` whose function is the crate's `run` for
+        // `Arc<T>`; the queue is alive as long as `self`. If the item was idle it is now queued and owns the
+        // reference leaked above; if it was pending (queued or timer running) it keeps the one it had.
+        let was_pending = unsafe {
+            kernel::bindings::mod_delayed_work_on(
+                kernel::bindings::wq_misc_consts_WORK_CPU_UNBOUND as kernel::ffi::c_int,
+                self.0.as_ptr().cast::<kernel::bindings::workqueue_struct>(),
+                dw,
+                delay,
+            )
+        };
+        if was_pending {
+            // SAFETY: the reference leaked above was not handed to the queue.
+            drop(unsafe { Arc::from_raw(ptr) });
+        }
+    }
+}
+
+/// Cancels `this`'s delayed work item `ID`: a pending one is taken off its queue (and the reference it held is
+/// dropped), a running one is waited for. It may be queued again afterwards: a caller that needs it idle keeps it
+/// from being re-armed first (a flag checked where it is armed). Sleeps.
+pub fn cancel_delayed_sync<T, const ID: u64>(this: &Arc<T>)
+where
+    T: WorkItem<ID, Pointer = Arc<T>> + HasDelayedWork<T, ID> + Send + Sync + 'static,
+{
+    let ptr = Arc::as_ptr(this);
+    let dw = dwork_of::<T, ID>(ptr);
+    // SAFETY: `dw` is the initialised `delayed_work` of a live `T` (`this` holds a reference).
+    if unsafe { kernel::bindings::cancel_delayed_work_sync(dw) } {
+        // SAFETY: the cancelled item was pending and held one reference, leaked with `Arc::into_raw` when it was
+        // queued (`rearm_delayed` or the crate's `enqueue_delayed`); the queue has given it up, so it is ours.
+        drop(unsafe { Arc::from_raw(ptr) });
     }
 }
 
