@@ -342,24 +342,22 @@ static unsigned int ovc_vblk_take_back(struct ovc_vblk_queue *q, void (*put)(str
 		struct ovc_vblk_vq *v = &q->vqs[i];
 		unsigned long before = v->completed;
 		struct request *rq;
-
-		LIST_HEAD(withheld);
 		unsigned long flags;
 
 		ovc_vblk_vq_poll(q, v);
 		*answered += v->completed - before;
+		/* Under the lock: a disk being given up is not quiesced, and an add may still be running. */
+		spin_lock_irqsave(&v->lock, flags);
 		while ((rq = virtqueue_detach_unused_buf(v->vq)) != NULL) {
 			put(q, rq);
 			n++;
 		}
-		spin_lock_irqsave(&v->lock, flags);
-		list_splice_init(&v->withheld, &withheld);
-		spin_unlock_irqrestore(&v->lock, flags);
-		while ((rq = list_first_entry_or_null(&withheld, struct request, queuelist)) != NULL) {
+		while ((rq = list_first_entry_or_null(&v->withheld, struct request, queuelist)) != NULL) {
 			list_del_init(&rq->queuelist);
 			put(q, rq);
 			n++;
 		}
+		spin_unlock_irqrestore(&v->lock, flags);
 	}
 	return n;
 }
@@ -429,6 +427,11 @@ static enum blk_eh_timer_return ovc_vblk_timeout(struct request *rq)
 			dev_warn_ratelimited(&q->vdev->dev, "blanket_blk: %s: a request was answered as it timed out (late, or its interrupt was lost)\n",
 					     ovc_vblk_name(q));
 		return BLK_EH_DONE;
+	}
+	/* Sent again (a reset requeued it while this handler waited for the lock): a new deadline runs. */
+	if (time_before(jiffies, READ_ONCE(rq->deadline))) {
+		mutex_unlock(&q->reset_lock);
+		return BLK_EH_RESET_TIMER;
 	}
 	atomic_long_inc(&q->timeouts);
 	if (READ_ONCE(q->dying) || READ_ONCE(q->dead) || !READ_ONCE(q->added)) {
@@ -741,9 +744,6 @@ int ovc_vblk_add(struct ovc_vblk_queue *q, struct request *rq, const unsigned ch
 
 	if (!v || nsegs > q->max_segs || payload_len > OVC_VBLK_PAYLOAD_MAX || (payload_len && nsegs))
 		return -EINVAL;
-	/* Given up (the rings may be gone, the device is reset): fail at once. */
-	if (READ_ONCE(q->dead))
-		return -EIO;
 	dma = &v->dma[rq->tag];
 	data = v->sg + (size_t)rq->tag * q->max_segs;
 	memcpy(dma->hdr, hdr, sizeof(dma->hdr));
@@ -765,6 +765,11 @@ int ovc_vblk_add(struct ovc_vblk_queue *q, struct request *rq, const unsigned ch
 	sgs[out + in++] = &status_sg;
 
 	spin_lock_irqsave(&v->lock, flags);
+	/* Given up (the device is reset, the rings may be gone): fail at once. Under the lock, see take_back. */
+	if (unlikely(READ_ONCE(q->dead))) {
+		spin_unlock_irqrestore(&v->lock, flags);
+		return -EIO;
+	}
 	if (unlikely(READ_ONCE(fault_blk_stall))) {
 		list_add_tail(&rq->queuelist, &v->withheld);
 		spin_unlock_irqrestore(&v->lock, flags);

@@ -147,12 +147,19 @@ fi
 if [ $TAP = 1 ] && [ "$(cat $S/queues)" -gt 1 ]; then
   # Several queue pairs (VIRTIO_NET_F_MQ): CPU c transmits on pair c mod N (XPS) and the TAP answers a flow on the
   # queue it came from, so a stream from each CPU must move frames both ways on its own pair.
-  cat $S/queue_packets > /tmp/qp0
-  check mq-stream-cpu0 iperf3 -c $PEER -p 5201 -t 3 -A 0 --logfile /tmp/q0.log
-  check mq-stream-cpu1 iperf3 -c $PEER -p 5202 -t 3 -A 1 --logfile /tmp/q1.log
-  cat $S/queue_packets > /tmp/qp1
-  echo "packets per queue pair (rx tx), before:"; cat /tmp/qp0; echo "after:"; cat /tmp/qp1
-  check mq-every-pair-used sh -c "paste /tmp/qp0 /tmp/qp1 | awk '{ if (\$3 - \$1 < 1000 || \$4 - \$2 < 1000) bad = 1 } END { exit bad }'"
+  # pair_streams NAME: a 3 s iperf3 stream pinned to each CPU; blanket/queue_packets before and after in /tmp/NAME.0
+  # and /tmp/NAME.1 (a line per pair: received, transmitted). every_pair_moved NAME: each pair moved 1000 frames or
+  # more each way.
+  pair_streams() {
+    cat $S/queue_packets > /tmp/$1.0
+    check $1-stream-cpu0 iperf3 -c $PEER -p 5201 -t 3 -A 0 --logfile /tmp/$1-cpu0.log
+    check $1-stream-cpu1 iperf3 -c $PEER -p 5202 -t 3 -A 1 --logfile /tmp/$1-cpu1.log
+    cat $S/queue_packets > /tmp/$1.1
+    echo "$1: packets per queue pair (rx tx), before:"; cat /tmp/$1.0; echo "after:"; cat /tmp/$1.1
+  }
+  every_pair_moved() { paste /tmp/$1.0 /tmp/$1.1 | awk '{ if ($3 - $1 < 1000 || $4 - $2 < 1000) bad = 1 } END { exit bad }'; }
+  pair_streams mq
+  check mq-every-pair-used every_pair_moved mq
   check mq-stack-queues test "$(ls -d /sys/class/net/bnet0/queues/tx-* | wc -l)" = "$(cat $S/queues)"
   # ethtool -L: the operator changes the pairs in use. Bad requests change nothing; with one pair, streams from
   # both CPUs use pair 0 only (the device sends nothing on pair 1); with every pair again, both carry frames.
@@ -166,19 +173,11 @@ if [ $TAP = 1 ] && [ "$(cat $S/queues)" -gt 1 ]; then
   check ethtool-L-bad-changed-nothing sh -c "[ \"\$(cat $S/queues)\" = $NQ ] && [ \"\$(ls -d /sys/class/net/bnet0/queues/tx-* | wc -l)\" = $NQ ]"
   check ethtool-L-one ethtool -L bnet0 combined 1
   check ethtool-L-one-applied sh -c "[ \"\$(cat $S/queues)\" = 1 ] && [ \"\$(ls -d /sys/class/net/bnet0/queues/tx-* | wc -l)\" = 1 ] && ethtool -l bnet0 | grep -A4 'Current' | grep -q 'Combined:[[:space:]]*1'"
-  cat $S/queue_packets > /tmp/qp2
-  check ethtool-L-one-stream-cpu0 iperf3 -c $PEER -p 5201 -t 3 -A 0 --logfile /tmp/q2.log
-  check ethtool-L-one-stream-cpu1 iperf3 -c $PEER -p 5202 -t 3 -A 1 --logfile /tmp/q3.log
-  cat $S/queue_packets > /tmp/qp3
-  echo "one pair: packets per queue pair (rx tx), before:"; cat /tmp/qp2; echo "after:"; cat /tmp/qp3
-  check ethtool-L-one-pair0-only sh -c "paste /tmp/qp2 /tmp/qp3 | awk 'NR == 1 { if (\$3 - \$1 < 1000 || \$4 - \$2 < 1000) bad = 1 } NR > 1 { if (\$3 != \$1 || \$4 - \$2 > 10) bad = 1 } END { exit bad }'"
+  pair_streams ethtool-L-one
+  check ethtool-L-one-pair0-only sh -c "paste /tmp/ethtool-L-one.0 /tmp/ethtool-L-one.1 | awk 'NR == 1 { if (\$3 - \$1 < 1000 || \$4 - \$2 < 1000) bad = 1 } NR > 1 { if (\$3 != \$1 || \$4 - \$2 > 10) bad = 1 } END { exit bad }'"
   check ethtool-L-back ethtool -L bnet0 combined $NQ
-  cat $S/queue_packets > /tmp/qp4
-  check ethtool-L-back-stream-cpu0 iperf3 -c $PEER -p 5201 -t 3 -A 0 --logfile /tmp/q4.log
-  check ethtool-L-back-stream-cpu1 iperf3 -c $PEER -p 5202 -t 3 -A 1 --logfile /tmp/q5.log
-  cat $S/queue_packets > /tmp/qp5
-  echo "every pair again: before:"; cat /tmp/qp4; echo "after:"; cat /tmp/qp5
-  check ethtool-L-back-every-pair sh -c "paste /tmp/qp4 /tmp/qp5 | awk '{ if (\$3 - \$1 < 1000 || \$4 - \$2 < 1000) bad = 1 } END { exit bad }'"
+  pair_streams ethtool-L-back
+  check ethtool-L-back-every-pair every_pair_moved ethtool-L-back
   dmesg | grep 'ethtool -L' | tail -5
 fi
 if [ "$topo" = pair ]; then
