@@ -226,7 +226,8 @@ int ovc_netdev_receive(struct net_device *dev, struct sk_buff *skb, unsigned int
 	}
 	if (pull) {
 		/* Decapsulation: drop the UDP and tunnel headers; scrubs the outer packet's state. */
-		if (iptunnel_pull_header(skb, pull, htons(ETH_P_TEB), false))
+		/* Crossing into another namespace (the interface's; the sockets are the initial one's): scrub more. */
+		if (iptunnel_pull_header(skb, pull, htons(ETH_P_TEB), !net_eq(dev_net(dev), &init_net)))
 			goto drop_inval;
 		if (!pskb_may_pull(skb, ETH_HLEN))
 			goto drop_inval;
@@ -310,8 +311,13 @@ static int ovc_link_newlink(struct net_device *dev, struct rtnl_newlink_params *
 	struct nlattr **data = params->data;
 	struct ovc_link_params p = {};
 
-	if (!net_eq(dev_net(dev), &init_net)) {
-		NL_SET_ERR_MSG(extack, "endpoints live in the initial network namespace (their UDP sockets do)");
+	/*
+	 * The endpoint's UDP side lives in the initial network namespace (the manager's sockets do); its interface may
+	 * live in another (`ip link add NAME netns NS type vwire ...` from the initial one, or `ip link set NAME netns
+	 * NS` later), as a VXLAN device's may.
+	 */
+	if (!net_eq(params->src_net, &init_net)) {
+		NL_SET_ERR_MSG(extack, "create endpoints from the initial network namespace (their UDP sockets live there); put the interface elsewhere with 'netns NS'");
 		return -EOPNOTSUPP;
 	}
 	if (!data || !data[OVC_LINK_ATTR_ID] || !data[OVC_LINK_ATTR_LOCAL] || !data[OVC_LINK_ATTR_REMOTE]) {

@@ -254,6 +254,8 @@ int ovc_udp_xmit(struct sock *sk, struct sk_buff *skb, unsigned int pull, const 
 		 unsigned int hdr_len, const struct ovc_sockaddr *dst, int df, struct net_device *dev)
 {
 	struct net *net = sock_net(sk);
+	/* The interface lives in another namespace than the socket: the frame crosses, drop its namespace's state. */
+	bool xnet = dev && !net_eq(net, dev_net(dev));
 	int err;
 
 	/*
@@ -316,7 +318,7 @@ int ovc_udp_xmit(struct sock *sk, struct sk_buff *skb, unsigned int pull, const 
 		/* iptunnel_xmit() counts the datagram in skb->dev's statistics: ours, or none when relaying. */
 		skb->dev = dev;
 		udp_tunnel_xmit_skb(rt, sk, skb, fl4.saddr, daddr, 0, ip4_dst_hoplimit(&rt->dst),
-				    df ? htons(IP_DF) : 0, inet->inet_sport, htons(dst->port), false, true, 0);
+				    df ? htons(IP_DF) : 0, inet->inet_sport, htons(dst->port), xnet, true, 0);
 		return 0;
 	}
 #if IS_ENABLED(CONFIG_IPV6)
@@ -364,6 +366,9 @@ int ovc_udp_xmit(struct sock *sk, struct sk_buff *skb, unsigned int pull, const 
 		}
 		/* IPv6 never fragments in flight; df has no header bit here. Counts in dev's statistics. */
 		skb->dev = dev;
+		/* (udp_tunnel6_xmit_skb does not scrub, unlike the IPv4 path.) */
+		if (xnet)
+			skb_scrub_packet(skb, true);
 		udp_tunnel6_xmit_skb(ndst, sk, skb, dev, &fl6.saddr, &fl6.daddr, 0, ip6_dst_hoplimit(ndst), 0,
 				     inet_sk(sk)->inet_sport, htons(dst->port), false, 0);
 		return 0;

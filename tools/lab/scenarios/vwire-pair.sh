@@ -200,6 +200,32 @@ else
 fi
 check iplink-gone sh -c "! test -e /sys/class/net/$V31 && ! grep -q '^31 ' /proc/vw/list"
 
+# --- endpoints whose interface lives in another network namespace (connector 32; the UDP side stays in the initial
+# one): host 0 creates it there (`ip link add … netns n32`), host 1 creates it through /proc/vw and moves it; the
+# namespaces ping each other across; a namespace deleted takes its endpoint with it ---------------------------------
+ip netns add n32
+ip -n n32 link set lo up
+if [ "$me" = 0 ]; then
+  check netns-iplink-add $IP link add red32 netns n32 type vwire id 32 local $L:4832 remote $R:4832
+  V32=red32
+else
+  check netns-proc-create sh -c "echo '32 $L:4832 $R:4832' > /proc/vw/create"
+  check netns-move $IP link set vw32 netns n32
+  V32=vw32
+fi
+check netns-iface-there sh -c "$IP -n n32 link show $V32 && ! test -e /sys/class/net/$V32"
+check netns-endpoint-listed grep -q '^32 ' /proc/vw/list
+check_fails netns-create-inside-refused "initial network namespace" $IP -n n32 link add x33 type vwire id 33 local $L:4833 remote $R:4833
+$IP -n n32 addr add 10.32.0.$((me + 1))/24 dev $V32
+$IP -n n32 link set $V32 up
+barrier netns-up
+check netns-ping until_ok 30 $IP netns exec n32 ping -c 3 -W 2 10.32.0.$((2 - me))
+check netns-counters sh -c '[ "$(awk -F": " "\$1==\"rx_frames\"{print \$2}" /proc/vw/32)" -gt 0 ] && [ "$(awk -F": " "\$1==\"tx_frames\"{print \$2}" /proc/vw/32)" -gt 0 ]'
+barrier netns-pinged
+check netns-delete ip netns del n32
+check netns-endpoint-gone wait_for 15 sh -c "! grep -q '^32 ' /proc/vw/list"
+check netns-id-free-again sh -c "echo '32 $L:4832 $R:4832' > /proc/vw/create && echo 32 > /proc/vw/destroy"
+
 # --- collapse: both ends of connector 9 on host 0 (§5.2.3, Fig. 5.8) --------------------------------------------
 if [ "$me" = 0 ]; then
   for i in 1 2; do
