@@ -134,7 +134,7 @@ impl Repo {
 
     /// Whether an automatic attempt is due now.
     pub(crate) fn retry_due(&self) -> bool {
-        self.retry_at.as_ref().is_some_and(|at| (Instant::<Monotonic>::now() - *at).as_millis() >= 0)
+        self.retry_in_ms() == Some(0)
     }
 
     /// Sends one request (STORE with `payload`, FETCH or DROP). On error the connection is closed.

@@ -227,6 +227,18 @@ void ovc_vblk_read_config(struct virtio_device *vdev, struct ovc_vblk_config *cf
 }
 
 /*
+ * A recovery work's device lock: true with it held, or false after scheduling the work again in 100 ms. The lock
+ * excludes unbinding; removal holds it while it cancels the work, so the work only tries it.
+ */
+static bool ovc_virtio_lock_or_later(struct device *d, struct delayed_work *dw)
+{
+	if (device_trylock(d))
+		return true;
+	schedule_delayed_work(dw, HZ / 10);
+	return false;
+}
+
+/*
  * The device-visible part of a slot: header (device-readable) and status (device-writable). Aligned so that no
  * slot straddles a page: under swiotlb-xen a buffer crossing a page boundary is bounced (copied) on every request.
  */
@@ -471,10 +483,8 @@ static void ovc_vblk_reset_work(struct work_struct *w)
 
 	if (READ_ONCE(q->dying))
 		return;
-	if (!device_trylock(d)) {
-		schedule_delayed_work(&q->reset_work, HZ / 10);
+	if (!ovc_virtio_lock_or_later(d, &q->reset_work))
 		return;
-	}
 	if (READ_ONCE(q->dead) || READ_ONCE(q->dying)) {
 		device_unlock(d);
 		return;
@@ -1829,10 +1839,8 @@ static void ovc_vnet_reset_work(struct work_struct *w)
 
 	if (READ_ONCE(n->dying))
 		return;
-	if (!device_trylock(d)) {
-		schedule_delayed_work(&n->reset_work, HZ / 10);
+	if (!ovc_virtio_lock_or_later(d, &n->reset_work))
 		return;
-	}
 	ret = virtio_device_reset_prepare(n->vdev);
 	if (!ret)
 		ret = virtio_device_reset_done(n->vdev);
