@@ -13,8 +13,16 @@
 #                                 memory pressure here (the guest is), so the repository is not caught in the
 #                                 swapping (unlike coopswap-swap's single VM).
 #   pair --pair-kind nested       the repository runs in host 1's Dom0 (10.99.0.2:9400), as in the dissertation
-#                                 (other machines' Domain 0); host 0 runs the guest.
-# Tunables (environment): COOPSWAP_NESTED_HOG_MIB (160), COOPSWAP_NESTED_GUEST_MIB (128), COOPSWAP_NESTED_ROUNDS (2).
+#                                 (other machines' Domain 0); host 0 runs the guest. Then the guest moves to host 1
+#                                 with its swap state (§6.2.4, "Both the data structure and the swap pages on disk
+#                                 must be migrated with a VM"): host 0 stops it (`xl save`), exports the device's page
+#                                 map, sends the save file and the map to host 1 and powers its device off; host 1
+#                                 imports the map into a fresh /dev/coopswap0 of its own (its local store empty: the
+#                                 local copies are not moved, so every page comes from the repository) and restores
+#                                 the guest, which must go on with its checksum rounds, all ok, its swapped-out pages
+#                                 fetched from the repository through host 1's device.
+# Tunables (environment): COOPSWAP_NESTED_HOG_MIB (160; pair 96), COOPSWAP_NESTED_GUEST_MIB (128; pair 64),
+# COOPSWAP_NESTED_ROUNDS (2; pair 1, before the move).
 . /overcast/tests/lib.sh
 M=/overcast/modules
 B=/overcast/bin
@@ -24,15 +32,16 @@ TOKEN=5a0c3e7b91d24f68a7e0b3c5d9f1a246
 CLIENT=3
 GUEST=csn-guest
 GLOG=/var/log/xen/console/guest-$GUEST.log
-GUEST_MIB=${COOPSWAP_NESTED_GUEST_MIB:-128}
-HOG_MIB=${COOPSWAP_NESTED_HOG_MIB:-160}
-ROUNDS=${COOPSWAP_NESTED_ROUNDS:-2}
 me=${OVERCAST_HOST:-0}
 if [ "${OVERCAST_TOPOLOGY:-nested}" = pair ]; then
   PAIR=1 REPO=10.99.0.2:9400 LISTEN=0.0.0.0:9400 PING=127.0.0.1:9400
+  GUEST_MIB=${COOPSWAP_NESTED_GUEST_MIB:-64} HOG_MIB=${COOPSWAP_NESTED_HOG_MIB:-96} ROUNDS=${COOPSWAP_NESTED_ROUNDS:-1}
 else
   PAIR=0 REPO=127.0.0.1:7400 LISTEN=127.0.0.1:7400 PING=127.0.0.1:7400
+  GUEST_MIB=${COOPSWAP_NESTED_GUEST_MIB:-128} HOG_MIB=${COOPSWAP_NESTED_HOG_MIB:-160} ROUNDS=${COOPSWAP_NESTED_ROUNDS:-2}
 fi
+# The save file and the page map travel from host 0 to host 1 over TCP 9500 (tar through socat), with their md5s.
+XFER=/tmp/xfer
 barrier() { if [ "$PAIR" = 1 ]; then check "barrier-$1" overcast-barrier "$1" "${2:-900}"; fi; }
 stat_of() { awk -v k="$1" '$1 == k {print $2}' $D/stats; }
 ok_rounds() { grep -c "OVERCAST-GUEST-HOG round [0-9]* ok" "$GLOG" 2>/dev/null || true; }
@@ -56,10 +65,52 @@ EOT
 check dom0 grep -q control_d /proc/xen/capabilities
 
 if [ "$PAIR" = 1 ] && [ "$me" = 1 ]; then
-  # --- host 1: the page repository, in this Dom0 -----------------------------------------------------------------
+  # --- host 1: the page repository, in this Dom0; then the guest's destination -------------------------------------
   run_repository
+  mkdir -p $XFER
+  (socat -u TCP-LISTEN:9500,reuseaddr - | tar -C $XFER -xf -; echo "received $?" >/tmp/xfer.done) &
   barrier repo-ready
-  barrier guest-done 1800
+  barrier saved 2400
+  check xfer-received wait_for 300 test -s /tmp/xfer.done
+  ls -l $XFER
+  check xfer-intact sh -c "cd $XFER && md5sum -c sums"
+  # A fresh device of the same size, with a local store of its own (empty: host 0's store is not copied).
+  mount -t configfs none /sys/kernel/config 2>/dev/null
+  check insmod-coopswap-dest insmod $M/coopswap.ko
+  check zram-store-dest sh -c 'echo 288M > /sys/block/zram0/disksize'
+  check configure-dest sh -c "mkdir $D && echo 256 > $D/size_mib && echo /dev/zram0 > $D/store && echo 1 > $D/power"
+  check map-import sh -c "echo $XFER/map.bin > $D/map_import"
+  dmesg | grep 'page map imported' | tail -n 1
+  # The map brought the repository (its address, client id and capability) with it.
+  check map-brought-repository grep -q "^0 $REPO client $CLIENT up" $D/repos
+  check map-import-counts sh -c "dmesg | grep 'page map imported' | tail -n 1 | grep -q ' 0 pages with no readable copy'"
+  check_fails second-import-refused "busy" sh -c "echo $XFER/map.bin > $D/map_import"
+  r0=$(stat_of remote_reads)
+  # The guest comes back here with its swap disk on this host's /dev/coopswap0 (the save file's configuration).
+  check xl-restore xl restore $XFER/guest.save
+  check guest-here sh -c "xl list | grep -q '^$GUEST '"
+  # xenconsoled names the log when the domain is introduced here (guest-NAME.log, or NAME--incoming as xl
+  # migrate-receive would): whichever this restore made; it starts at the restore.
+  GLOG=$(ls -t /var/log/xen/console/guest-$GUEST*.log 2>/dev/null | head -n 1)
+  echo "coopswap-nested: host 1: guest console in $GLOG"
+  DOMID=$(xl domid $GUEST 2>/dev/null)
+  VBD=/sys/bus/xen-backend/devices/vbd-$DOMID-51728
+  want=$(awk -F: '{ printf "%x:%x\n", $1, $2 }' /sys/block/coopswap0/dev)
+  check blkback-on-coopswap-dest wait_for 60 sh -c "[ \"\$(cat $VBD/physical_device)\" = $want ]"
+  # A whole new checksum round here: every page of the hog's file read back, the swapped-out ones from the
+  # repository through this device (its store has none of them).
+  check guest-round-here wait_for 1500 sh -c "[ \$(grep -c 'OVERCAST-GUEST-HOG round [0-9]* \(ok\|BAD\)' $GLOG) -ge 1 ]"
+  grep "OVERCAST-GUEST-HOG" $GLOG | tail -n 3
+  check guest-rounds-ok-here sh -c "[ $(ok_rounds) -ge 1 ] && [ $(bad_rounds) = 0 ]"
+  cat $D/state $D/repos $D/stats
+  check swap-ins-from-repository sh -c "[ $(stat_of remote_reads) -gt $r0 ]"
+  check coopswap-no-io-errors-dest sh -c "[ $(stat_of io_errors) = 0 ] && [ $(stat_of local_reads) = 0 ]"
+  check guest-destroyed-dest xl destroy $GUEST
+  check device-released-dest wait_for 60 sh -c "grep -q '^openers 0' $D/state"
+  check power-off-dest sh -c "echo 0 > $D/power"
+  check rmdir-dev-dest rmdir $D
+  check rmmod-coopswap-dest rmmod coopswap
+  barrier guest-done 600
   tail -n 5 /tmp/repod.log
   check repod-alive kill -0 $REPOD
   kill $REPOD
@@ -113,11 +164,31 @@ check coopswap-fetches sh -c "[ $(stat_of remote_reads) -gt 0 ]"
 check coopswap-no-io-errors sh -c "[ $(stat_of io_errors) = 0 ] && [ $(stat_of local_write_errors) = 0 ]"
 check repo-still-up sh -c "grep -q '^0 $REPO client $CLIENT up' $D/repos"
 
-# --- teardown: the guest, then the device and the module -------------------------------------------------------------
-check guest-destroyed xl destroy $GUEST
-check blkback-vbd-gone wait_for 60 sh -c "! test -e $VBD"
-check device-released wait_for 30 sh -c "grep -q '^openers 0' $D/state"
-check power-off sh -c "echo 0 > $D/power"
+if [ "$PAIR" = 1 ]; then
+  # --- the move: stop the guest, export the map, send both to host 1, power the device off -------------------------
+  mkdir -p $XFER
+  t0=$(now_ms)
+  check xl-save xl save $GUEST $XFER/guest.save
+  t1=$(now_ms)
+  check guest-left sh -c "! xl list | grep -q '^$GUEST '"
+  check blkback-vbd-gone wait_for 60 sh -c "! test -e $VBD"
+  check device-released wait_for 30 sh -c "grep -q '^openers 0' $D/state"
+  check map-export sh -c "echo $XFER/map.bin > $D/map_export"
+  dmesg | grep 'page map exported' | tail -n 1
+  (cd $XFER && md5sum guest.save map.bin >sums)
+  check xfer-send sh -c "tar -C $XFER -cf - sums guest.save map.bin | socat -u - TCP:10.99.0.2:9500,retry=30"
+  t2=$(now_ms)
+  echo "coopswap-nested: xl save $((t1 - t0)) ms, export and transfer $((t2 - t1)) ms ($(du -k $XFER/guest.save | cut -f1) KiB save file)"
+  # The source device must not serve the guest's pages any more; powering it off keeps them at the repository.
+  check power-off sh -c "echo 0 > $D/power"
+  barrier saved
+else
+  # --- teardown: the guest, then the device and the module -----------------------------------------------------------
+  check guest-destroyed xl destroy $GUEST
+  check blkback-vbd-gone wait_for 60 sh -c "! test -e $VBD"
+  check device-released wait_for 30 sh -c "grep -q '^openers 0' $D/state"
+  check power-off sh -c "echo 0 > $D/power"
+fi
 check rmdir-dev rmdir $D
 check rmmod-coopswap rmmod coopswap
 if [ "$PAIR" = 0 ]; then
@@ -125,7 +196,7 @@ if [ "$PAIR" = 0 ]; then
   check repod-alive kill -0 $REPOD
   kill $REPOD
 fi
-barrier guest-done
+barrier guest-done 2400
 barrier all-done
 check_no_oops
 exit $OVC_FAILS
