@@ -464,8 +464,8 @@ impl AttributeOperations<5> for DeviceConfig {
     }
 }
 
-/// Checks that a page map can be moved now: the device is on and nobody has it open (no I/O can be in flight, as in
-/// the stop-and-copy phase of a migration).
+/// Checks that a page map can be exported now: the device is on and nobody has it open (no I/O can be in flight, as
+/// in the stop-and-copy phase of a migration).
 fn quiesced<'a>(cfg: &'a DevCfg, what: &str) -> Result<&'a Device> {
     let name = cfg.disk_name.to_str()?;
     let Some(dev) = cfg.device.as_ref() else {
@@ -521,15 +521,30 @@ impl AttributeOperations<9> for DeviceConfig {
     }
 
     /// `echo PATH > map_import`: takes the page map in PATH (exported here or on another host) into this fresh device.
+    /// The device may be open — by the back-end of a guest arriving in a live migration, created on this host before
+    /// the guest stopped on the other and paused until the map is here — since a fresh device has nothing an opener
+    /// could have written or read other than zeroes: the import runs under the I/O state lock (a request arriving
+    /// meanwhile waits and then sees the map), and cached pages of the disk are dropped afterwards.
     fn store(this: &DeviceConfig, page: &[u8]) -> Result {
         let path = path_input(page, "map_import")?;
         let cfg = this.data.lock();
-        let dev = quiesced(&cfg, "map_import")?;
         let name = cfg.disk_name.to_str()?;
+        let Some(dev) = cfg.device.as_ref() else {
+            pr_err!("{}: map_import needs the device on (power 1)\n", name);
+            return Err(EBUSY);
+        };
         let mut f = SeqFile::open_read(&path).inspect_err(|e| {
             pr_err!("{}: cannot open {} (errno {})\n", name, path.to_str().unwrap_or("?"), e.to_errno());
         })?;
         let sum = dev.io.state.lock().import_map(&mut f)?;
+        let openers = dev.openers();
+        if openers > 0 {
+            dev.drop_cache();
+            pr_info!(
+                "{}: imported with {} openers (a back-end waiting for its guest): their cached pages dropped\n",
+                name, openers
+            );
+        }
         pr_info!(
             "{}: page map imported from {}: {} pages, {} repositories ({} out of service), {} pages on a repository, {} local copies verified, {} local copies not matching (dropped), {} pages with no readable copy\n",
             name, path.to_str()?, sum.pages, sum.repos, sum.repos_down, sum.remote, sum.local_ok, sum.local_bad,

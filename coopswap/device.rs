@@ -576,6 +576,13 @@ impl Device {
     pub(crate) fn openers(&self) -> u32 {
         self.disk.as_ref().map_or(0, |d| d.openers())
     }
+
+    /// Drops the disk's cached pages (after a page-map import into a device that was open).
+    pub(crate) fn drop_cache(&self) {
+        if let Some(d) = self.disk.as_ref() {
+            d.drop_cache();
+        }
+    }
 }
 
 impl IoState {

@@ -160,6 +160,11 @@ unsigned int ovc_blk_disk_openers(struct gendisk *disk)
 	return disk_openers(disk);
 }
 
+void ovc_blk_disk_drop_cache(struct gendisk *disk)
+{
+	invalidate_bdev(disk->part0);
+}
+
 struct workqueue_struct *ovc_blk_wq_alloc(const char *name)
 {
 	return alloc_workqueue("%s", WQ_MEM_RECLAIM | WQ_HIGHPRI | WQ_UNBOUND, 0, name);

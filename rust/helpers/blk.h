@@ -66,6 +66,9 @@ struct gendisk *ovc_blk_disk_add(struct blk_mq_tag_set *set, void *queuedata, un
 void ovc_blk_disk_remove(struct gendisk *disk);
 /* How many openers the whole disk has (swapon, mkswap, a shell's fd). */
 unsigned int ovc_blk_disk_openers(struct gendisk *disk);
+/* Drops the clean pages of the whole disk's page cache (invalidate_bdev): after its content changed under its
+ * openers by other means than a write through it (a page-map import), none of them reads a stale cached page. */
+void ovc_blk_disk_drop_cache(struct gendisk *disk);
 
 /* alloc_workqueue(name, WQ_MEM_RECLAIM | WQ_HIGHPRI | WQ_UNBOUND, 0): it can make progress when memory is short. */
 struct workqueue_struct *ovc_blk_wq_alloc(const char *name);

@@ -171,6 +171,13 @@ impl<T: Operations> Disk<T> {
         // SAFETY: `disk` is live until `drop`.
         unsafe { bindings::ovc_blk_disk_openers(self.disk.as_ptr()) }
     }
+
+    /// Drops the clean pages of the disk's page cache, so that an opener's next buffered read goes to the device
+    /// (after the device's content changed by other means than a write through the disk).
+    pub fn drop_cache(&self) {
+        // SAFETY: `disk` is live until `drop`; `invalidate_bdev` only drops clean, unmapped pages.
+        unsafe { bindings::ovc_blk_disk_drop_cache(self.disk.as_ptr()) };
+    }
 }
 
 impl<T: Operations> Drop for Disk<T> {

@@ -15,14 +15,20 @@
 #   pair --pair-kind nested       the repository runs in host 1's Dom0 (10.99.0.2:9400), as in the dissertation
 #                                 (other machines' Domain 0); host 0 runs the guest. Then the guest moves to host 1
 #                                 with its swap state (§6.2.4, "Both the data structure and the swap pages on disk
-#                                 must be migrated with a VM"): host 0 stops it (`xl save`), exports the device's page
-#                                 map, sends the save file and the map to host 1 and powers its device off; host 1
-#                                 imports the map into a fresh /dev/coopswap0 of its own (its local store empty: the
-#                                 local copies are not moved, so every page comes from the repository) and restores
-#                                 the guest, which must go on with its checksum rounds, all ok, its swapped-out pages
-#                                 fetched from the repository through host 1's device.
+#                                 must be migrated with a VM"), by default live: host 0 runs `xl migrate` to host 1,
+#                                 whose `xl migrate-receive -p` leaves the arrived guest paused, its blkback already
+#                                 holding host 1's fresh /dev/coopswap0; once the source domain is gone, host 0
+#                                 exports its device's page map, sends it and powers its device off; host 1 imports
+#                                 the map into its open device (its local store empty: local copies do not move, so
+#                                 every page comes from the repository) and unpauses the guest. With
+#                                 COOPSWAP_NESTED_MOVE=save the move is stop-and-copy instead: `xl save` on host 0,
+#                                 the save file sent along with the map, `xl restore` on host 1 after the import.
+#                                 Either way the guest must go on with its checksum rounds, all ok, its swapped-out
+#                                 pages fetched from the repository through host 1's device. For the live move the
+#                                 hog sleeps 90 s after each round (overcast.guest_hog_pause), so that the pre-copy
+#                                 converges: a guest dirtying its memory as fast as it pages takes minutes under TCG.
 # Tunables (environment): COOPSWAP_NESTED_HOG_MIB (160; pair 96), COOPSWAP_NESTED_GUEST_MIB (128; pair 64),
-# COOPSWAP_NESTED_ROUNDS (2; pair 1, before the move).
+# COOPSWAP_NESTED_ROUNDS (2; pair 1, before the move), COOPSWAP_NESTED_MOVE (pair: live or save; live).
 . /overcast/tests/lib.sh
 M=/overcast/modules
 B=/overcast/bin
@@ -40,7 +46,11 @@ else
   PAIR=0 REPO=127.0.0.1:7400 LISTEN=127.0.0.1:7400 PING=127.0.0.1:7400
   GUEST_MIB=${COOPSWAP_NESTED_GUEST_MIB:-128} HOG_MIB=${COOPSWAP_NESTED_HOG_MIB:-160} ROUNDS=${COOPSWAP_NESTED_ROUNDS:-2}
 fi
-# The save file and the page map travel from host 0 to host 1 over TCP 9500 (tar through socat), with their md5s.
+MOVE=${COOPSWAP_NESTED_MOVE:-live}
+HOG_EXTRA=
+[ "$PAIR" = 1 ] && [ "$MOVE" = live ] && HOG_EXTRA="overcast.guest_hog_pause=90"
+# The page map (and for a save, the save file) travel from host 0 to host 1 over TCP 9500 (tar through socat), with
+# their md5s.
 XFER=/tmp/xfer
 barrier() { if [ "$PAIR" = 1 ]; then check "barrier-$1" overcast-barrier "$1" "${2:-900}"; fi; }
 stat_of() { awk -v k="$1" '$1 == k {print $2}' $D/stats; }
@@ -67,30 +77,48 @@ check dom0 grep -q control_d /proc/xen/capabilities
 if [ "$PAIR" = 1 ] && [ "$me" = 1 ]; then
   # --- host 1: the page repository, in this Dom0; then the guest's destination -------------------------------------
   run_repository
-  mkdir -p $XFER
-  (socat -u TCP-LISTEN:9500,reuseaddr - | tar -C $XFER -xf -; echo "received $?" >/tmp/xfer.done) &
-  barrier repo-ready
-  barrier saved 2400
-  check xfer-received wait_for 300 test -s /tmp/xfer.done
-  ls -l $XFER
-  check xfer-intact sh -c "cd $XFER && md5sum -c sums"
-  # A fresh device of the same size, with a local store of its own (empty: host 0's store is not copied).
+  # A fresh device of the same size, with a local store of its own (empty: host 0's store is not copied). It exists
+  # before the guest arrives: the guest's disk line names /dev/coopswap0.
   mount -t configfs none /sys/kernel/config 2>/dev/null
   check insmod-coopswap-dest insmod $M/coopswap.ko
   check zram-store-dest sh -c 'echo 288M > /sys/block/zram0/disksize'
   check configure-dest sh -c "mkdir $D && echo 256 > $D/size_mib && echo /dev/zram0 > $D/store && echo 1 > $D/power"
+  if [ "$MOVE" = live ]; then
+    # xl on host 0 talks to `xl migrate-receive` here over TCP 8002 (nc -e); -p leaves the guest paused on arrival.
+    printf '#!/bin/sh\nexec xl migrate-receive -p\n' >/tmp/recv.sh && chmod 755 /tmp/recv.sh
+    (nc -l -p 8002 -e /tmp/recv.sh; echo "receiver exited $?") >/tmp/receive.log 2>&1 &
+  fi
+  mkdir -p $XFER
+  (socat -u TCP-LISTEN:9500,reuseaddr - | tar -C $XFER -xf -; echo "received $?" >/tmp/xfer.done) &
+  barrier repo-ready
+  barrier moved 2400
+  check xfer-received wait_for 300 test -s /tmp/xfer.done
+  ls -l $XFER
+  check xfer-intact sh -c "cd $XFER && md5sum -c sums"
+  if [ "$MOVE" = live ]; then
+    grep -v '^domainbuilder\|^xc: detail' /tmp/receive.log | tail -n 8
+    check guest-arrived-paused sh -c "xl list | grep '^$GUEST ' | awk '{ exit !(\$5 ~ /p/) }'"
+    xl list
+    # The arrived guest's blkback holds this device open, and nothing was read or written through it yet.
+    check dest-device-open-by-blkback sh -c "grep -q '^openers [1-9]' $D/state"
+  fi
   check map-import sh -c "echo $XFER/map.bin > $D/map_import"
-  dmesg | grep 'page map imported' | tail -n 1
+  dmesg | grep 'page map imported\|imported with' | tail -n 2
+  [ "$MOVE" = live ] && check map-import-while-open sh -c "dmesg | grep -q 'coopswap0: imported with [1-9] openers'"
   # The map brought the repository (its address, client id and capability) with it.
   check map-brought-repository grep -q "^0 $REPO client $CLIENT up" $D/repos
   check map-import-counts sh -c "dmesg | grep 'page map imported' | tail -n 1 | grep -q ' 0 pages with no readable copy'"
   check_fails second-import-refused "busy" sh -c "echo $XFER/map.bin > $D/map_import"
   r0=$(stat_of remote_reads)
-  # The guest comes back here with its swap disk on this host's /dev/coopswap0 (the save file's configuration).
-  check xl-restore xl restore $XFER/guest.save
+  if [ "$MOVE" = live ]; then
+    check guest-unpaused xl unpause $GUEST
+  else
+    # The guest comes back here with its swap disk on this host's /dev/coopswap0 (the save file's configuration).
+    check xl-restore xl restore $XFER/guest.save
+  fi
   check guest-here sh -c "xl list | grep -q '^$GUEST '"
-  # xenconsoled names the log when the domain is introduced here (guest-NAME.log, or NAME--incoming as xl
-  # migrate-receive would): whichever this restore made; it starts at the restore.
+  # xenconsoled names the log when the domain is introduced here (guest-NAME--incoming.log for xl migrate-receive,
+  # guest-NAME.log for xl restore): whichever this move made; it starts at the move.
   GLOG=$(ls -t /var/log/xen/console/guest-$GUEST*.log 2>/dev/null | head -n 1)
   echo "coopswap-nested: host 1: guest console in $GLOG"
   DOMID=$(xl domid $GUEST 2>/dev/null)
@@ -132,7 +160,7 @@ check repo-add sh -c "echo 'add $REPO $CLIENT $TOKEN' > $D/repos && grep -q '^0 
 
 # The guest: its swap disk (xvdb) is /dev/coopswap0 through blkback.
 check guest-started overcast-guest-boot --name $GUEST --memory $GUEST_MIB --disk 'phy:/dev/coopswap0,xvdb,w' \
-  --extra "overcast.guest_hog=$HOG_MIB" --keep --timeout 400
+  --extra "overcast.guest_hog=$HOG_MIB $HOG_EXTRA" --keep --timeout 400
 DOMID=$(xl domid $GUEST 2>/dev/null)
 echo "coopswap-nested: guest $GUEST is domain $DOMID, hog $HOG_MIB MiB in $GUEST_MIB MiB"
 VBD=/sys/bus/xen-backend/devices/vbd-$DOMID-51728
@@ -165,23 +193,30 @@ check coopswap-no-io-errors sh -c "[ $(stat_of io_errors) = 0 ] && [ $(stat_of l
 check repo-still-up sh -c "grep -q '^0 $REPO client $CLIENT up' $D/repos"
 
 if [ "$PAIR" = 1 ]; then
-  # --- the move: stop the guest, export the map, send both to host 1, power the device off -------------------------
+  # --- the move: the guest leaves, then its page map follows; the device is powered off -------------------------------
   mkdir -p $XFER
   t0=$(now_ms)
-  check xl-save xl save $GUEST $XFER/guest.save
+  if [ "$MOVE" = live ]; then
+    check xl-migrate xl migrate -s '' $GUEST "nc 10.99.0.2 8002"
+    grep -v '^xc: detail\|^domainbuilder' /tmp/check.out | tail -n 5
+  else
+    check xl-save xl save $GUEST $XFER/guest.save
+  fi
   t1=$(now_ms)
   check guest-left sh -c "! xl list | grep -q '^$GUEST '"
   check blkback-vbd-gone wait_for 60 sh -c "! test -e $VBD"
   check device-released wait_for 30 sh -c "grep -q '^openers 0' $D/state"
   check map-export sh -c "echo $XFER/map.bin > $D/map_export"
   dmesg | grep 'page map exported' | tail -n 1
-  (cd $XFER && md5sum guest.save map.bin >sums)
-  check xfer-send sh -c "tar -C $XFER -cf - sums guest.save map.bin | socat -u - TCP:10.99.0.2:9500,retry=30"
+  FILES=map.bin
+  [ "$MOVE" = save ] && FILES="guest.save map.bin"
+  (cd $XFER && md5sum $FILES >sums)
+  check xfer-send sh -c "tar -C $XFER -cf - sums $FILES | socat -u - TCP:10.99.0.2:9500,retry=30"
   t2=$(now_ms)
-  echo "coopswap-nested: xl save $((t1 - t0)) ms, export and transfer $((t2 - t1)) ms ($(du -k $XFER/guest.save | cut -f1) KiB save file)"
+  echo "coopswap-nested: $MOVE: xl $((t1 - t0)) ms, then export and transfer $((t2 - t1)) ms ($(cd $XFER && du -ck $FILES | tail -n 1 | cut -f1) KiB)"
   # The source device must not serve the guest's pages any more; powering it off keeps them at the repository.
   check power-off sh -c "echo 0 > $D/power"
-  barrier saved
+  barrier moved
 else
   # --- teardown: the guest, then the device and the module -----------------------------------------------------------
   check guest-destroyed xl destroy $GUEST

@@ -62,14 +62,22 @@ EOT
   check_fails map-import-wrong-size "invalid" sh -c "echo /tmp/xfer/map.bin > $C/1/map_import"
   dmesg | grep 'page map' | tail -n 7
   check map-bad-imports-changed-nothing sh -c "[ -z \"\$(cat $D/repos)\" ] && grep -q '^repos 0 up 0' $D/state && [ -z \"\$(cat $C/1/repos)\" ] && grep -q '^remote_reads 0\$' $D/stats"
+  # An opener that read the fresh device through the page cache (zeroes, cached while it stays open) must not see
+  # those stale pages after the import: the import is allowed with openers and drops the disk's cache.
+  sleep 900 </dev/coopswap0 &
+  HOLDER=$!
+  check map-holder-reads-zeroes sh -c "[ \"\$(dd if=/dev/coopswap0 bs=1M count=1 2>/dev/null | md5sum | cut -d' ' -f1)\" = \"\$(head -c 1048576 /dev/zero | md5sum | cut -d' ' -f1)\" ]"
   check map-import sh -c "echo /tmp/xfer/map.bin > $D/map_import"
-  dmesg | grep 'page map imported' | tail -n 1
+  dmesg | grep 'page map imported\|imported with' | tail -n 2
+  check map-import-with-opener sh -c "dmesg | grep -q 'coopswap0: imported with 1 openers'"
   check map-import-repo-up grep -q "^0 $REPO client 7 up" $D/repos
   # This host's zram store is empty: the import found the local copies not matching the map and dropped them, so
   # every page comes back from the repository (checked against the CRC the map carries).
   check map-import-local-dropped sh -c "dmesg | grep 'page map imported' | tail -n 1 | grep -q ' 4096 pages on a repository, 0 local copies verified, 4096 local copies not matching'"
   check map-readback-identical sh -c "[ \"\$(dd if=/dev/coopswap0 bs=1M count=16 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)\" = \"\$(cat /tmp/xfer/md5)\" ]"
   check map-readback-remote sh -c "grep -q '^remote_reads 4096\$' $D/stats && grep -q '^io_errors 0\$' $D/stats"
+  check map-readback-buffered-not-stale sh -c "[ \"\$(dd if=/dev/coopswap0 bs=1M count=16 2>/dev/null | md5sum | cut -d' ' -f1)\" = \"\$(cat /tmp/xfer/md5)\" ]"
+  kill $HOLDER 2>/dev/null; wait $HOLDER 2>/dev/null
   cat $D/repos $D/stats
   check map-a-second-import-refused sh -c "! echo /tmp/xfer/map.bin > $D/map_import"
   check h1-teardown sh -c "echo 0 > $D/power && rmdir $D && echo 0 > $C/1/power && rmdir $C/1"
