@@ -69,6 +69,8 @@ pub(crate) struct Stats {
     /// Times the worker waited for the write-behind (all buffers busy, a read or a write whose only copy was still
     /// being written, a flush).
     pub(crate) local_waits: Atomic<u64>,
+    /// Writes the write-behind issued to the local store (a run of consecutive pages is one).
+    pub(crate) local_ios: Atomic<u64>,
 }
 
 impl Stats {
@@ -88,6 +90,7 @@ impl Stats {
             io_errors: Atomic::new(0),
             local_behind: Atomic::new(0),
             local_waits: Atomic::new(0),
+            local_ios: Atomic::new(0),
         }
     }
 }

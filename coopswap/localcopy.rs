@@ -15,7 +15,7 @@ use super::core_logic::pagemap::PageRecord;
 use super::core_logic::wire::PAGE_SIZE;
 use super::core_logic::writebehind::{Completion, Pool};
 use super::device::Stats;
-use super::overcast::blk::{LocalStore, Memalloc, OwnedQueue};
+use super::overcast::blk::{LocalStore, Memalloc, OwnedQueue, RUN_PAGES};
 use kernel::new_condvar;
 use kernel::new_mutex;
 use kernel::prelude::*;
@@ -61,30 +61,61 @@ impl WorkItem for LocalCopies {
     fn run(this: Arc<LocalCopies>) {
         // The local copies of swapped-out pages: no I/O from our allocations, reserves allowed.
         let _scope = Memalloc::enter(true);
+        let mut run = [(0usize, 0u64); RUN_PAGES];
         loop {
             if this.held.load(Relaxed) {
                 break;
             }
-            let next = this.pool.lock().take_next();
-            let Some((at, page)) = next else { break };
-            let ok = match (this.bufs.get(at), page.checked_mul(PAGE)) {
-                (Some(buf), Some(pos)) => {
-                    let buf = buf.lock();
-                    this.store.lock().write(pos, &buf).is_ok()
+            // Consecutive pages queued one after the other (a swap-out cluster) go out as one write.
+            let n = this.pool.lock().take_run(&mut run);
+            let Some(taken) = run.get(..n).filter(|t| !t.is_empty()) else { break };
+            let ok = this.write_run(taken);
+            this.stats.local_ios.fetch_add(1, Relaxed);
+            {
+                let mut pool = this.pool.lock();
+                for &(at, _) in taken {
+                    pool.finish(at, ok);
                 }
-                _ => false,
-            };
-            this.pool.lock().finish(at, ok);
+            }
             this.changed.notify_all();
         }
     }
 }
 
 impl LocalCopies {
+    /// Writes `taken` (buffer, page) — consecutive pages, oldest first — to the local store with one I/O.
+    fn write_run(&self, taken: &[(usize, u64)]) -> bool {
+        let Some(pos) = taken.first().and_then(|&(_, page)| page.checked_mul(PAGE)) else {
+            return false;
+        };
+        let mut store = self.store.lock();
+        if let [(at, _)] = taken {
+            // One page: straight from its buffer.
+            return self.bufs.get(*at).is_some_and(|buf| store.write(pos, &buf.lock()).is_ok());
+        }
+        store
+            .write_run(pos, taken.len(), |i, dst| {
+                let buf = taken.get(i).and_then(|&(at, _)| self.bufs.get(at));
+                match buf {
+                    Some(buf) => {
+                        let buf = buf.lock();
+                        let ok = buf.len() == dst.len();
+                        if ok {
+                            dst.copy_from_slice(&buf);
+                        }
+                        ok
+                    }
+                    None => false,
+                }
+            })
+            .is_ok()
+    }
+
     /// The write-behind of device `name` over the local store at `path` (opened a second time, for the writer), with
     /// its own workqueue.
     pub(crate) fn new(name: &CStr, path: &CStr, stats: Arc<Stats>) -> Result<Arc<Self>> {
-        let store = LocalStore::open(path)?;
+        let mut store = LocalStore::open(path)?;
+        store.enable_runs()?;
         let mut bufs = KVec::with_capacity(SLOTS, GFP_KERNEL)?;
         for _ in 0..SLOTS {
             let mut b = KVec::with_capacity(PAGE_SIZE, GFP_KERNEL)?;

@@ -204,6 +204,8 @@ void ovc_blk_memalloc_leave(unsigned int cookie)
 struct ovc_blk_store {
 	struct file *file;
 	struct page *page;
+	/* The run pages (ovc_blk_store_runs), or all NULL. */
+	struct page *run[OVC_STORE_RUN];
 };
 
 struct ovc_blk_store *ovc_blk_store_open(const char *path, unsigned long long *size, int *direct, int *err)
@@ -271,6 +273,60 @@ int ovc_blk_store_rw(struct ovc_blk_store *s, void *buf, unsigned int len, unsig
 	return n == len ? 0 : -EIO;
 }
 
+static void ovc_blk_store_free_runs(struct ovc_blk_store *s)
+{
+	unsigned int i;
+
+	for (i = 0; i < OVC_STORE_RUN; i++) {
+		if (s->run[i])
+			__free_page(s->run[i]);
+		s->run[i] = NULL;
+	}
+}
+
+int ovc_blk_store_runs(struct ovc_blk_store *s)
+{
+	unsigned int i;
+
+	if (s->run[0])
+		return 0;
+	for (i = 0; i < OVC_STORE_RUN; i++) {
+		s->run[i] = alloc_page(GFP_KERNEL);
+		if (!s->run[i]) {
+			ovc_blk_store_free_runs(s);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+void *ovc_blk_store_run_page(struct ovc_blk_store *s, unsigned int i)
+{
+	if (i >= OVC_STORE_RUN || !s->run[i])
+		return NULL;
+	return page_address(s->run[i]);
+}
+
+int ovc_blk_store_write_run(struct ovc_blk_store *s, unsigned int n, unsigned long long pos)
+{
+	struct bio_vec bv[OVC_STORE_RUN];
+	struct iov_iter it;
+	loff_t off = pos;
+	size_t len = (size_t)n * PAGE_SIZE;
+	unsigned int i;
+	ssize_t w;
+
+	if (n == 0 || n > OVC_STORE_RUN || !s->run[0])
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		bvec_set_page(&bv[i], s->run[i], PAGE_SIZE, 0);
+	iov_iter_bvec(&it, ITER_SOURCE, bv, n, len);
+	w = vfs_iter_write(s->file, &it, &off, 0);
+	if (w < 0)
+		return w;
+	return w == len ? 0 : -EIO;
+}
+
 int ovc_blk_store_flush(struct ovc_blk_store *s)
 {
 	return vfs_fsync(s->file, 0);
@@ -282,6 +338,7 @@ void ovc_blk_store_close(struct ovc_blk_store *s)
 		return;
 	filp_close(s->file, NULL);
 	__free_page(s->page);
+	ovc_blk_store_free_runs(s);
 	kfree(s);
 }
 

@@ -90,6 +90,15 @@ void ovc_blk_memalloc_leave(unsigned int cookie);
 struct ovc_blk_store *ovc_blk_store_open(const char *path, unsigned long long *size, int *direct, int *err);
 /* Reads (write == 0) or writes len <= 4096 bytes of buf at byte offset pos. 0 or -errno (short I/O is -EIO). */
 int ovc_blk_store_rw(struct ovc_blk_store *s, void *buf, unsigned int len, unsigned long long pos, int write);
+/*
+ * Runs of consecutive pages written with one I/O: ovc_blk_store_runs allocates the store's OVC_STORE_RUN run pages
+ * (0 or -ENOMEM; once); ovc_blk_store_run_page gives run page i (< OVC_STORE_RUN) to fill, NULL if there is none;
+ * ovc_blk_store_write_run writes run pages 0..n (1 <= n <= OVC_STORE_RUN) at pos in one vfs write. 0 or -errno.
+ */
+#define OVC_STORE_RUN 32
+int ovc_blk_store_runs(struct ovc_blk_store *s);
+void *ovc_blk_store_run_page(struct ovc_blk_store *s, unsigned int i);
+int ovc_blk_store_write_run(struct ovc_blk_store *s, unsigned int n, unsigned long long pos);
 /* fsync of the store. 0 or -errno. */
 int ovc_blk_store_flush(struct ovc_blk_store *s);
 void ovc_blk_store_close(struct ovc_blk_store *s);

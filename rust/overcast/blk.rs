@@ -319,6 +319,9 @@ impl Drop for Memalloc {
     }
 }
 
+/// Most pages one [`LocalStore::write_run`] writes.
+pub const RUN_PAGES: usize = bindings::OVC_STORE_RUN as usize;
+
 /// A local page store: a regular file or a block device opened read-write.
 pub struct LocalStore {
     s: NonNull<bindings::ovc_blk_store>,
@@ -367,6 +370,38 @@ impl LocalStore {
         kernel::error::to_result(unsafe {
             bindings::ovc_blk_store_rw(self.s.as_ptr(), buf.as_ptr().cast_mut().cast::<c_void>(), len, pos, 1)
         })
+    }
+
+    /// Makes the store ready for [`LocalStore::write_run`] (allocates its [`RUN_PAGES`] run pages, once).
+    pub fn enable_runs(&mut self) -> Result {
+        // SAFETY: `s` is open; `&mut self` excludes every other use of the store.
+        kernel::error::to_result(unsafe { bindings::ovc_blk_store_runs(self.s.as_ptr()) })
+    }
+
+    /// Writes `n` consecutive pages (1 to [`RUN_PAGES`]) at `pos` with one I/O. `fill(i, page)` first fills page
+    /// `i` of the run (4096 bytes); if it returns false, nothing is written and the result is `EIO`. `EINVAL` for a
+    /// bad `n` or a store without [`LocalStore::enable_runs`].
+    pub fn write_run(&mut self, pos: u64, n: usize, mut fill: impl FnMut(usize, &mut [u8]) -> bool) -> Result {
+        if n == 0 || n > RUN_PAGES {
+            return Err(EINVAL);
+        }
+        for i in 0..n {
+            let idx = u32::try_from(i).map_err(|_| EINVAL)?;
+            // SAFETY: `s` is open; the helper checks `idx` and returns NULL for a page it does not have.
+            let p = unsafe { bindings::ovc_blk_store_run_page(self.s.as_ptr(), idx) };
+            if p.is_null() {
+                return Err(EINVAL);
+            }
+            // SAFETY: `p` is the address of one of the store's run pages (`PAGE_SIZE` bytes from `alloc_page`,
+            // directly mapped), used only through the store; `&mut self` makes it ours while `page` lives.
+            let page = unsafe { core::slice::from_raw_parts_mut(p.cast::<u8>(), kernel::page::PAGE_SIZE) };
+            if !fill(i, page) {
+                return Err(EIO);
+            }
+        }
+        let count = u32::try_from(n).map_err(|_| EINVAL)?;
+        // SAFETY: `s` is open and its run pages 0..n were filled above.
+        kernel::error::to_result(unsafe { bindings::ovc_blk_store_write_run(self.s.as_ptr(), count, pos) })
     }
 
     /// `fsync`.

@@ -76,7 +76,20 @@ fn writebehind() -> Result<(), Failure> {
             seen = seen.wrapping_add(1);
         }
     });
-    check(n == 1 && seen == 1 && p.idle() && !p.pending(7), "write-behind: reap")
+    check(n == 1 && seen == 1 && p.idle() && !p.pending(7), "write-behind: reap")?;
+    // Runs: consecutive pages queued one after the other are taken together, a gap ends the run.
+    let mut q: Pool<4> = Pool::new();
+    for page in [10u64, 11, 12, 20] {
+        let (at, _) = q.claim().ok_or("write-behind: claim for a run")?;
+        check(q.queue(at, page, 1), "write-behind: queue for a run")?;
+    }
+    let mut run = [(0usize, 0u64); 4];
+    let n = q.take_run(&mut run);
+    let pages_ok = run.iter().take(n).map(|r| r.1).eq([10, 11, 12]);
+    check(n == 3 && pages_ok, "write-behind: a run of three consecutive pages")?;
+    let n = q.take_run(&mut run);
+    check(n == 1 && run.first().map(|r| r.1) == Some(20), "write-behind: the page after a gap alone")?;
+    check(q.take_run(&mut run) == 0, "write-behind: nothing left to take")
 }
 
 fn crc() -> Result<(), Failure> {

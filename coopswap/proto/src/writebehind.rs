@@ -142,6 +142,42 @@ impl<const N: usize> Pool<N> {
         }
     }
 
+    /// The writer's next run, to write with one I/O: the oldest queued buffer and, after it in FIFO order, each
+    /// queued buffer whose page follows the previous one's (page + 1), up to `out.len()` buffers; each one taken is
+    /// now `Writing`. Fills `out` with (buffer, page) and returns how many (0: nothing queued). Only a prefix of the
+    /// FIFO is taken, so a later write of a page still lands after an earlier one.
+    pub fn take_run(&mut self, out: &mut [(usize, u64)]) -> usize {
+        let mut n = 0usize;
+        let mut last: Option<u64> = None;
+        while let Some(dst) = out.get_mut(n) {
+            if let Some(prev) = last {
+                let follows = self.head_page().is_some_and(|p| prev.checked_add(1) == Some(p));
+                if !follows {
+                    break;
+                }
+            }
+            let Some((at, page)) = self.take_next() else {
+                break;
+            };
+            *dst = (at, page);
+            last = Some(page);
+            n = n.wrapping_add(1);
+        }
+        n
+    }
+
+    /// The page of the oldest queued buffer.
+    fn head_page(&self) -> Option<u64> {
+        if self.len == 0 {
+            return None;
+        }
+        let at = usize::from(*self.fifo.get(self.head)?);
+        match self.slots.get(at)? {
+            Slot::Queued { page, .. } => Some(*page),
+            _ => None,
+        }
+    }
+
     /// The writer finished buffer `at` (`Writing` → `Done`). False (nothing changed) unless it was `Writing`.
     pub fn finish(&mut self, at: usize, ok: bool) -> bool {
         match self.slots.get_mut(at) {
@@ -274,6 +310,63 @@ mod tests {
         p.release(at);
         assert_eq!(p.claim().map(|c| c.0), Some(at));
         assert!(p.idle());
+    }
+
+    fn run<const N: usize, const M: usize>(p: &mut Pool<N>) -> ([(usize, u64); M], usize) {
+        let mut out = [(usize::MAX, 0u64); M];
+        let n = p.take_run(&mut out);
+        (out, n)
+    }
+
+    #[test]
+    fn a_run_is_the_fifo_prefix_of_consecutive_pages() {
+        let mut p: Pool<8> = Pool::new();
+        for page in [20u64, 21, 22, 30, 31, 5] {
+            fill(&mut p, page, 1);
+        }
+        let (out, n) = run::<8, 8>(&mut p);
+        assert_eq!(n, 3);
+        assert!(out[..n].iter().map(|x| x.1).eq([20, 21, 22]));
+        assert!(p.pending(20) && p.pending(21) && p.pending(22), "being written counts as pending");
+        let (out, n) = run::<8, 8>(&mut p);
+        assert!(out[..n].iter().map(|x| x.1).eq([30, 31]));
+        let (out, n) = run::<8, 8>(&mut p);
+        assert!(out[..n].iter().map(|x| x.1).eq([5]));
+        assert_eq!(run::<8, 8>(&mut p).1, 0);
+        assert_eq!(p.in_flight(), 6, "all six being written");
+    }
+
+    #[test]
+    fn a_run_stops_at_its_length_and_at_a_rewrite() {
+        let mut p: Pool<8> = Pool::new();
+        for page in [1u64, 2, 3, 4, 5] {
+            fill(&mut p, page, 1);
+        }
+        let (out, n) = run::<8, 2>(&mut p);
+        assert!(out[..n].iter().map(|x| x.1).eq([1, 2]));
+        let (out, n) = run::<8, 8>(&mut p);
+        assert!(out[..n].iter().map(|x| x.1).eq([3, 4, 5]));
+        // A page written twice is two runs, in order: the second write lands after the first.
+        fill(&mut p, 9, 1);
+        fill(&mut p, 9, 2);
+        fill(&mut p, 10, 2);
+        let (out, n) = run::<8, 8>(&mut p);
+        assert!(out[..n].iter().map(|x| x.1).eq([9]));
+        let first = out[0].0;
+        let (out, n) = run::<8, 8>(&mut p);
+        assert!(out[..n].iter().map(|x| x.1).eq([9, 10]));
+        assert_ne!(out[0].0, first);
+        // A page below the previous one ends a run too (descending writes are not merged).
+        let mut q: Pool<4> = Pool::new();
+        fill(&mut q, 8, 1);
+        fill(&mut q, 7, 1);
+        assert_eq!(run::<4, 4>(&mut q).1, 1);
+        assert_eq!(run::<4, 4>(&mut q).1, 1);
+        // Nothing to take, or no room: 0.
+        assert_eq!(run::<4, 4>(&mut q).1, 0);
+        fill(&mut q, 1, 1);
+        assert_eq!(run::<4, 0>(&mut q).1, 0);
+        assert!(q.pending(1));
     }
 
     #[test]

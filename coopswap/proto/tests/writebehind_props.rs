@@ -1,6 +1,6 @@
 //! Model check of the write-behind pool together with the page map: under any interleaving of the worker (write a
-//! page: claim a buffer, queue it; reap) and the writer (take the oldest buffer, finish it), the writer takes buffers
-//! in the order they were queued, the worker is refused a buffer exactly when all are queued or being written, every
+//! page: claim a buffer, queue it; reap) and the writer (take the oldest buffer, or a run of consecutive pages from
+//! the oldest on; finish them in order), the writer takes buffers in the order they were queued, the worker is refused a buffer exactly when all are queued or being written, every
 //! queued write completes exactly once, and the local store (a model disk written in the writer's order) ends with
 //! each page's latest content whenever the page map says its local copy is valid.
 
@@ -18,6 +18,8 @@ enum Step {
     Write(u64),
     /// The writer takes the next buffer.
     Take,
+    /// The writer takes the next run of at most this many buffers (consecutive pages, FIFO prefix).
+    TakeRun(usize),
     /// The writer finishes the buffer it took first (ok or failed).
     Finish(bool),
     /// The worker applies completions.
@@ -28,6 +30,7 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         3 => (0..PAGES).prop_map(Step::Write),
         2 => Just(Step::Take),
+        2 => (0..=N).prop_map(Step::TakeRun),
         2 => Just(Step::Finish(true)),
         1 => Just(Step::Finish(false)),
         1 => Just(Step::Reap),
@@ -76,6 +79,25 @@ proptest! {
                         prop_assert_eq!(Some(&page), buffers.get(&at).map(|b| &b.0));
                         writing.push_back(at);
                     }
+                }
+                Step::TakeRun(k) => {
+                    let mut out = vec![(usize::MAX, 0u64); k];
+                    let n = pool.take_run(&mut out);
+                    // The model's run: the FIFO's oldest buffer, then each next one whose page is the previous + 1.
+                    let mut want = Vec::new();
+                    while want.len() < k {
+                        let Some(&at) = fifo.front() else { break };
+                        let page = buffers[&at].0;
+                        if let Some(&(_, prev)) = want.last() {
+                            if page != prev + 1 {
+                                break;
+                            }
+                        }
+                        fifo.pop_front();
+                        want.push((at, page));
+                    }
+                    prop_assert_eq!(&out[..n], &want[..]);
+                    writing.extend(want.iter().map(|w| w.0));
                 }
                 Step::Finish(ok) => {
                     if let Some(at) = writing.pop_front() {
