@@ -117,3 +117,26 @@ guest_ns() {
   test -d /sys/class/net/$3 || { /usr/sbin/ip link add $3 type bridge && /usr/sbin/ip link set $3 up; }
   /usr/sbin/ip link set $4 master $3 up
 }
+# --- VirtualWire scenarios (vwire-migrate, vwire-xen-migrate) ------------------------------------------------------
+# counter N LOCAL KEY: a counter (or other field, e.g. ifname) of the entry of connector N receiving on LOCAL.
+counter() { awk -F': ' -v l="$2" -v k="$3" '$1=="local"{m=($2==l)} m&&$1==k{print $2; exit}' /proc/vw/$1; }
+# grows N LOCAL NS PEER: rx_frames and tx_frames of that entry grow while NS pings PEER.
+grows() {
+  local rx0 tx0 rx1 tx1
+  rx0=$(counter $1 $2 rx_frames); tx0=$(counter $1 $2 tx_frames)
+  /usr/sbin/ip netns exec $3 ping -c 3 -i 0.3 -W 2 $4 || return 1
+  rx1=$(counter $1 $2 rx_frames); tx1=$(counter $1 $2 tx_frames)
+  echo "entry $1 $2: rx_frames $rx0 -> $rx1, tx_frames $tx0 -> $tx1"
+  [ -n "$rx0" ] && [ "$rx1" -gt "$rx0" ] && [ "$tx1" -gt "$tx0" ]
+}
+# gap_ok FILE: vwire-migrate's output shows the flow resumed after the move and was dark (every datagram lost) for
+# at most GAP_MAX_MS (set by the scenario). The receiver's longest silence is printed too; it also counts the time
+# this host did not run the probe at all (TCG on a loaded machine), so it is not what is asserted.
+gap_ok() {
+  local ms sil
+  grep '^gap: sent=' "$1" | grep -q 'resumed=yes' || { echo "flow did not resume"; return 1; }
+  ms=$(sed -n 's/^gap: .*outage_ms=\([0-9.]*\).*/\1/p' "$1")
+  sil=$(sed -n 's/^gap: .*longest_silence_ms=\([0-9.]*\).*/\1/p' "$1")
+  echo "outage $ms ms (bound $GAP_MAX_MS ms), longest silence at the receiver $sil ms"
+  awk -v m="$ms" -v b="$GAP_MAX_MS" 'BEGIN { exit !(m != "" && m + 0 <= b + 0) }'
+}

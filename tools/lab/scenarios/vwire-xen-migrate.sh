@@ -47,27 +47,8 @@ guest_initrd() {
   (cd $d && find usr | cpio -o -H newc 2>/dev/null | gzip -c) >/tmp/initrd-extra.gz || return 1
   cat /overcast/guest/initrd-net.gz /tmp/initrd-extra.gz >$RAMDISK
 }
-# counter N LOCAL KEY: a counter of the entry of connector N receiving on LOCAL.
-counter() { awk -F': ' -v l="$2" -v k="$3" '$1=="local"{m=($2==l)} m&&$1==k{print $2; exit}' /proc/vw/$1; }
-# grows N LOCAL NS PEER: rx_frames and tx_frames of that entry grow while NS (or Dom0, NS "-") pings PEER.
-grows() {
-  local rx0 tx0 rx1 tx1
-  rx0=$(counter $1 $2 rx_frames); tx0=$(counter $1 $2 tx_frames)
-  $IP netns exec $3 ping -c 3 -i 0.3 -W 2 $4 || return 1
-  rx1=$(counter $1 $2 rx_frames); tx1=$(counter $1 $2 tx_frames)
-  echo "entry $1 $2: rx_frames $rx0 -> $rx1, tx_frames $tx0 -> $tx1"
-  [ -n "$rx0" ] && [ "$rx1" -gt "$rx0" ] && [ "$tx1" -gt "$tx0" ]
-}
-# gap_ok FILE: the tool's output shows the flow resumed after the move and was dark for at most GAP_MAX_MS.
-gap_ok() {
-  local ms
-  grep '^gap: sent=' "$1" | grep -q 'resumed=yes' || { echo "flow did not resume"; return 1; }
-  ms=$(sed -n 's/^gap: .*outage_ms=\([0-9.]*\).*/\1/p' "$1")
-  echo "outage $ms ms (bound $GAP_MAX_MS ms)"
-  awk -v m="$ms" -v b="$GAP_MAX_MS" 'BEGIN { exit !(m != "" && m + 0 <= b + 0) }'
-}
-# iface_of N LOCAL: the interface of connector N's entry receiving on LOCAL.
-iface_of() { awk -F': ' -v l="$2" '$1=="local"{m=($2==l)} m&&$1=="ifname"{print $2; exit}' /proc/vw/$1; }
+# counter, grows and gap_ok: lib.sh. iface_of N LOCAL: the interface of connector N's entry receiving on LOCAL.
+iface_of() { counter $1 $2 ifname; }
 master_of() { basename "$(readlink /sys/class/net/$1/master 2>/dev/null)" 2>/dev/null; }
 
 check dom0 grep -q control_d /proc/xen/capabilities
