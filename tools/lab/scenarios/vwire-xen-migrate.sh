@@ -15,7 +15,9 @@
 # Meanwhile s sends a sequence-numbered UDP flow (20 ms) to an echo in G (guest-init's overcast.guest_udp_echo, the
 # tool appended to the guest's initramfs); the tool reports the gap the flow saw, which here includes Xen's
 # stop-and-copy downtime. Then the guest must answer from host 1 through the connector, and the counters of both
-# endpoints must grow.
+# endpoints must grow. Move 2 brings the guest back the same way (the tool again in host 0's Dom0, where the probe's
+# namespace is: source host 1 through its serve helper; the switch step asks host 1 over UDP to run `xl migrate`
+# towards host 0): both ends are on host 0 again and the connector collapses again, with no manual step.
 . /overcast/tests/lib.sh
 M=/overcast/modules
 VM=/overcast/bin/vwire-migrate
@@ -84,9 +86,21 @@ if [ "$me" = 1 ]; then
   carried() { [ "$(counter 7 $L:4789 rx_frames)" -gt 0 ] && [ "$(counter 7 $L:4789 tx_frames)" -gt 0 ]; }
   check dest-endpoint-carried carried
   cat /proc/vw/7
-  check guest-destroyed xl destroy $GUEST
-  check dest-endpoint-destroyed sh -c "echo 7 > /proc/vw/destroy && ! test -e /proc/vw/7"
-  kill $SERVE $RECV 2>/dev/null
+  # --- move 2: host 0's tool brings the guest back; its switch step asks this host (UDP 5995) to run xl migrate ---
+  socat -u UDP-RECV:5995 OPEN:/tmp/mig-req.log,creat,append &
+  REQ=$!
+  barrier back-ready
+  check migrate-back-requested wait_for 300 grep -q migrate /tmp/mig-req.log
+  xl migrate -s '' $GUEST "nc $R 8002" >/tmp/xl-back.out 2>&1
+  rc=$?
+  for i in 1 2 3 4 5; do echo "migrated $rc" | socat -u - UDP-SENDTO:$R:5994; sleep 0.2; done
+  grep -v '^xc: detail\|^domainbuilder' /tmp/xl-back.out | tail -n 5
+  check xl-migrate-back test $rc = 0
+  barrier moved-back $((MIGRATE_SECS + 300))
+  check guest-left-host1 sh -c "! xl list | grep -q '^$GUEST '"
+  # The tool destroyed this host's endpoint through the serve helper: nothing of connector 7 is left here.
+  check endpoint-gone-host1 sh -c "! test -e /proc/vw/7 && ! grep -q '^7 ' /proc/vw/list"
+  kill $SERVE $RECV $REQ 2>/dev/null
   sed 's/^/serve log: /' /tmp/serve.log | tail -n 10
   barrier done
   check rmmod-vwire rmmod vwire
@@ -141,6 +155,46 @@ grep '^entry' /tmp/check.out
 check ping-guest-full-size $IP netns exec s ping -c 2 -W 3 -s 1422 $GIP
 cat /proc/vw/7
 barrier checked-there 300
+
+# --- move 2: back to host 0, where the sister is: the connector collapses again (§5.2.3) --------------------------------
+# The tool runs here again (the probe's namespace is here); the source is host 1 through its serve helper, and the
+# switch step asks host 1 to run `xl migrate` towards this host's receiver and waits for its answer (UDP 5994/5995).
+printf '#!/bin/sh\nexec xl migrate-receive\n' >/tmp/recv.sh && chmod 755 /tmp/recv.sh
+(nc -l -p 8002 -e /tmp/recv.sh; echo "receiver exited $?") >/tmp/receive.log 2>&1 &
+RECV=$!
+socat -u UDP-RECV:5994 OPEN:/tmp/mig-done.log,creat,append &
+DONE_L=$!
+cat >/tmp/migrate-back.sh <<SCRIPT
+i=0
+while ! grep -q migrated /tmp/mig-done.log 2>/dev/null; do
+  [ \$i -lt $((MIGRATE_SECS * 10)) ] || exit 1
+  [ \$((i % 20)) = 0 ] && echo migrate | socat -u - UDP-SENDTO:$R:5995
+  sleep 0.1; i=\$((i + 1))
+done
+grep -q 'migrated 0' /tmp/mig-done.log
+SCRIPT
+barrier back-ready
+$VM move --ip-cmd $IP --id 7 --source tcp:$R:7071 --source-addr $R:4789 --dest local --dest-addr $L:4789 \
+  --bridge vwbr --sister local --probe "$PROBE" --probe-settle-ms 5000 --switch "sh /tmp/migrate-back.sh" \
+  >/tmp/move2.out 2>&1
+rc=$?
+sed 's/^/vwire-migrate: /' /tmp/move2.out
+check move-back-succeeded test $rc = 0
+check move-back-verified grep -q 'verify: sister sends to the destination: yes; source entry gone: yes' /tmp/move2.out
+check move-back-gap-bounded gap_ok /tmp/move2.out
+cat /tmp/check.out
+check guest-back-here sh -c "xl list | grep -q '^$GUEST '"
+DOMID=$(xl domid $GUEST 2>/dev/null)
+check guest-vif-back-on-vwbr sh -c "[ \"\$(basename \"\$(readlink /sys/class/net/vif$DOMID.0/master)\")\" = vwbr ]"
+# Both ends on this host again: the repoint made the connector collapse, with no manual step.
+check collapsed-again sh -c '[ "$(grep -c "^7 .* collapsed$" /proc/vw/list)" = 2 ]'
+check new-endpoint-on-vwbr sh -c "[ \"$(master_of "$(iface_of 7 $L:4789)")\" = vwbr ]"
+check ping-guest-collapsed-again wait_for 60 $IP netns exec s ping -c 1 -W 2 $GIP
+check collapsed-again-counters-grow grows 7 $L:4790 s $GIP
+grep '^entry' /tmp/check.out
+barrier moved-back
+check guest-destroyed xl destroy $GUEST
+kill $RECV $DONE_L 2>/dev/null
 barrier done
 kill $(ip netns pids s) 2>/dev/null
 ip netns del s
