@@ -466,17 +466,17 @@ impl AttributeOperations<5> for DeviceConfig {
 
 /// Checks that a page map can be exported now: the device is on and nobody has it open (no I/O can be in flight, as
 /// in the stop-and-copy phase of a migration).
-fn quiesced<'a>(cfg: &'a DevCfg, what: &str) -> Result<&'a Device> {
+fn quiesced(cfg: &DevCfg) -> Result<&Device> {
     let name = cfg.disk_name.to_str()?;
     let Some(dev) = cfg.device.as_ref() else {
-        pr_err!("{}: {} needs the device on (power 1)\n", name, what);
+        pr_err!("{}: map_export needs the device on (power 1)\n", name);
         return Err(EBUSY);
     };
     let openers = dev.openers();
     if openers > 0 {
         pr_err!(
-            "{}: {} needs a quiesced device, it has {} openers: destroy or save the guest, or swapoff, first\n",
-            name, what, openers
+            "{}: map_export needs a quiesced device, it has {} openers: destroy or save the guest, or swapoff, first\n",
+            name, openers
         );
         return Err(EBUSY);
     }
@@ -495,7 +495,7 @@ impl AttributeOperations<8> for DeviceConfig {
     fn store(this: &DeviceConfig, page: &[u8]) -> Result {
         let path = path_input(page, "map_export")?;
         let cfg = this.data.lock();
-        let dev = quiesced(&cfg, "map_export")?;
+        let dev = quiesced(&cfg)?;
         let name = cfg.disk_name.to_str()?;
         let mut f = SeqFile::create(&path).inspect_err(|e| {
             pr_err!("{}: cannot create {} (errno {})\n", name, path.to_str().unwrap_or("?"), e.to_errno());

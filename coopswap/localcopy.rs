@@ -88,12 +88,8 @@ impl LocalCopies {
         let Some(pos) = taken.first().and_then(|&(_, page)| page.checked_mul(PAGE)) else {
             return false;
         };
-        let mut store = self.store.lock();
-        if let [(at, _)] = taken {
-            // One page: straight from its buffer.
-            return self.bufs.get(*at).is_some_and(|buf| store.write(pos, &buf.lock()).is_ok());
-        }
-        store
+        self.store
+            .lock()
             .write_run(pos, taken.len(), |i, dst| {
                 let buf = taken.get(i).and_then(|&(at, _)| self.bufs.get(at));
                 match buf {
