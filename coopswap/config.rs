@@ -453,12 +453,12 @@ impl AttributeOperations<5> for DeviceConfig {
         let mut w = kernel::str::Formatter::new(page);
         let s = &this.stats;
         w.write_fmt(fmt!(
-            "reads {}\nwrites {}\nremote_reads {}\nlocal_reads {}\nzero_reads {}\nremote_stores {}\nstore_full {}\nstore_failed {}\nfetch_fallbacks {}\nlocal_write_errors {}\ndiscards {}\nio_errors {}\nlocal_behind {}\nlocal_waits {}\nlocal_ios {}\n",
+            "reads {}\nwrites {}\nremote_reads {}\nlocal_reads {}\nzero_reads {}\nremote_stores {}\nstore_full {}\nstore_failed {}\nfetch_fallbacks {}\nlocal_write_errors {}\ndiscards {}\nio_errors {}\nlocal_behind {}\nlocal_waits {}\nlocal_ios {}\nlocal_write_retries {}\n",
             s.reads.load(Relaxed), s.writes.load(Relaxed), s.remote_reads.load(Relaxed), s.local_reads.load(Relaxed),
             s.zero_reads.load(Relaxed), s.remote_stores.load(Relaxed), s.store_full.load(Relaxed),
             s.store_failed.load(Relaxed), s.fetch_fallbacks.load(Relaxed), s.local_write_errors.load(Relaxed),
             s.discards.load(Relaxed), s.io_errors.load(Relaxed), s.local_behind.load(Relaxed),
-            s.local_waits.load(Relaxed), s.local_ios.load(Relaxed)
+            s.local_waits.load(Relaxed), s.local_ios.load(Relaxed), s.local_write_retries.load(Relaxed)
         ))?;
         Ok(w.bytes_written())
     }

@@ -71,6 +71,8 @@ pub(crate) struct Stats {
     pub(crate) local_waits: Atomic<u64>,
     /// Writes the write-behind issued to the local store (a run of consecutive pages is one).
     pub(crate) local_ios: Atomic<u64>,
+    /// Local writes the write-behind tried again after its store refused them for a moment.
+    pub(crate) local_write_retries: Atomic<u64>,
 }
 
 impl Stats {
@@ -91,6 +93,7 @@ impl Stats {
             local_behind: Atomic::new(0),
             local_waits: Atomic::new(0),
             local_ios: Atomic::new(0),
+            local_write_retries: Atomic::new(0),
         }
     }
 }

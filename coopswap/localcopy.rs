@@ -8,12 +8,19 @@
 //! [`LocalCopies::wait_idle`], when it needs a copy that is still being written). The buffers' state machine is
 //! coopswap/proto's `writebehind::Pool` (host-tested).
 //!
+//! A write the store refuses is tried again (coopswap/proto's `writebehind::Retry`: 10 ms, doubling, up to 1 s apart,
+//! 10 tries) while its buffers stay queued, so the pages stay readable and the device slows down instead of losing
+//! local copies to a store that lacks memory or space for a moment. Every try runs in a NOIO scope with the memalloc
+//! reserves (PF_MEMALLOC): without it, an allocation the store makes (zram's, for one) would enter direct reclaim,
+//! which cannot swap (NOIO), is not allowed to OOM-kill (no __GFP_FS), and so waits forever for the swap-out that is
+//! waiting for this writer. Tried in the lab: the hog of coopswap-swap hung with the first try outside that scope.
+//!
 //! Locks: the worker calls in with the device state lock held; the writer never takes it (it has its own handle on
 //! the store), so the worker may wait for the writer.
 
 use super::core_logic::pagemap::PageRecord;
 use super::core_logic::wire::PAGE_SIZE;
-use super::core_logic::writebehind::{Completion, Pool};
+use super::core_logic::writebehind::{Completion, Pool, Retry};
 use super::device::Stats;
 use super::overcast::blk::{LocalStore, Memalloc, OwnedQueue, RUN_PAGES};
 use kernel::new_condvar;
@@ -22,6 +29,8 @@ use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::atomic::{Atomic, Relaxed};
 use kernel::sync::{Arc, CondVar, Mutex};
+use kernel::time::delay::fsleep;
+use kernel::time::Delta;
 use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 
 /// Page buffers per device (256 KiB): local writes that may be behind the network stores at once.
@@ -41,11 +50,16 @@ pub(crate) struct LocalCopies {
     /// The writer's own handle on the local store (only the writer uses it).
     #[pin]
     store: Mutex<LocalStore>,
+    /// Whether the store failed a write every try (only the writer uses it).
+    #[pin]
+    retry: Mutex<Retry>,
     /// One buffer per slot; the pool's state says who may touch it (the worker while `Filling`, the writer while
     /// `Writing`), so these locks are never contended.
     bufs: KVec<Pin<KBox<Mutex<KVec<u8>>>>>,
     wq: Arc<OwnedQueue>,
     name: CString,
+    /// The store's path, for messages.
+    path: CString,
     stats: Arc<Stats>,
     /// `local_hold`: the writer leaves the queue alone while set.
     held: Atomic<bool>,
@@ -59,8 +73,6 @@ impl WorkItem for LocalCopies {
     type Pointer = Arc<LocalCopies>;
 
     fn run(this: Arc<LocalCopies>) {
-        // The local copies of swapped-out pages: no I/O from our allocations, reserves allowed.
-        let _scope = Memalloc::enter(true);
         let mut run = [(0usize, 0u64); RUN_PAGES];
         loop {
             if this.held.load(Relaxed) {
@@ -69,8 +81,7 @@ impl WorkItem for LocalCopies {
             // Consecutive pages queued one after the other (a swap-out cluster) go out as one write.
             let n = this.pool.lock().take_run(&mut run);
             let Some(taken) = run.get(..n).filter(|t| !t.is_empty()) else { break };
-            let ok = this.write_run(taken);
-            this.stats.local_ios.fetch_add(1, Relaxed);
+            let ok = this.write_tried(taken);
             {
                 let mut pool = this.pool.lock();
                 for &(at, _) in taken {
@@ -83,11 +94,64 @@ impl WorkItem for LocalCopies {
 }
 
 impl LocalCopies {
+    /// Writes `taken` (buffer, page) — consecutive pages, oldest first — to the local store, trying again while
+    /// the store refuses it for a moment (see the module's description). Returns whether it was written.
+    fn write_tried(&self, taken: &[(usize, u64)]) -> bool {
+        let first = taken.first().map_or(0, |t| t.1);
+        let last = taken.last().map_or(0, |t| t.1);
+        let name = self.name.to_str().unwrap_or("coopswap");
+        let path = self.path.to_str().unwrap_or("?");
+        // The local copies of swapped-out pages: no I/O from our allocations, no reclaim, reserves allowed.
+        let _scope = Memalloc::enter(true);
+        let mut failures = 0u32;
+        loop {
+            let res = self.write_run(taken);
+            self.stats.local_ios.fetch_add(1, Relaxed);
+            let err = match res {
+                Ok(()) => {
+                    if self.retry.lock().ended(true) {
+                        pr_info!("{}: local store {} takes writes again\n", name, path);
+                    } else if failures > 0 {
+                        let tries = failures.saturating_add(1);
+                        pr_info!("{}: local store write of pages {}..={} done after {} tries\n", name, first, last, tries);
+                    }
+                    return true;
+                }
+                Err(e) => e,
+            };
+            failures = failures.saturating_add(1);
+            let delay = self.retry.lock().delay_ms(failures);
+            match delay {
+                Some(ms) => {
+                    if failures == 1 {
+                        pr_warn!(
+                            "{}: local store write of pages {}..={} to {} failed ({:?}); trying again for up to 3 s, the pages stay readable meanwhile\n",
+                            name, first, last, path, err
+                        );
+                    }
+                    self.stats.local_write_retries.fetch_add(1, Relaxed);
+                    fsleep(Delta::from_millis(i64::from(ms)));
+                }
+                None => {
+                    let newly = self.retry.lock().ended(false);
+                    let then = if newly {
+                        "; later writes get one try each until the store works again: check it (space, memory, health)"
+                    } else {
+                        ""
+                    };
+                    pr_err!(
+                        "{}: local store write of pages {}..={} to {} failed ({:?}, {} tries); those pages have only their repository copy until written again{}\n",
+                        name, first, last, path, err, failures, then
+                    );
+                    return false;
+                }
+            }
+        }
+    }
+
     /// Writes `taken` (buffer, page) — consecutive pages, oldest first — to the local store with one I/O.
-    fn write_run(&self, taken: &[(usize, u64)]) -> bool {
-        let Some(pos) = taken.first().and_then(|&(_, page)| page.checked_mul(PAGE)) else {
-            return false;
-        };
+    fn write_run(&self, taken: &[(usize, u64)]) -> Result {
+        let pos = taken.first().and_then(|&(_, page)| page.checked_mul(PAGE)).ok_or(EINVAL)?;
         self.store
             .lock()
             .write_run(pos, taken.len(), |i, dst| {
@@ -104,7 +168,6 @@ impl LocalCopies {
                     None => false,
                 }
             })
-            .is_ok()
     }
 
     /// The write-behind of device `name` over the local store at `path` (opened a second time, for the writer), with
@@ -121,15 +184,18 @@ impl LocalCopies {
         let qname = CString::try_from_fmt(fmt!("{}-local", name.to_str().unwrap_or("coopswap")))?;
         let wq = Arc::new(OwnedQueue::new(&qname)?, GFP_KERNEL)?;
         let name = CString::try_from(name)?;
+        let path = CString::try_from(path)?;
         Arc::pin_init(
             pin_init!(LocalCopies {
                 pool <- new_mutex!(Pool::new(), "coopswap::localcopy::pool"),
                 changed <- new_condvar!("coopswap::localcopy::changed"),
                 work <- new_work!("coopswap::localcopy::work"),
                 store <- new_mutex!(store, "coopswap::localcopy::store"),
+                retry <- new_mutex!(Retry::new(), "coopswap::localcopy::retry"),
                 bufs,
                 wq,
                 name,
+                path,
                 stats,
                 held: Atomic::new(false),
             }),
@@ -144,12 +210,8 @@ impl LocalCopies {
 
     fn apply(&self, records: &mut [PageRecord], c: Completion) {
         if !c.ok {
+            // The writer said which pages and why when it gave up.
             self.stats.local_write_errors.fetch_add(1, Relaxed);
-            pr_err!(
-                "{}: local store write of page {} failed; the page has only its repository copy until it is written again\n",
-                self.name.to_str().unwrap_or("coopswap"),
-                c.page
-            );
         }
         let rec = usize::try_from(c.page).ok().and_then(|i| records.get_mut(i));
         if let Some(rec) = rec {

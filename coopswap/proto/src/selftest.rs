@@ -16,7 +16,7 @@ use super::mapfile::{
 };
 use super::pagemap::{PageFlags, PageRecord, ReadPlan, StoreOutcome, NO_REPO};
 use super::placement::{place, RepoFlags, RepoInfo};
-use super::writebehind::{Completion, Pool};
+use super::writebehind::{Completion, Pool, Retry, WRITE_TRIES};
 use super::wire::{
     decode_reply, decode_request, Capability, Page, Reply, ReplyBody, ReplyHeader, Request,
     RequestBody, WireError, MAX_REQUEST_LEN, PAGE_SIZE, REPLY_HEADER_LEN, REQUEST_HEADER_LEN,
@@ -89,7 +89,13 @@ fn writebehind() -> Result<(), Failure> {
     check(n == 3 && pages_ok, "write-behind: a run of three consecutive pages")?;
     let n = q.take_run(&mut run);
     check(n == 1 && run.first().map(|r| r.1) == Some(20), "write-behind: the page after a gap alone")?;
-    check(q.take_run(&mut run) == 0, "write-behind: nothing left to take")
+    check(q.take_run(&mut run) == 0, "write-behind: nothing left to take")?;
+    // Retries of a failed local write: growing waits, then given up; a failing store gets one try per write.
+    let mut r = Retry::new();
+    check(r.delay_ms(1) == Some(10) && r.delay_ms(2) == Some(20), "write-behind: first retry waits")?;
+    check(r.delay_ms(9) == Some(1000) && r.delay_ms(WRITE_TRIES).is_none(), "write-behind: retries end")?;
+    check(r.ended(false) && r.delay_ms(1).is_none(), "write-behind: a failing store is not retried")?;
+    check(r.ended(true) && r.delay_ms(1) == Some(10), "write-behind: a good write ends the failing state")
 }
 
 fn crc() -> Result<(), Failure> {

@@ -230,9 +230,87 @@ impl<const N: usize> Pool<N> {
     }
 }
 
+/// Tries of one local write before the writer gives up on it (the pages then have only their repository copy).
+pub const WRITE_TRIES: u32 = 10;
+/// The wait after the first failed try.
+pub const RETRY_FIRST_MS: u32 = 10;
+/// The longest wait between two tries.
+pub const RETRY_MAX_MS: u32 = 1000;
+
+/// When the writer tries a failed local write again. A store can fail for a moment and then work: zram (or any
+/// store that allocates) finds no memory while the machine swaps hardest, a thin-provisioned file finds its disk full
+/// until space is freed. Such a write is tried again after 10 ms, then 20, 40, … at most 1 s apart, [`WRITE_TRIES`]
+/// tries in all (about 3.3 s of waiting); meanwhile the worker keeps its buffers, so the pages stay readable and the
+/// device slows down rather than losing its local copies. Once a write has failed every try the store counts as
+/// failing: later writes get one try each, so a dead store does not cost every write seconds, until one succeeds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retry {
+    failing: bool,
+}
+
+impl Retry {
+    /// A store not (yet) known to fail.
+    pub const fn new() -> Self {
+        Self { failing: false }
+    }
+
+    /// After `failures` failed tries of one write (1 after the first): how long to wait before the next try, or
+    /// `None` to give up on it.
+    pub fn delay_ms(&self, failures: u32) -> Option<u32> {
+        if self.failing || failures == 0 || failures >= WRITE_TRIES {
+            return None;
+        }
+        // Shifts beyond 7 would pass 1 s anyway (10 << 7 = 1280); the cap keeps the shift in range.
+        let shift = failures.saturating_sub(1).min(7);
+        Some(RETRY_FIRST_MS.checked_shl(shift).unwrap_or(RETRY_MAX_MS).min(RETRY_MAX_MS))
+    }
+
+    /// Records how a write ended, after its tries: a write that failed every try makes the store failing, one that
+    /// succeeded makes it working again. Returns whether that changed the store's state.
+    pub fn ended(&mut self, ok: bool) -> bool {
+        let was = self.failing;
+        self.failing = !ok;
+        was != self.failing
+    }
+
+    /// Whether the last write failed every try (later writes get one try each).
+    pub fn failing(&self) -> bool {
+        self.failing
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_write_is_retried_with_growing_waits_then_given_up() {
+        let r = Retry::new();
+        let mut waits = [0u32; 16];
+        let mut n = 0;
+        for (f, w) in (1u32..).map_while(|f| r.delay_ms(f).map(|d| (f, d))) {
+            waits[n] = w;
+            n += 1;
+            assert_eq!(f as usize, n);
+        }
+        assert_eq!(waits[..n], [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        assert_eq!(n as u32 + 1, WRITE_TRIES);
+        assert_eq!(waits.iter().sum::<u32>(), 3270);
+        assert_eq!(r.delay_ms(0), None);
+        assert_eq!(r.delay_ms(u32::MAX), None);
+    }
+
+    #[test]
+    fn a_failing_store_gets_one_try_per_write_until_a_write_succeeds() {
+        let mut r = Retry::new();
+        assert!(!r.ended(true), "a working store stays working");
+        assert!(r.ended(false), "a write that failed every try makes the store failing");
+        assert!(r.failing());
+        assert_eq!(r.delay_ms(1), None);
+        assert!(!r.ended(false));
+        assert!(r.ended(true), "one good write makes it working again");
+        assert_eq!(r.delay_ms(1), Some(10));
+    }
 
     fn fill<const N: usize>(p: &mut Pool<N>, page: u64, seq: u32) -> (usize, Option<Completion>) {
         let (at, done) = p.claim().expect("a buffer");

@@ -53,6 +53,40 @@ check fio-verify-local fio --name=v --filename=/dev/coopswap0 --rw=randwrite --b
 check stats-count-writes sh -c "[ \$(cat $D/writes) -ge 4096 ] && [ \$(cat $D/reads) -ge 4096 ]"
 check stats-local-reads sh -c "grep -q '^local_reads [1-9]' $D/stats"
 
+# --- a local store that refuses writes for a moment ---------------------------------------------------------------
+# Device 1's store is a sparse file on a 1 MiB tmpfs that a filler has filled, like a thin store whose disk is full:
+# every new page fails with ENOSPC. With no repository a write completes only once its local copy is written, so
+# the writer's retries are what the application sees. Space back within the retry window (about 3 s): the write
+# finishes, correct. Space gone for good: the write fails with EIO after 10 tries, later writes get one try each,
+# and the first write that succeeds again says so.
+D1=$C/1
+T=/mnt/tiny
+stat1() { awk -v k="$1" '$1 == k {print $2}' $D1/stats; }
+mkdir -p $T && mount -t tmpfs -o size=1m tiny $T && truncate -s 8M $T/store
+check tiny-device sh -c "mkdir $D1 && echo 8 > $D1/size_mib && echo $T/store > $D1/store && echo 1 > $D1/power"
+head -c 131072 /dev/urandom > /tmp/tiny.data
+dd if=/dev/zero of=$T/fill bs=4k 2>/dev/null
+( sleep 1; rm -f $T/fill ) &
+check tiny-write-waits-for-space dd if=/tmp/tiny.data of=/dev/coopswap1 bs=128k count=1 oflag=direct
+wait
+check tiny-retried sh -c "[ \$(awk '\$1 == \"local_write_retries\" {print \$2}' $D1/stats) -ge 1 ] && grep -q '^local_write_errors 0' $D1/stats"
+check tiny-retry-log sh -c "dmesg | grep -q 'coopswap1: local store write of pages [0-9]*..=[0-9]* to $T/store failed (ENOSPC); trying again'"
+check tiny-data-intact sh -c "dd if=/dev/coopswap1 bs=128k count=1 iflag=direct 2>/dev/null | cmp - /tmp/tiny.data"
+dd if=/dev/zero of=$T/fill bs=4k 2>/dev/null
+check_fails tiny-write-fails-without-space "input/output error" \
+    dd if=/tmp/tiny.data of=/dev/coopswap1 bs=128k count=1 seek=1 oflag=direct
+check tiny-gave-up sh -c "dmesg | grep -q 'coopswap1: local store write of pages [0-9]*..=[0-9]* to $T/store failed (ENOSPC, 10 tries)' && grep -q '^local_write_errors 32' $D1/stats"
+r1=$(stat1 local_write_retries)
+check_fails tiny-failing-store-one-try "input/output error" \
+    dd if=/tmp/tiny.data of=/dev/coopswap1 bs=4k count=1 seek=64 oflag=direct
+check tiny-no-retry-while-failing sh -c "[ \$(awk '\$1 == \"local_write_retries\" {print \$2}' $D1/stats) = $r1 ]"
+rm -f $T/fill
+check tiny-works-again dd if=/tmp/tiny.data of=/dev/coopswap1 bs=128k count=1 seek=1 oflag=direct
+check tiny-works-again-log sh -c "dmesg | grep -q 'coopswap1: local store $T/store takes writes again'"
+check tiny-data-intact-again sh -c "dd if=/dev/coopswap1 bs=128k count=1 skip=1 iflag=direct 2>/dev/null | cmp - /tmp/tiny.data"
+check tiny-teardown sh -c "echo 0 > $D1/power && rmdir $D1"
+umount $T
+
 # --- a page repository on 127.0.0.1 -----------------------------------------------------------------------------
 cat > /tmp/repod.toml <<EOT
 listen = "127.0.0.1:7400"
@@ -258,6 +292,9 @@ REPOD=$!
 check repod2-running wait_repod
 check repo-add-new sh -c "echo 'add 127.0.0.1:7400 1 $TOKEN' > $D/repos && grep -q '^4 127.0.0.1:7400 client 1 up' $D/repos"
 check mkswap mkswap /dev/coopswap0
+# As for any swap over the network (nbd's advice too): larger free-memory reserves, so that kswapd starts early
+# and the memalloc allocations of swap-out (TCP's, the local store's) have room (the default on 512 MiB is ~2.8 MiB).
+check min-free-kbytes sh -c 'echo 16384 > /proc/sys/vm/min_free_kbytes'
 check swapon swapon /dev/coopswap0
 avail=$(awk '/MemAvailable/ {print int($2/1024)}' /proc/meminfo)
 HOG=$((avail + 64))
