@@ -42,9 +42,14 @@ struct socket *ovc_sock_connect(int family, const unsigned char *addr, unsigned 
 		*err = ret;
 		return NULL;
 	}
-	/* As nbd: the socket may allocate from the memalloc reserves, never recurses into I/O, uses no task frag. */
+	/*
+	 * As nbd: the socket may allocate from the memalloc reserves, never recurses into I/O, uses no task frag. Unlike
+	 * nbd, without the allocator's warning: when even the reserves are gone TCP waits for memory (up to the send
+	 * timeout, after which the repository is out of service and the pages keep their local copies), and a stack dump
+	 * per failed page fragment under the very pressure swap is there to relieve tells the operator nothing more.
+	 */
 	sk_set_memalloc(sock->sk);
-	sock->sk->sk_allocation = GFP_NOIO | __GFP_MEMALLOC;
+	sock->sk->sk_allocation = GFP_NOIO | __GFP_MEMALLOC | __GFP_NOWARN;
 	sock->sk->sk_use_task_frag = false;
 	sock->sk->sk_sndtimeo = tmo;
 	sock->sk->sk_rcvtimeo = tmo;
