@@ -27,6 +27,8 @@ check insmod-coopswap insmod $M/coopswap.ko
 check zram-size sh -c 'echo 384M > /sys/block/zram0/disksize'
 check coopswap-dev sh -c "mkdir $D && echo 320 > $D/size_mib && echo /dev/zram0 > $D/store && echo 1 > $D/power"
 check mkswap mkswap /dev/coopswap0
+# The reserve for swap over the network (Documentation/coopswap.md, Quick start).
+check min-free-kbytes sh -c 'echo 16384 > /proc/sys/vm/min_free_kbytes'
 check swapon swapon /dev/coopswap0
 # A second device that nobody swaps on: the counters of an idle VM.
 check coopswap-idle-dev mkdir $C/1
