@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod config;
+pub mod mapmove;
 pub mod metrics;
 pub mod server;
 pub mod store;

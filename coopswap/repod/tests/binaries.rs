@@ -132,3 +132,116 @@ token = "00112233445566778899aabbccddeeff"
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+const MOVE: &str = env!("CARGO_BIN_EXE_coopswap-move");
+
+/// A stand-in for a device's configfs directory: plain files where the kernel has attributes. `map_export` and
+/// `map_import` only record the path written to them (the kernel's part is tested in the lab).
+fn fake_device(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for a in ["map_export", "map_import"] {
+        std::fs::write(dir.join(a), "").unwrap();
+    }
+    std::fs::write(dir.join("power"), "1\n").unwrap();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn coopswap_move_sends_a_map_imports_it_powers_the_source_off_and_runs_then() {
+    let base = std::env::temp_dir().join(format!("coopswap-move-test-{}", std::process::id()));
+    let (src, dst) = (base.join("src"), base.join("dst"));
+    fake_device(&src);
+    fake_device(&dst);
+    // What the kernel would have exported.
+    let map: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let (sent, got, then) = (base.join("sent.map"), base.join("got.map"), base.join("then.out"));
+    std::fs::write(&sent, &map).unwrap();
+    let port = free_port();
+    let recv = Command::new(MOVE)
+        .args(["receive", "--device", dst.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--map-file", got.to_str().unwrap(), "--timeout", "30"])
+        .args(["--then", &format!("echo unpaused > {}", then.display())])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = Command::new(MOVE)
+        .args(["send", "--device", src.to_str().unwrap(), "--to", &format!("127.0.0.1:{port}")])
+        .args(["--map-file", sent.to_str().unwrap(), "--timeout", "30", "--power-off"])
+        .output()
+        .unwrap();
+    let rout = recv.wait_with_output().unwrap();
+    let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "send: {so}{se}\nreceive: {}", String::from_utf8_lossy(&rout.stderr));
+    assert!(rout.status.success(), "{}", String::from_utf8_lossy(&rout.stderr));
+    assert!(so.contains("imported into"), "{so}");
+    // The source exported to its map file and is off; the destination imported the same bytes and ran --then.
+    assert_eq!(std::fs::read_to_string(src.join("map_export")).unwrap(), format!("{}\n", sent.display()));
+    assert_eq!(std::fs::read_to_string(src.join("power")).unwrap(), "0\n");
+    assert_eq!(std::fs::read(&got).unwrap(), map);
+    assert_eq!(std::fs::read_to_string(dst.join("map_import")).unwrap(), format!("{}\n", got.display()));
+    assert_eq!(std::fs::read_to_string(&then).unwrap(), "unpaused\n");
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+#[test]
+fn coopswap_move_leaves_the_source_on_when_the_destination_refuses() {
+    let base = std::env::temp_dir().join(format!("coopswap-move-refused-{}", std::process::id()));
+    let (src, dst) = (base.join("src"), base.join("dst"));
+    fake_device(&src);
+    fake_device(&dst);
+    // An import the "kernel" refuses: map_import is read-only here (EACCES); --then must not run.
+    let imp = dst.join("map_import");
+    let mut perm = std::fs::metadata(&imp).unwrap().permissions();
+    perm.set_readonly(true);
+    std::fs::set_permissions(&imp, perm).unwrap();
+    let is_root = std::fs::OpenOptions::new().write(true).open(&imp).is_ok();
+    let sent = base.join("sent.map");
+    std::fs::write(&sent, b"map").unwrap();
+    let then = base.join("then.out");
+    let port = free_port();
+    let recv = Command::new(MOVE)
+        .args(["receive", "--device", dst.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--map-file", base.join("got.map").to_str().unwrap(), "--timeout", "30"])
+        .args(["--then", &format!("touch {}", then.display())])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    if is_root {
+        // root writes read-only files: make the import fail another way, a directory in the attribute's place.
+        std::fs::remove_file(&imp).unwrap();
+        std::fs::create_dir(&imp).unwrap();
+    }
+    let out = Command::new(MOVE)
+        .args(["send", "--device", src.to_str().unwrap(), "--to", &format!("127.0.0.1:{port}")])
+        .args(["--map-file", sent.to_str().unwrap(), "--timeout", "30", "--power-off"])
+        .output()
+        .unwrap();
+    let rout = recv.wait_with_output().unwrap();
+    let se = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(se.contains("refused the map") && se.contains("import refused") && se.contains("keeps its map"), "{se}");
+    assert!(!rout.status.success());
+    assert_eq!(std::fs::read_to_string(src.join("power")).unwrap(), "1\n", "the source must stay on");
+    assert!(!then.exists(), "--then must not run after a failed import");
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+#[test]
+fn coopswap_move_send_says_what_is_wrong_with_its_arguments() {
+    let out = Command::new(MOVE).args(["send", "--device", "/nonexistent", "--to", "127.0.0.1:1"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a coopswap device directory"));
+    let base = std::env::temp_dir().join(format!("coopswap-move-args-{}", std::process::id()));
+    fake_device(&base);
+    let out = Command::new(MOVE)
+        .args(["send", "--device", base.to_str().unwrap(), "--to", "127.0.0.1:1", "--map-file", "rel.map"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("absolute path"));
+    std::fs::remove_dir_all(&base).unwrap();
+}

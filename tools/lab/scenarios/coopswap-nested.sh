@@ -17,10 +17,11 @@
 #                                 with its swap state (§6.2.4, "Both the data structure and the swap pages on disk
 #                                 must be migrated with a VM"), by default live: host 0 runs `xl migrate` to host 1,
 #                                 whose `xl migrate-receive -p` leaves the arrived guest paused, its blkback already
-#                                 holding host 1's fresh /dev/coopswap0; once the source domain is gone, host 0
-#                                 exports its device's page map, sends it and powers its device off; host 1 imports
-#                                 the map into its open device (its local store empty: local copies do not move, so
-#                                 every page comes from the repository) and unpauses the guest. With
+#                                 holding host 1's fresh /dev/coopswap0; once the source domain is gone, host 0's
+#                                 `coopswap-move send` exports its device's page map, sends it and, once host 1's
+#                                 `coopswap-move receive` imported it into its open device (its local store empty:
+#                                 local copies do not move, so every page comes from the repository), powers its
+#                                 device off; host 1 then unpauses the guest. With
 #                                 COOPSWAP_NESTED_MOVE=save the move is stop-and-copy instead: `xl save` on host 0,
 #                                 the save file sent along with the map, `xl restore` on host 1 after the import.
 #                                 Either way the guest must go on with its checksum rounds, all ok, its swapped-out
@@ -49,8 +50,8 @@ fi
 MOVE=${COOPSWAP_NESTED_MOVE:-live}
 HOG_EXTRA=
 [ "$PAIR" = 1 ] && [ "$MOVE" = live ] && HOG_EXTRA="overcast.guest_hog_pause=90"
-# The page map (and for a save, the save file) travel from host 0 to host 1 over TCP 9500 (tar through socat), with
-# their md5s.
+# The page map travels from host 0 to host 1 over TCP 9500: live, with coopswap-move (its frame's CRC-32C; the
+# receiver imports it); for a save, with the save file, through tar and socat, with their md5s.
 XFER=/tmp/xfer
 barrier() { if [ "$PAIR" = 1 ]; then check "barrier-$1" overcast-barrier "$1" "${2:-900}"; fi; }
 stat_of() { awk -v k="$1" '$1 == k {print $2}' $D/stats; }
@@ -89,12 +90,23 @@ if [ "$PAIR" = 1 ] && [ "$me" = 1 ]; then
     (nc -l -p 8002 -e /tmp/recv.sh; echo "receiver exited $?") >/tmp/receive.log 2>&1 &
   fi
   mkdir -p $XFER
-  (socat -u TCP-LISTEN:9500,reuseaddr - | tar -C $XFER -xf -; echo "received $?" >/tmp/xfer.done) &
+  if [ "$MOVE" = live ]; then
+    # The tool receives the map and imports it into this device, which the arriving guest's blkback holds open.
+    ($B/coopswap-move receive --device $D --listen 0.0.0.0:9500 --map-file $XFER/map.bin --timeout 2400 \
+      >/tmp/move.log 2>&1; echo "received $?" >/tmp/xfer.done) &
+  else
+    (socat -u TCP-LISTEN:9500,reuseaddr - | tar -C $XFER -xf -; echo "received $?" >/tmp/xfer.done) &
+  fi
   barrier repo-ready
   barrier moved 2400
   check xfer-received wait_for 300 test -s /tmp/xfer.done
   ls -l $XFER
-  check xfer-intact sh -c "cd $XFER && md5sum -c sums"
+  if [ "$MOVE" = live ]; then
+    cat /tmp/move.log
+    check move-received grep -qx "received 0" /tmp/xfer.done
+  else
+    check xfer-intact sh -c "cd $XFER && md5sum -c sums"
+  fi
   if [ "$MOVE" = live ]; then
     grep -v '^domainbuilder\|^xc: detail' /tmp/receive.log | tail -n 8
     check guest-arrived-paused sh -c "xl list | grep '^$GUEST ' | awk '{ exit !(\$5 ~ /p/) }'"
@@ -102,7 +114,11 @@ if [ "$PAIR" = 1 ] && [ "$me" = 1 ]; then
     # The arrived guest's blkback holds this device open, and nothing was read or written through it yet.
     check dest-device-open-by-blkback sh -c "grep -q '^openers [1-9]' $D/state"
   fi
-  check map-import sh -c "echo $XFER/map.bin > $D/map_import"
+  if [ "$MOVE" = live ]; then
+    check map-import grep -q "coopswap-move: map from .* imported into $D" /tmp/move.log
+  else
+    check map-import sh -c "echo $XFER/map.bin > $D/map_import"
+  fi
   dmesg | grep 'page map imported\|imported with' | tail -n 2
   [ "$MOVE" = live ] && check map-import-while-open sh -c "dmesg | grep -q 'coopswap0: imported with [1-9] openers'"
   # The map brought the repository (its address, client id and capability) with it.
@@ -206,16 +222,26 @@ if [ "$PAIR" = 1 ]; then
   check guest-left sh -c "! xl list | grep -q '^$GUEST '"
   check blkback-vbd-gone wait_for 60 sh -c "! test -e $VBD"
   check device-released wait_for 30 sh -c "grep -q '^openers 0' $D/state"
-  check map-export sh -c "echo $XFER/map.bin > $D/map_export"
+  if [ "$MOVE" = live ]; then
+    # Export, send, host 1's import, and only then this device off (its pages stay at the repository).
+    check coopswap-move $B/coopswap-move send --device $D --to 10.99.0.2:9500 --map-file $XFER/map.bin --power-off
+    cat /tmp/check.out
+    FILES=map.bin
+  else
+    check map-export sh -c "echo $XFER/map.bin > $D/map_export"
+    FILES="guest.save map.bin"
+    (cd $XFER && md5sum $FILES >sums)
+    check xfer-send sh -c "tar -C $XFER -cf - sums $FILES | socat -u - TCP:10.99.0.2:9500,retry=30"
+  fi
   dmesg | grep 'page map exported' | tail -n 1
-  FILES=map.bin
-  [ "$MOVE" = save ] && FILES="guest.save map.bin"
-  (cd $XFER && md5sum $FILES >sums)
-  check xfer-send sh -c "tar -C $XFER -cf - sums $FILES | socat -u - TCP:10.99.0.2:9500,retry=30"
   t2=$(now_ms)
   echo "coopswap-nested: $MOVE: xl $((t1 - t0)) ms, then export and transfer $((t2 - t1)) ms ($(cd $XFER && du -ck $FILES | tail -n 1 | cut -f1) KiB)"
   # The source device must not serve the guest's pages any more; powering it off keeps them at the repository.
-  check power-off sh -c "echo 0 > $D/power"
+  if [ "$MOVE" = live ]; then
+    check power-off sh -c "[ \"\$(cat $D/power)\" = 0 ]"
+  else
+    check power-off sh -c "echo 0 > $D/power"
+  fi
   barrier moved
 else
   # --- teardown: the guest, then the device and the module -----------------------------------------------------------
