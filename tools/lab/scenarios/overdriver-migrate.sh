@@ -1,8 +1,12 @@
 #!/bin/sh
 # Overdriver ends a sustained overload with a real live migration between two Blanket Xen hosts (issue 5,
 # dissertation §6.2.1, §6.2.4). Topology: pair --pair-kind nested (two QEMUs, each Xen 4.17 + our Dom0, Dom0s on
-# 10.99.0.1 / 10.99.0.2), and one virtio disk that both QEMUs open (the shared storage a migration needs, like the
-# paper's testbed): the guest's swap disk, `phy:/dev/vda` = xvdb.
+# 10.99.0.1 / 10.99.0.2). The guest's swap disk (xvdb) is cooperative swap, as in §6.2.4: host 0's /dev/coopswap0
+# (local store: zram), its pages on the page repository in host 1's Dom0 (10.99.0.2:9400). The swap state moves with
+# the guest: host 1 has a fresh /dev/coopswap0 waiting, and the migrate action, after `xl migrate`, sends the
+# device's page map there with `coopswap-move send`; host 1's `coopswap-move receive` imports it into its device,
+# which the arrived (paused) guest's blkback already holds, and unpauses the guest. (Until 2026-11-27 the swap disk
+# was a virtio disk both QEMUs opened, shared storage as in the paper's testbed.)
 #
 # Host 0 runs a PV guest (64 MiB) that pages under a memory hog (80 MiB) (guest-init's overcast.guest_hog: a tmpfs file
 # larger than its memory, read back and checksummed round after round). The agent `overdriver` in host 0's Dom0
@@ -14,6 +18,11 @@
 # In `make test` (scripts/run-tests); Documentation/overdriver-agent.md, "Moving a VM between two Xen hosts".
 . /overcast/tests/lib.sh
 B=/overcast/bin
+M=/overcast/modules
+D=/sys/kernel/config/coopswap/0
+TOKEN=6b1d4f8a02c35e97b8f1c4d6e0a2b357
+CLIENT=5
+REPO=10.99.0.2:9400
 W=/tmp/od
 ACT=$W/actions
 LOG=$W/agent.log
@@ -30,8 +39,12 @@ barrier() { check "barrier-$1" overcast-barrier "$1" "${2:-600}"; }
 
 rounds() { grep -c "OVERCAST-GUEST-HOG round [0-9]* ok" "$GLOG" 2>/dev/null || true; }
 bad_rounds() { grep -c "OVERCAST-GUEST-HOG round [0-9]* BAD" "$GLOG" 2>/dev/null || true; }
-# The shared disk: the only virtio disk, /dev/vda, in both Dom0s.
-check shared-disk test -b /dev/vda
+stat_of() { awk -v k="$1" '$1 == k {print $2}' $D/stats; }
+# The guest's swap device, /dev/coopswap0, on both hosts: 256 MiB, a zram local store.
+mount -t configfs none /sys/kernel/config 2>/dev/null
+check insmod-coopswap insmod $M/coopswap.ko
+check zram-store sh -c 'echo 288M > /sys/block/zram0/disksize'
+check coopswap-dev sh -c "mkdir $D && echo 256 > $D/size_mib && echo /dev/zram0 > $D/store && echo 1 > $D/power"
 
 if [ "$me" = 1 ]; then
   # xenconsoled names a guest's console log when the domain is introduced, and `xl migrate-receive` introduces it
@@ -39,24 +52,52 @@ if [ "$me" = 1 ]; then
   # host is in guest-NAME--incoming.log, which starts empty at the move.
   GLOG=/var/log/xen/console/guest-$GUEST--incoming.log
   # --- host 1: the migration target ----------------------------------------------------------------------------
+  # The page repository of host 0's device.
+  cat > /tmp/repod.toml <<EOT
+listen = "0.0.0.0:9400"
+capacity_mib = 192
+memlock = "try"
+[[client]]
+id = $CLIENT
+name = "dom0-host0"
+token = "$TOKEN"
+EOT
+  start_repod 127.0.0.1:9400 $CLIENT $TOKEN
   # The receiving end of the migrate action: `xl migrate` on host 0 talks to `xl migrate-receive` here over one TCP
-  # connection on port 8002 (nc -e runs the receiver with the socket as its stdin and stdout).
-  printf '#!/bin/sh\nexec xl migrate-receive\n' > /tmp/recv.sh && chmod 755 /tmp/recv.sh
+  # connection on port 8002 (nc -e runs the receiver with the socket as its stdin and stdout); -p leaves the arrived
+  # guest paused until its page map is here. Then the map: coopswap-move imports it into this host's device (the
+  # guest's blkback holds it by then) and unpauses the guest.
+  printf '#!/bin/sh\nexec xl migrate-receive -p\n' > /tmp/recv.sh && chmod 755 /tmp/recv.sh
   ( nc -l -p 8002 -e /tmp/recv.sh; echo "receiver exited $?" ) > /tmp/receive.log 2>&1 &
   RECV=$!
+  ( $B/coopswap-move receive --device $D --listen 0.0.0.0:9500 --timeout 3000 --then "xl unpause $GUEST"; \
+    echo "move exited $?" ) > /tmp/move.log 2>&1 &
+  barrier repo-ready
   barrier od-ready 900
   barrier od-migrated $((MIGRATE_SECS + 300))
   check guest-arrived wait_for 300 sh -c "xl list | grep -q '^$GUEST '"
   xl list
   grep -v '^domainbuilder\|^xc: detail' /tmp/receive.log | tail -n 30
+  check move-done wait_for 120 grep -q "^move exited" /tmp/move.log
+  cat /tmp/move.log
+  check map-imported-then-unpaused sh -c "grep -q 'coopswap-move: map from .* imported into $D' /tmp/move.log && grep -q 'ran .xl unpause $GUEST.' /tmp/move.log && grep -qx 'move exited 0' /tmp/move.log"
+  dmesg | grep 'page map imported\|imported with' | tail -n 2
+  check map-import-while-open sh -c "dmesg | grep -q 'coopswap0: imported with [1-9] openers'"
+  check map-brought-repository grep -q "^0 $REPO client $CLIENT up" $D/repos
+  r_remote=$(stat_of remote_reads)
   # The guest runs here: its console (now logged by this Dom0's xenconsoled) shows new rounds, all ok.
   r0=$(rounds)
   check guest-runs-here wait_for 400 sh -c "[ \$(grep -c 'OVERCAST-GUEST-HOG round [0-9]* ok' $GLOG) -ge $((r0 + 1)) ]"
   check guest-memory-intact-here sh -c "[ $(bad_rounds) = 0 ]"
   grep "OVERCAST-GUEST-HOG" "$GLOG" | tail -n 5
-  check receive-log-clean sh -c "grep -q 'migration target: Domain started' /tmp/receive.log && ! grep -qi 'error\|fail' /tmp/receive.log"
+  cat $D/repos $D/stats
+  # Its swapped-out pages came from the repository through this host's device (its own store had none of them).
+  check swap-ins-from-repository-here sh -c "[ $(stat_of remote_reads) -gt $r_remote ] && [ $(stat_of io_errors) = 0 ]"
+  check receive-log-clean sh -c "! grep -qi 'error\|fail' /tmp/receive.log"
   check guest-destroyed xl destroy $GUEST
-  kill $RECV 2>/dev/null
+  check device-released wait_for 60 sh -c "grep -q '^openers 0' $D/state"
+  check coopswap-teardown sh -c "echo 0 > $D/power && rmdir $D && rmmod coopswap"
+  kill $RECV $REPOD 2>/dev/null
   barrier od-end
   check_no_oops
   exit $OVC_FAILS
@@ -64,7 +105,9 @@ fi
 
 # --- host 0: the overloaded host ------------------------------------------------------------------------------------
 mkdir -p $W/state
-check guest-started overcast-guest-boot --name $GUEST --memory $GUEST_MIB --disk 'phy:/dev/vda,xvdb,w' \
+barrier repo-ready
+check repo-add sh -c "echo 'add $REPO $CLIENT $TOKEN' > $D/repos && grep -q '^0 $REPO client $CLIENT up' $D/repos"
+check guest-started overcast-guest-boot --name $GUEST --memory $GUEST_MIB --disk 'phy:/dev/coopswap0,xvdb,w' \
   --extra "overcast.guest_hog=$HOG_MIB" --keep --timeout 300
 DOMID=$(xl domid $GUEST)
 echo "overdriver-migrate: guest $GUEST is domain $DOMID"
@@ -76,12 +119,15 @@ grep "OVERCAST-GUEST-HOG" $GLOG
 # The migrate action: a live migration, `xl migrate` (log-dirty pre-copy rounds while the guest runs, then a short
 # stop-and-copy), with its channel a TCP connection to host 1's `xl migrate-receive` (`-s ''` makes xl run the "host"
 # string as the transport instead of ssh). PV live migration needs log-dirty mode, which needs a hypervisor built
-# with CONFIG_SHADOW_PAGING (scripts/build-xen). The swap disk is on the shared storage.
+# with CONFIG_SHADOW_PAGING (scripts/build-xen). Then the guest's swap state: its device's page map to the target's
+# device (coopswap-move; the target imports it and unpauses the guest), and this device off (its pages stay at the
+# repository). A failed map move fails the action, as a failed migration does.
 cat > $W/migrate.sh <<'EOT'
 #!/bin/sh
 # migrate.sh DOMAIN TARGET
 echo "migrate $1 $2" >> /tmp/od/actions
-exec xl migrate -s '' "$1" "nc $2 8002"
+xl migrate -s '' "$1" "nc $2 8002" || exit 1
+exec /overcast/bin/coopswap-move send --device 0 --to "$2:9500" --power-off
 EOT
 chmod 755 $W/migrate.sh
 cat > $W/overdriver.toml <<EOT
@@ -138,6 +184,11 @@ check migration-recorded grep -q ",dom$DOMID,[0-9.]*,migrated\$" $W/state/episod
 barrier od-migrated
 # The VM is gone from this host: the agent forgets it without acting on it again.
 check agent-forgets-guest wait_for 30 grep -q "dom$DOMID.*\(vanished\|gone\|removed\)" $LOG
+# Before the move the guest's swap-ins came from the repository; after it this device is off, its map sent.
+cat $D/stats
+check coopswap-swapped-here sh -c "[ $(stat_of remote_stores) -gt 1000 ] && [ $(stat_of remote_reads) -gt 0 ] && [ $(stat_of io_errors) = 0 ]"
+check coopswap-off-after-move sh -c "[ \"\$(cat $D/power)\" = 0 ] && dmesg | grep -q 'coopswap0: page map exported'"
+check coopswap-teardown sh -c "rmdir $D && rmmod coopswap"
 cat $ACT
 grep -v ' DEBUG ' $LOG | tail -n 25
 check agent-stops kill $AGENT
