@@ -149,30 +149,45 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-#[test]
-fn coopswap_move_sends_a_map_imports_it_powers_the_source_off_and_runs_then() {
-    let base = std::env::temp_dir().join(format!("coopswap-move-test-{}", std::process::id()));
-    let (src, dst) = (base.join("src"), base.join("dst"));
-    fake_device(&src);
-    fake_device(&dst);
-    // What the kernel would have exported.
-    let map: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-    let (sent, got, then) = (base.join("sent.map"), base.join("got.map"), base.join("then.out"));
-    std::fs::write(&sent, &map).unwrap();
-    let port = free_port();
-    let recv = Command::new(MOVE)
+/// Starts `coopswap-move receive` into `dst` on `port`, writing the map to `got` and running `then` after an import.
+fn start_receive(dst: &std::path::Path, port: u16, got: &std::path::Path, then: &str) -> std::process::Child {
+    Command::new(MOVE)
         .args(["receive", "--device", dst.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--map-file", got.to_str().unwrap(), "--timeout", "30"])
-        .args(["--then", &format!("echo unpaused > {}", then.display())])
+        .args(["--map-file", got.to_str().unwrap(), "--timeout", "30", "--then", then])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    let out = Command::new(MOVE)
+        .unwrap()
+}
+
+/// Runs `coopswap-move send --power-off` of `src` (its exported map: `sent`) to `port`.
+fn run_send(src: &std::path::Path, port: u16, sent: &std::path::Path) -> std::process::Output {
+    Command::new(MOVE)
         .args(["send", "--device", src.to_str().unwrap(), "--to", &format!("127.0.0.1:{port}")])
         .args(["--map-file", sent.to_str().unwrap(), "--timeout", "30", "--power-off"])
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// A scratch directory with a source and a destination device, and the source's exported map holding `map`.
+fn move_setup(tag: &str, map: &[u8]) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let base = std::env::temp_dir().join(format!("coopswap-move-{tag}-{}", std::process::id()));
+    let (src, dst) = (base.join("src"), base.join("dst"));
+    fake_device(&src);
+    fake_device(&dst);
+    std::fs::write(base.join("sent.map"), map).unwrap();
+    (base, src, dst)
+}
+
+#[test]
+fn coopswap_move_sends_a_map_imports_it_powers_the_source_off_and_runs_then() {
+    // What the kernel would have exported.
+    let map: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let (base, src, dst) = move_setup("ok", &map);
+    let (sent, got, then) = (base.join("sent.map"), base.join("got.map"), base.join("then.out"));
+    let port = free_port();
+    let recv = start_receive(&dst, port, &got, &format!("echo unpaused > {}", then.display()));
+    let out = run_send(&src, port, &sent);
     let rout = recv.wait_with_output().unwrap();
     let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "send: {so}{se}\nreceive: {}", String::from_utf8_lossy(&rout.stderr));
@@ -189,38 +204,15 @@ fn coopswap_move_sends_a_map_imports_it_powers_the_source_off_and_runs_then() {
 
 #[test]
 fn coopswap_move_leaves_the_source_on_when_the_destination_refuses() {
-    let base = std::env::temp_dir().join(format!("coopswap-move-refused-{}", std::process::id()));
-    let (src, dst) = (base.join("src"), base.join("dst"));
-    fake_device(&src);
-    fake_device(&dst);
-    // An import the "kernel" refuses: map_import is read-only here (EACCES); --then must not run.
+    let (base, src, dst) = move_setup("refused", b"map");
+    // An import the "kernel" refuses: a directory in map_import's place (writing it fails, for root too).
     let imp = dst.join("map_import");
-    let mut perm = std::fs::metadata(&imp).unwrap().permissions();
-    perm.set_readonly(true);
-    std::fs::set_permissions(&imp, perm).unwrap();
-    let is_root = std::fs::OpenOptions::new().write(true).open(&imp).is_ok();
-    let sent = base.join("sent.map");
-    std::fs::write(&sent, b"map").unwrap();
+    std::fs::remove_file(&imp).unwrap();
+    std::fs::create_dir(&imp).unwrap();
     let then = base.join("then.out");
     let port = free_port();
-    let recv = Command::new(MOVE)
-        .args(["receive", "--device", dst.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--map-file", base.join("got.map").to_str().unwrap(), "--timeout", "30"])
-        .args(["--then", &format!("touch {}", then.display())])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    if is_root {
-        // root writes read-only files: make the import fail another way, a directory in the attribute's place.
-        std::fs::remove_file(&imp).unwrap();
-        std::fs::create_dir(&imp).unwrap();
-    }
-    let out = Command::new(MOVE)
-        .args(["send", "--device", src.to_str().unwrap(), "--to", &format!("127.0.0.1:{port}")])
-        .args(["--map-file", sent.to_str().unwrap(), "--timeout", "30", "--power-off"])
-        .output()
-        .unwrap();
+    let recv = start_receive(&dst, port, &base.join("got.map"), &format!("touch {}", then.display()));
+    let out = run_send(&src, port, &base.join("sent.map"));
     let rout = recv.wait_with_output().unwrap();
     let se = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());

@@ -59,15 +59,7 @@ ok_rounds() { grep -c "OVERCAST-GUEST-HOG round [0-9]* ok" "$GLOG" 2>/dev/null |
 bad_rounds() { grep -c "OVERCAST-GUEST-HOG round [0-9]* BAD" "$GLOG" 2>/dev/null || true; }
 
 run_repository() {
-  cat > /tmp/repod.toml <<EOT
-listen = "$LISTEN"
-capacity_mib = 256
-memlock = "try"
-[[client]]
-id = $CLIENT
-name = "dom0-host0"
-token = "$TOKEN"
-EOT
+  repod_config $LISTEN 256 $CLIENT $TOKEN
   start_repod "$PING" "$CLIENT" "$TOKEN"
   # The repository's warnings go to the console as they happen (a malformed request, a refused client).
   tail -f /tmp/repod.log 2>/dev/null | awk '/WARN/ { print "repod: " $0; fflush() }' &

@@ -69,6 +69,12 @@ wait_for() {
   done
   return 1
 }
+# repod_config LISTEN CAPACITY_MIB CLIENT_ID TOKEN: writes /tmp/repod.toml for one client (mode 600).
+repod_config() {
+  printf 'listen = "%s"\ncapacity_mib = %s\nmemlock = "try"\n[[client]]\nid = %s\nname = "dom0-host0"\ntoken = "%s"\n' \
+    "$1" "$2" "$3" "$4" > /tmp/repod.toml
+  chmod 600 /tmp/repod.toml
+}
 # start_repod ADDR CLIENT_ID TOKEN [SECS]: starts /overcast/bin/coopswap-repod on /tmp/repod.toml (written by the
 # scenario; mode 600), logging to /tmp/repod.log, sets REPOD to its pid, and checks `repod-ready`: it answers a
 # PING from that client within SECS (default 90; allocating and locking its capacity takes a while under TCG).

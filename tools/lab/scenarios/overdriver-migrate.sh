@@ -53,15 +53,7 @@ if [ "$me" = 1 ]; then
   GLOG=/var/log/xen/console/guest-$GUEST--incoming.log
   # --- host 1: the migration target ----------------------------------------------------------------------------
   # The page repository of host 0's device.
-  cat > /tmp/repod.toml <<EOT
-listen = "0.0.0.0:9400"
-capacity_mib = 192
-memlock = "try"
-[[client]]
-id = $CLIENT
-name = "dom0-host0"
-token = "$TOKEN"
-EOT
+  repod_config 0.0.0.0:9400 192 $CLIENT $TOKEN
   start_repod 127.0.0.1:9400 $CLIENT $TOKEN
   # The receiving end of the migrate action: `xl migrate` on host 0 talks to `xl migrate-receive` here over one TCP
   # connection on port 8002 (nc -e runs the receiver with the socket as its stdin and stdout); -p leaves the arrived
