@@ -69,7 +69,7 @@ dd if=/dev/zero of=$T/fill bs=4k 2>/dev/null
 ( sleep 1; rm -f $T/fill ) &
 check tiny-write-waits-for-space dd if=/tmp/tiny.data of=/dev/coopswap1 bs=128k count=1 oflag=direct
 wait
-check tiny-retried sh -c "[ \$(awk '\$1 == \"local_write_retries\" {print \$2}' $D1/stats) -ge 1 ] && grep -q '^local_write_errors 0' $D1/stats"
+check tiny-retried sh -c "[ $(stat1 local_write_retries) -ge 1 ] && [ $(stat1 local_write_errors) = 0 ]"
 check tiny-retry-log sh -c "dmesg | grep -q 'coopswap1: local store write of pages [0-9]*..=[0-9]* to $T/store failed (ENOSPC); trying again'"
 check tiny-data-intact sh -c "dd if=/dev/coopswap1 bs=128k count=1 iflag=direct 2>/dev/null | cmp - /tmp/tiny.data"
 dd if=/dev/zero of=$T/fill bs=4k 2>/dev/null
@@ -79,7 +79,7 @@ check tiny-gave-up sh -c "dmesg | grep -q 'coopswap1: local store write of pages
 r1=$(stat1 local_write_retries)
 check_fails tiny-failing-store-one-try "input/output error" \
     dd if=/tmp/tiny.data of=/dev/coopswap1 bs=4k count=1 seek=64 oflag=direct
-check tiny-no-retry-while-failing sh -c "[ \$(awk '\$1 == \"local_write_retries\" {print \$2}' $D1/stats) = $r1 ]"
+check tiny-no-retry-while-failing test "$(stat1 local_write_retries)" = "$r1"
 rm -f $T/fill
 check tiny-works-again dd if=/tmp/tiny.data of=/dev/coopswap1 bs=128k count=1 seek=1 oflag=direct
 check tiny-works-again-log sh -c "dmesg | grep -q 'coopswap1: local store $T/store takes writes again'"
