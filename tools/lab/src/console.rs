@@ -120,14 +120,32 @@ pub struct Verdict {
     pub reasons: Vec<String>,
 }
 
+/// A console line that reports a kernel crash.
+pub fn is_crash_line(l: &str) -> bool {
+    l.contains("Kernel panic - not syncing")
+        || l.contains("BUG: kernel")
+        || l.contains("Oops:")
+        || l.contains("Panic on CPU")
+        || l.contains("rust_panic")
+}
+
 fn panic_line(lines: &[String]) -> Option<&String> {
-    lines.iter().find(|l| {
-        l.contains("Kernel panic - not syncing")
-            || l.contains("BUG: kernel")
-            || l.contains("Oops:")
-            || l.contains("Panic on CPU")
-            || l.contains("rust_panic")
-    })
+    lines.iter().find(|l| is_crash_line(l))
+}
+
+/// The crash line when the kernel crashed while booting: an oops or panic on the console before any
+/// `OVERCAST-BEGIN`. Until that marker the init has run no scenario and loaded no Overcast module, so such a crash is
+/// the emulated machine's or the kernel's own, not a verdict on our code (the lab boots again once, see `lab::run`).
+pub fn boot_crash(lines: &[String]) -> Option<&String> {
+    for l in lines {
+        if matches!(parse_marker(l), Some(Marker::Begin { .. })) {
+            return None;
+        }
+        if is_crash_line(l) {
+            return Some(l);
+        }
+    }
+    None
 }
 
 /// Judges a console transcript. Fails on: a missing BEGIN/END marker (crash or timeout), a non-zero rc,
@@ -311,6 +329,16 @@ OVERCAST-END smoke rc=0
         let v = judge("smoke", &[], &RunFacts { early_exit: Some("exit status 1".into()), ..RunFacts::default() }, &[]);
         assert_eq!(v.reasons[0], "QEMU ended (exit status 1) before OVERCAST-END smoke");
         assert!(v.reasons[1].contains("never started"));
+    }
+
+    #[test]
+    fn only_a_crash_before_the_scenario_is_a_boot_crash() {
+        let boot = "[ 3.8] Oops: int3: 0000 [#1] SMP NOPTI\n[ 3.9] Kernel panic - not syncing: Fatal exception\n";
+        assert_eq!(boot_crash(&lines(boot)).map(String::as_str), Some("[ 3.8] Oops: int3: 0000 [#1] SMP NOPTI"));
+        let during = "OVERCAST-BEGIN smoke\n[ 9.0] BUG: kernel NULL pointer dereference\n";
+        assert_eq!(boot_crash(&lines(during)), None);
+        assert_eq!(boot_crash(&lines(GOOD)), None);
+        assert_eq!(boot_crash(&[]), None);
     }
 
     #[test]

@@ -2,12 +2,14 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::console::{judge, summary_lines, CheckStatus, KtapExpectation, RunFacts, Verdict};
+use crate::console::{boot_crash, judge, summary_lines, CheckStatus, KtapExpectation, RunFacts, Verdict};
 use crate::qemu::{Accel, HostKind, HostSpec, Net, Topology};
 use crate::rootfs;
 use crate::runner::{run_host, HostResult, HostRun};
@@ -234,6 +236,23 @@ fn remove_stale_initrds(dir: &Path) {
     }
 }
 
+/// Where the console of a first boot that crashed is kept: `x.log` -> `x.boot-crash.log`.
+fn kept_log(log: &Path) -> PathBuf {
+    log.with_extension("boot-crash.log")
+}
+
+/// Removes the kept first consoles of an earlier run of the same topology and scenario.
+fn remove_kept_logs(dir: &Path, stem: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let host = name.strip_prefix(stem).is_some_and(|rest| rest == ".boot-crash.log" || rest.starts_with("-h"));
+        if host && name.ends_with(".boot-crash.log") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// The whole `run` command. Returns the report; the caller maps `passed` to the exit status.
 pub fn run(o: &RunOptions) -> Result<Report> {
     check_inputs(o)?;
@@ -249,37 +268,70 @@ pub fn run(o: &RunOptions) -> Result<Report> {
         f.write_all(&base)?;
         f.write_all(&overlay)?;
     }
-    let ports = free_udp_ports(ports_needed(o.topology))?;
     let tap = match (o.tap_queues, o.topology) {
         (0, _) => None,
         (q, Topology::Vm | Topology::Nested) => Some(crate::tapnet::TapNet::new(q)?),
         _ => bail!("--tap is for the single-host topologies (vm, nested)"),
     };
-    let specs = host_specs(o, &initrd, &ports);
-    let n = specs.len();
-    let runs: Vec<HostRun> = specs
-        .into_iter()
-        .enumerate()
-        .map(|(i, spec)| HostRun {
-            index: i as u8,
-            spec,
-            scenario: o.scenario.clone(),
-            timeout: Duration::from_secs(o.timeout),
-            log_path: o.log_dir.join(if n > 1 { format!("{stem}-h{i}.log") } else { format!("{stem}.log") }),
-            live_prefix: (!o.quiet).then(|| if n > 1 { format!("[h{i}] ") } else { String::new() }),
-            kvm_hang: Duration::from_secs(o.kvm_hang_secs),
-            poweroff_grace: Duration::from_secs(10),
-            netns: tap.as_ref().map(|t| t.namespace().to_string()),
-        })
-        .collect();
-    let results: Vec<Result<HostResult>> = std::thread::scope(|s| {
-        let handles: Vec<_> = runs.iter().map(|r| s.spawn(move || run_host(r))).collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("runner thread panicked")))).collect()
-    });
+    // A kernel that crashes while booting, before the init begins the scenario and so before any Overcast module is
+    // loaded, says nothing about our code; under TCG it is the emulator's rare cross-CPU code-patching race (an int3
+    // oops in a static-key site, Documentation/lab.md). The hosts boot again once; the first console is kept beside
+    // the log and the summary names the crash. A second crash fails the run as any crash does.
+    let mut boot_crash_note: Option<String> = None;
+    remove_kept_logs(&o.log_dir, &stem);
+    let (runs, results) = loop {
+        let ports = free_udp_ports(ports_needed(o.topology))?;
+        let specs = host_specs(o, &initrd, &ports);
+        let n = specs.len();
+        let boot_crashed = Arc::new(AtomicBool::new(false));
+        let runs: Vec<HostRun> = specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, spec)| HostRun {
+                index: i as u8,
+                spec,
+                scenario: o.scenario.clone(),
+                timeout: Duration::from_secs(o.timeout),
+                log_path: o.log_dir.join(if n > 1 { format!("{stem}-h{i}.log") } else { format!("{stem}.log") }),
+                live_prefix: (!o.quiet).then(|| if n > 1 { format!("[h{i}] ") } else { String::new() }),
+                kvm_hang: Duration::from_secs(o.kvm_hang_secs),
+                poweroff_grace: Duration::from_secs(10),
+                netns: tap.as_ref().map(|t| t.namespace().to_string()),
+                boot_crashed: boot_crashed.clone(),
+            })
+            .collect();
+        let results: Vec<Result<HostResult>> = std::thread::scope(|s| {
+            let handles: Vec<_> = runs.iter().map(|r| s.spawn(move || run_host(r))).collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("runner thread panicked")))).collect()
+        });
+        let crash = results.iter().zip(&runs).find_map(|(r, run)| {
+            let line = boot_crash(&r.as_ref().ok()?.lines)?;
+            Some((run.index, line.trim().to_string(), kept_log(&run.log_path)))
+        });
+        match crash {
+            Some((host, line, kept)) if boot_crash_note.is_none() => {
+                for run in &runs {
+                    let _ = std::fs::rename(&run.log_path, kept_log(&run.log_path));
+                }
+                let note = format!(
+                    "host {host}'s kernel crashed while booting, before the scenario began ({line}); \
+                     the hosts were booted again; first console: {}",
+                    kept.display()
+                );
+                eprintln!("overcast-lab: {note}");
+                boot_crash_note = Some(note);
+            }
+            _ => break (runs, results),
+        }
+    };
+    let n = runs.len();
     let _ = std::fs::remove_file(&initrd);
     let mut hosts = Vec::new();
     for (r, run) in results.into_iter().zip(runs.iter()) {
-        let r = r?;
+        let mut r = r?;
+        if let Some(note) = &boot_crash_note {
+            r.notes.insert(0, note.clone());
+        }
         let facts = RunFacts { skip_boot_ktap: o.skip_boot_ktap, ..r.facts.clone() };
         let verdict = judge(&o.scenario, &r.lines, &facts, &o.expect);
         hosts.push(HostReport {

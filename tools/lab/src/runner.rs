@@ -7,12 +7,13 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::console::{parse_marker, Marker, RunFacts};
+use crate::console::{is_crash_line, parse_marker, Marker, RunFacts};
 use crate::qemu::{build_args, Accel, HostSpec};
 
 pub const QEMU: &str = "qemu-system-x86_64";
@@ -31,7 +32,14 @@ pub struct HostRun {
     pub poweroff_grace: Duration,
     /// Run QEMU in this network namespace (`--tap`).
     pub netns: Option<String>,
+    /// Shared by the hosts of one run: set by a host whose kernel crashed before `OVERCAST-BEGIN`; the other hosts
+    /// then stop at once instead of waiting out the timeout for a peer that will never come (`lab::run` boots
+    /// them all again once).
+    pub boot_crashed: Arc<AtomicBool>,
 }
+
+/// How long a host that crashed while booting keeps running so that the console gets the whole oops.
+const CRASH_TRACE_GRACE: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone)]
 pub struct HostResult {
@@ -194,6 +202,7 @@ fn attempt(run: &HostRun, spec: &HostSpec, log: &mut File) -> Result<Attempt> {
     let (mut begin, mut end) = (None, None);
     let mut stop_at: Option<Instant> = None;
     let mut notes = Vec::new();
+    let mut crashed_here = false;
     loop {
         let now = Instant::now();
         let mut limit = stop_at.unwrap_or(deadline).min(deadline);
@@ -201,6 +210,12 @@ fn attempt(run: &HostRun, spec: &HostSpec, log: &mut File) -> Result<Attempt> {
             if let Some(k) = kvm_deadline {
                 limit = limit.min(k);
             }
+        }
+        if !crashed_here && end.is_none() && run.boot_crashed.load(Ordering::Relaxed) {
+            notes.push("stopped: another host's kernel crashed while booting".to_string());
+            facts.early_exit = Some("stopped by the lab: another host crashed while booting".to_string());
+            kill(&mut child);
+            break;
         }
         if now >= limit {
             if end.is_some() {
@@ -211,13 +226,16 @@ fn attempt(run: &HostRun, spec: &HostSpec, log: &mut File) -> Result<Attempt> {
                     "KVM: no OVERCAST-BEGIN within {} s, falling back to TCG",
                     run.kvm_hang.as_secs()
                 )));
+            } else if crashed_here {
+                facts.early_exit = Some("stopped by the lab: the kernel crashed while booting".to_string());
             } else {
                 facts.timed_out = Some(run.timeout.as_secs());
             }
             kill(&mut child);
             break;
         }
-        match rx.recv_timeout(limit - now) {
+        // Wake at least once a second to see whether another host crashed while booting.
+        match rx.recv_timeout((limit - now).min(Duration::from_secs(1))) {
             Ok(Msg::Out(l)) => {
                 writeln!(log, "{l}")?;
                 if let Some(p) = &run.live_prefix {
@@ -240,6 +258,13 @@ fn attempt(run: &HostRun, spec: &HostSpec, log: &mut File) -> Result<Attempt> {
                         }
                     }
                     _ => {}
+                }
+                // A kernel that crashed before the scenario began will not reach it (under Xen, Dom0's panic
+                // leaves the machine halted until the timeout): keep the oops, then stop this host and the others.
+                if begin.is_none() && !crashed_here && is_crash_line(&l) {
+                    crashed_here = true;
+                    stop_at = Some(Instant::now() + CRASH_TRACE_GRACE);
+                    run.boot_crashed.store(true, Ordering::Relaxed);
                 }
                 // Xen halts rather than powering the machine off when Dom0 powers off.
                 if end.is_some() && l.contains("Hardware Dom0 halted") {

@@ -118,6 +118,23 @@ fn vm_protocol_pass_and_failure_detection() {
     );
     assert!(!ok);
     assert!(v["hosts"][0]["verdict"]["reasons"][0].as_str().unwrap().starts_with("timeout"), "{v}");
+
+    // A kernel that crashes before the scenario begins (here: no init to run) is booted once more; the second
+    // crash fails the run like any crash, the first console is kept beside the log and the summary names it.
+    let (ok, v, out) = lab(
+        &["run", "--topology", "vm", "--kernel", &k, "--overlay", &ovs, "--scenario", "proto", "--timeout", "120",
+          "--append", "rdinit=/nonexistent init=/nonexistent"],
+        &d.join("d.json"),
+    );
+    assert!(!ok, "{out}");
+    let note = v["hosts"][0]["notes"][0].as_str().unwrap_or("");
+    assert!(note.contains("crashed while booting, before the scenario began") && note.contains("Kernel panic"), "{v}");
+    assert!(out.contains("the hosts were booted again"), "{out}");
+    let reasons = v["hosts"][0]["verdict"]["reasons"].to_string();
+    assert!(reasons.contains("never started") && reasons.contains("Kernel panic"), "{reasons}");
+    let kept = std::fs::read_to_string(d.join("logs/vm-proto.boot-crash.log")).unwrap_or_default();
+    let second = std::fs::read_to_string(d.join("logs/vm-proto.log")).unwrap_or_default();
+    assert!(kept.contains("Kernel panic") && second.contains("Kernel panic"), "{out}");
     let _ = std::fs::remove_dir_all(&d);
 }
 
