@@ -5,7 +5,17 @@ OVC_FAILS=0
 pass() { echo "OVERCAST-CHECK PASS $1"; }
 fail() { local n=$1; shift; echo "OVERCAST-CHECK FAIL $n $*"; OVC_FAILS=$((OVC_FAILS + 1)); }
 # check NAME CMD...: PASS if CMD succeeds.
-check() { local n=$1; shift; if "$@" >/tmp/check.out 2>&1; then pass "$n"; else fail "$n" "'$*' failed: $(tail -c 200 /tmp/check.out | tr '\n' ' ')"; fi; }
+check() {
+  local n=$1; shift
+  if "$@" >/tmp/check.out 2>&1; then pass "$n"; else fail "$n" "'$*' failed: $(tail -c 200 /tmp/check.out | tr '\n' ' ')"; crash_excerpt /tmp/check.out; fi
+}
+# crash_excerpt FILE: when a failed command's output holds a kernel crash (a guest's console, say), print it from the
+# first crash line on (80 lines at most, "crash| " in front, our markers defused) — the 200 characters of the FAIL line
+# are only its end.
+crash_excerpt() {
+  awk '/Kernel panic - not syncing|Oops:|BUG: kernel|general protection fault|WARNING: CPU|WARNING: .* at / {p = 1}
+       p && n < 80 {print "crash| " $0; n++}' "$1" | sed 's/OVERCAST-/OVERCAST_/g'
+}
 # check_fails NAME ERRTEXT CMD...: PASS if CMD fails and its stderr mentions ERRTEXT (e.g. an errno's text).
 check_fails() {
   local n=$1 want=$2; shift 2

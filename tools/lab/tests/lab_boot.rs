@@ -161,6 +161,7 @@ fn nested_selftest_boots_a_pv_guest() {
     assert!(ok, "{out}");
     let checks = v["hosts"][0]["verdict"]["checks"].to_string();
     assert!(checks.contains("pv-guest-boots") && checks.contains("xl-list"), "{checks}");
+    assert!(checks.contains("guest-boot-crash-retried"), "{checks}");
     let _ = std::fs::remove_dir_all(&d);
 }
 

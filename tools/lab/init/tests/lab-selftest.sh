@@ -35,6 +35,17 @@ if [ "$OVERCAST_XEN" = dom0 ]; then
         else
             echo "OVERCAST-CHECK FAIL pv-guest-boots see the guest console above"
         fi
+        # A guest kernel that crashes while booting (here: it has no init to run) is started once more, then
+        # reported as crashed twice; its consoles go to a file (they hold the panic, which is meant).
+        overcast-guest-boot --name crashy --extra "rdinit=/nonexistent init=/nonexistent" --timeout 120 \
+            >/tmp/crashy.out 2>&1
+        rc=$?
+        if [ $rc != 0 ] && grep -q "destroying it and starting it again, once" /tmp/crashy.out \
+            && grep -q "crashed while booting, twice" /tmp/crashy.out && ! xl domid crashy >/dev/null 2>&1; then
+            echo "OVERCAST-CHECK PASS guest-boot-crash-retried"
+        else
+            echo "OVERCAST-CHECK FAIL guest-boot-crash-retried rc=$rc: $(grep overcast-guest-boot: /tmp/crashy.out | tail -n 3 | tr '\n' ' ' | sed 's/OVERCAST-/OVERCAST_/g')"
+        fi
     else
         echo "OVERCAST-CHECK SKIP pv-guest-boots no /overcast/guest/bzImage in the overlay"
     fi
