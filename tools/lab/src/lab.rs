@@ -246,8 +246,9 @@ fn remove_kept_logs(dir: &Path, stem: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
-        let host = name.strip_prefix(stem).is_some_and(|rest| rest == ".boot-crash.log" || rest.starts_with("-h"));
-        if host && name.ends_with(".boot-crash.log") {
+        // `<stem>.boot-crash.log` (one host) or `<stem>-h<i>.boot-crash.log`.
+        let ours = name.strip_prefix(stem).and_then(|rest| rest.strip_suffix(".boot-crash.log"));
+        if ours.is_some_and(|host| host.is_empty() || host.starts_with("-h")) {
             let _ = std::fs::remove_file(e.path());
         }
     }
