@@ -62,15 +62,25 @@ fn blast(a: &Args) -> Res<()> {
         .map(|s| s.parse::<Ipv4Addr>().map(|ip| SocketAddr::from((ip, port))))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ArgError(format!("bad destination address: {e}")))?;
-    let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+    // One connected socket per destination: the socket keeps its route, so a datagram costs the same whether the
+    // blaster walks one destination or 256 (an unconnected `send_to` looks the route up for every datagram, and with
+    // many destinations that lookup, not the tunnel, limited the sender).
+    let socks = dests
+        .iter()
+        .map(|d| {
+            let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+            s.connect(d)?;
+            Ok(s)
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
     let buf = vec![0x5au8; size];
     let (mut sent, mut errors, mut bytes) = (0u64, 0u64, 0u64);
     let start = Instant::now();
     let end = Duration::from_secs_f64(secs);
     let ns_per_datagram = if mbps > 0.0 { (size as f64 * 8.0) / (mbps * 1e6) * 1e9 } else { 0.0 };
     'outer: loop {
-        for d in &dests {
-            match sock.send_to(&buf, d) {
+        for sock in &socks {
+            match sock.send(&buf) {
                 Ok(n) => {
                     sent += 1;
                     bytes += n as u64;
