@@ -20,7 +20,7 @@
 
 use super::core_logic::pagemap::PageRecord;
 use super::core_logic::wire::PAGE_SIZE;
-use super::core_logic::writebehind::{Completion, Pool, Retry};
+use super::core_logic::writebehind::{Completion, Pool, Retry, Slot};
 use super::device::Stats;
 use super::overcast::blk::{LocalStore, Memalloc, OwnedQueue, RUN_PAGES};
 use kernel::new_condvar;
@@ -33,15 +33,19 @@ use kernel::time::delay::fsleep;
 use kernel::time::Delta;
 use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 
-/// Page buffers per device (256 KiB): local writes that may be behind the network stores at once.
-pub(crate) const SLOTS: usize = 64;
+/// Page buffers per device (1 MiB): local writes that may be behind the network stores at once. With 64 the
+/// worker waited for a free buffer 17,251 times in a 300-s memory hog (bench-coopswap, 2026-11-27), each wait
+/// holding up the reads behind it for a local disk write; with 256, 11,703 times for more pages, and the hog moved
+/// 1.15x the swap pages (Documentation/coopswap.md).
+pub(crate) const SLOTS: usize = 256;
 const PAGE: u64 = PAGE_SIZE as u64;
 
 /// The write-behind of one device.
 #[pin_data]
 pub(crate) struct LocalCopies {
+    /// The buffers' states, on the heap (a few KiB: no stack frame should carry them).
     #[pin]
-    pool: Mutex<Pool<SLOTS>>,
+    pool: Mutex<Pool<KVec<Slot>, KVec<u16>>>,
     /// Signalled whenever a buffer finishes.
     #[pin]
     changed: CondVar,
@@ -173,6 +177,8 @@ impl LocalCopies {
     /// The write-behind of device `name` over the local store at `path` (opened a second time, for the writer), with
     /// its own workqueue.
     pub(crate) fn new(name: &CStr, path: &CStr, stats: Arc<Stats>) -> Result<Arc<Self>> {
+        let slots = KVec::from_elem(Slot::Free, SLOTS, GFP_KERNEL)?;
+        let pool = Pool::with(slots, KVec::from_elem(0u16, SLOTS, GFP_KERNEL)?).ok_or(EINVAL)?;
         let mut store = LocalStore::open(path)?;
         store.enable_runs()?;
         let mut bufs = KVec::with_capacity(SLOTS, GFP_KERNEL)?;
@@ -187,7 +193,7 @@ impl LocalCopies {
         let path = CString::try_from(path)?;
         Arc::pin_init(
             pin_init!(LocalCopies {
-                pool <- new_mutex!(Pool::new(), "coopswap::localcopy::pool"),
+                pool <- new_mutex!(pool, "coopswap::localcopy::pool"),
                 changed <- new_condvar!("coopswap::localcopy::changed"),
                 work <- new_work!("coopswap::localcopy::work"),
                 store <- new_mutex!(store, "coopswap::localcopy::store"),

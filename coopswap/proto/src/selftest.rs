@@ -16,7 +16,7 @@ use super::mapfile::{
 };
 use super::pagemap::{PageFlags, PageRecord, ReadPlan, StoreOutcome, NO_REPO};
 use super::placement::{place, RepoFlags, RepoInfo};
-use super::writebehind::{Completion, Pool, Retry, WRITE_TRIES};
+use super::writebehind::{ArrayPool, Completion, Retry, WRITE_TRIES};
 use super::wire::{
     decode_reply, decode_request, Capability, Page, Reply, ReplyBody, ReplyHeader, Request,
     RequestBody, WireError, MAX_REQUEST_LEN, PAGE_SIZE, REPLY_HEADER_LEN, REQUEST_HEADER_LEN,
@@ -54,7 +54,7 @@ pub fn run(scratch: &mut [u8]) -> Result<(), Failure> {
 
 /// The write-behind pool: FIFO order, a full pool refuses, a finished buffer's completion comes back once.
 fn writebehind() -> Result<(), Failure> {
-    let mut p: Pool<2> = Pool::new();
+    let mut p: ArrayPool<2> = ArrayPool::new();
     let (a, none) = p.claim().ok_or("write-behind: claim of an empty pool")?;
     check(none.is_none() && p.queue(a, 7, 1), "write-behind: queue")?;
     let (b, _) = p.claim().ok_or("write-behind: second claim")?;
@@ -78,7 +78,7 @@ fn writebehind() -> Result<(), Failure> {
     });
     check(n == 1 && seen == 1 && p.idle() && !p.pending(7), "write-behind: reap")?;
     // Runs: consecutive pages queued one after the other are taken together, a gap ends the run.
-    let mut q: Pool<4> = Pool::new();
+    let mut q: ArrayPool<4> = ArrayPool::new();
     for page in [10u64, 11, 12, 20] {
         let (at, _) = q.claim().ok_or("write-behind: claim for a run")?;
         check(q.queue(at, page, 1), "write-behind: queue for a run")?;

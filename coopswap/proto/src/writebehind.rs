@@ -8,6 +8,8 @@
 //! This module is the buffers' state machine only (no buffers, no locks): the kernel keeps it under a mutex next to
 //! the buffers and a condition variable.
 
+use core::borrow::BorrowMut;
+
 /// State of one buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Slot {
@@ -51,22 +53,27 @@ pub struct Completion {
     pub ok: bool,
 }
 
-/// The state of `N` page buffers and the FIFO of queued ones.
+/// The state of `N` page buffers and the FIFO of queued ones, over storage `S` (`N` slots) and `F` (`N` FIFO
+/// entries): arrays on the host ([`ArrayPool`]), heap vectors in the kernel, where a pool of a few hundred buffers
+/// would not fit a stack frame.
 #[derive(Clone, Debug)]
-pub struct Pool<const N: usize> {
-    slots: [Slot; N],
-    fifo: [u16; N],
+pub struct Pool<S, F> {
+    slots: S,
+    fifo: F,
     head: usize,
     len: usize,
 }
 
-impl<const N: usize> Default for Pool<N> {
+/// A pool of `N` buffers in arrays.
+pub type ArrayPool<const N: usize> = Pool<[Slot; N], [u16; N]>;
+
+impl<const N: usize> Default for ArrayPool<N> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const N: usize> Pool<N> {
+impl<const N: usize> ArrayPool<N> {
     /// All buffers free. `N` must fit a `u16` index (larger pools never hand out the slots beyond it).
     pub const fn new() -> Self {
         Pool {
@@ -76,20 +83,33 @@ impl<const N: usize> Pool<N> {
             len: 0,
         }
     }
+}
+
+impl<S: BorrowMut<[Slot]>, F: BorrowMut<[u16]>> Pool<S, F> {
+    /// A pool over `slots` (every one `Free`) and `fifo`, which must be as long: `None` if it is not, if there are
+    /// no slots, or if a slot is not free. Slots beyond index `u16::MAX` are never handed out.
+    pub fn with(slots: S, fifo: F) -> Option<Self> {
+        let n = slots.borrow().len();
+        if n == 0 || fifo.borrow().len() != n || slots.borrow().iter().any(|s| *s != Slot::Free) {
+            return None;
+        }
+        Some(Pool { slots, fifo, head: 0, len: 0 })
+    }
+
+    /// How many buffers.
+    pub fn capacity(&self) -> usize {
+        self.slots.borrow().len()
+    }
 
     /// A buffer for the worker to fill (now `Filling`): a free one, else a done one, whose completion is returned
     /// and must be applied before the new write is queued (it is older). `None`: every buffer is queued or being
     /// written; wait for the writer.
     pub fn claim(&mut self) -> Option<(usize, Option<Completion>)> {
-        let limit = N.min(usize::from(u16::MAX));
-        let free = self.slots.iter().take(limit).position(|s| *s == Slot::Free);
-        let at = free.or_else(|| {
-            self.slots
-                .iter()
-                .take(limit)
-                .position(|s| matches!(s, Slot::Done { .. }))
-        })?;
-        let slot = self.slots.get_mut(at)?;
+        let slots = self.slots.borrow_mut();
+        let limit = slots.len().min(usize::from(u16::MAX));
+        let free = slots.iter().take(limit).position(|s| *s == Slot::Free);
+        let at = free.or_else(|| slots.iter().take(limit).position(|s| matches!(s, Slot::Done { .. })))?;
+        let slot = slots.get_mut(at)?;
         let done = match *slot {
             Slot::Done { page, seq, ok } => Some(Completion { page, seq, ok }),
             _ => None,
@@ -101,14 +121,15 @@ impl<const N: usize> Pool<N> {
     /// Queues filled buffer `at` holding write `seq` of `page` for the writer. False (nothing changed) unless `at`
     /// is `Filling`.
     pub fn queue(&mut self, at: usize, page: u64, seq: u32) -> bool {
+        let n = self.capacity();
         let Ok(idx) = u16::try_from(at) else {
             return false;
         };
-        if self.slots.get(at) != Some(&Slot::Filling) || self.len >= N {
+        if self.slots.borrow().get(at) != Some(&Slot::Filling) || self.len >= n {
             return false;
         }
-        let tail = self.head.wrapping_add(self.len).checked_rem(N).unwrap_or(0);
-        let (Some(f), Some(s)) = (self.fifo.get_mut(tail), self.slots.get_mut(at)) else {
+        let tail = self.head.wrapping_add(self.len).checked_rem(n).unwrap_or(0);
+        let (Some(f), Some(s)) = (self.fifo.borrow_mut().get_mut(tail), self.slots.borrow_mut().get_mut(at)) else {
             return false;
         };
         *f = idx;
@@ -119,7 +140,7 @@ impl<const N: usize> Pool<N> {
 
     /// Gives back buffer `at` unqueued (`Filling` → `Free`), e.g. when copying the page into it failed.
     pub fn release(&mut self, at: usize) {
-        if let Some(s) = self.slots.get_mut(at).filter(|s| **s == Slot::Filling) {
+        if let Some(s) = self.slots.borrow_mut().get_mut(at).filter(|s| **s == Slot::Filling) {
             *s = Slot::Free;
         }
     }
@@ -129,10 +150,11 @@ impl<const N: usize> Pool<N> {
         if self.len == 0 {
             return None;
         }
-        let at = usize::from(*self.fifo.get(self.head)?);
-        self.head = self.head.wrapping_add(1).checked_rem(N).unwrap_or(0);
+        let n = self.capacity();
+        let at = usize::from(*self.fifo.borrow().get(self.head)?);
+        self.head = self.head.wrapping_add(1).checked_rem(n).unwrap_or(0);
         self.len = self.len.wrapping_sub(1);
-        let slot = self.slots.get_mut(at)?;
+        let slot = self.slots.borrow_mut().get_mut(at)?;
         match *slot {
             Slot::Queued { page, seq } => {
                 *slot = Slot::Writing { page, seq };
@@ -171,8 +193,8 @@ impl<const N: usize> Pool<N> {
         if self.len == 0 {
             return None;
         }
-        let at = usize::from(*self.fifo.get(self.head)?);
-        match self.slots.get(at)? {
+        let at = usize::from(*self.fifo.borrow().get(self.head)?);
+        match self.slots.borrow().get(at)? {
             Slot::Queued { page, .. } => Some(*page),
             _ => None,
         }
@@ -180,7 +202,7 @@ impl<const N: usize> Pool<N> {
 
     /// The writer finished buffer `at` (`Writing` → `Done`). False (nothing changed) unless it was `Writing`.
     pub fn finish(&mut self, at: usize, ok: bool) -> bool {
-        match self.slots.get_mut(at) {
+        match self.slots.borrow_mut().get_mut(at) {
             Some(slot) => match *slot {
                 Slot::Writing { page, seq } => {
                     *slot = Slot::Done { page, seq, ok };
@@ -195,7 +217,7 @@ impl<const N: usize> Pool<N> {
     /// Hands every done buffer's completion to `apply`, oldest slot first, and frees the buffers. Returns how many.
     pub fn reap(&mut self, mut apply: impl FnMut(Completion)) -> usize {
         let mut n = 0usize;
-        for slot in self.slots.iter_mut() {
+        for slot in self.slots.borrow_mut().iter_mut() {
             if let Slot::Done { page, seq, ok } = *slot {
                 apply(Completion { page, seq, ok });
                 *slot = Slot::Free;
@@ -207,7 +229,7 @@ impl<const N: usize> Pool<N> {
 
     /// Whether a write of `page` is queued or being written.
     pub fn pending(&self, page: u64) -> bool {
-        self.slots.iter().any(|s| match *s {
+        self.slots.borrow().iter().any(|s| match *s {
             Slot::Queued { page: p, .. } | Slot::Writing { page: p, .. } => p == page,
             _ => false,
         })
@@ -217,6 +239,7 @@ impl<const N: usize> Pool<N> {
     pub fn idle(&self) -> bool {
         !self
             .slots
+            .borrow()
             .iter()
             .any(|s| matches!(s, Slot::Queued { .. } | Slot::Writing { .. }))
     }
@@ -224,6 +247,7 @@ impl<const N: usize> Pool<N> {
     /// Buffers queued or being written.
     pub fn in_flight(&self) -> usize {
         self.slots
+            .borrow()
             .iter()
             .filter(|s| matches!(s, Slot::Queued { .. } | Slot::Writing { .. }))
             .count()
@@ -312,7 +336,29 @@ mod tests {
         assert_eq!(r.delay_ms(1), Some(10));
     }
 
-    fn fill<const N: usize>(p: &mut Pool<N>, page: u64, seq: u32) -> (usize, Option<Completion>) {
+    #[test]
+    fn a_pool_over_vectors_checks_its_storage_and_works_like_an_array_pool() {
+        extern crate std;
+        use std::{vec, vec::Vec};
+        assert!(Pool::with(vec![Slot::Free; 3], vec![0u16; 2]).is_none(), "FIFO shorter than the slots");
+        assert!(Pool::with(Vec::<Slot>::new(), Vec::<u16>::new()).is_none(), "no slots");
+        assert!(Pool::with(vec![Slot::Filling, Slot::Free], vec![0u16; 2]).is_none(), "a slot not free");
+        let mut p = Pool::with(vec![Slot::Free; 3], vec![0u16; 3]).expect("a pool");
+        assert_eq!(p.capacity(), 3);
+        for page in [5u64, 6, 9] {
+            let (at, done) = p.claim().expect("a free buffer");
+            assert!(done.is_none() && p.queue(at, page, 1));
+        }
+        assert!(p.claim().is_none(), "all three queued");
+        let mut run = [(0usize, 0u64); 3];
+        assert_eq!(p.take_run(&mut run), 2, "pages 5 and 6 follow each other, 9 does not");
+        assert!(p.finish(run[0].0, true) && p.finish(run[1].0, true));
+        assert!(p.pending(9) && !p.pending(5));
+        let (_, done) = p.claim().expect("a done buffer, reused");
+        assert_eq!(done, Some(Completion { page: 5, seq: 1, ok: true }));
+    }
+
+    fn fill<const N: usize>(p: &mut ArrayPool<N>, page: u64, seq: u32) -> (usize, Option<Completion>) {
         let (at, done) = p.claim().expect("a buffer");
         assert!(p.queue(at, page, seq));
         (at, done)
@@ -320,7 +366,7 @@ mod tests {
 
     #[test]
     fn writer_takes_buffers_in_fifo_order() {
-        let mut p: Pool<4> = Pool::new();
+        let mut p: ArrayPool<4> = ArrayPool::new();
         fill(&mut p, 10, 1);
         fill(&mut p, 11, 1);
         fill(&mut p, 10, 2);
@@ -334,7 +380,7 @@ mod tests {
 
     #[test]
     fn a_full_pool_makes_the_worker_wait_until_a_write_finishes() {
-        let mut p: Pool<2> = Pool::new();
+        let mut p: ArrayPool<2> = ArrayPool::new();
         fill(&mut p, 1, 1);
         fill(&mut p, 2, 1);
         assert_eq!(p.claim(), None);
@@ -351,7 +397,7 @@ mod tests {
 
     #[test]
     fn reap_frees_done_buffers_and_reports_failures() {
-        let mut p: Pool<3> = Pool::new();
+        let mut p: ArrayPool<3> = ArrayPool::new();
         fill(&mut p, 5, 7);
         fill(&mut p, 6, 8);
         let (a, _) = p.take_next().unwrap();
@@ -379,7 +425,7 @@ mod tests {
 
     #[test]
     fn wrong_transitions_change_nothing() {
-        let mut p: Pool<2> = Pool::new();
+        let mut p: ArrayPool<2> = ArrayPool::new();
         assert!(!p.queue(0, 1, 1), "a free buffer cannot be queued");
         assert!(!p.finish(0, true), "a free buffer is not being written");
         assert!(!p.queue(9, 1, 1));
@@ -390,7 +436,7 @@ mod tests {
         assert!(p.idle());
     }
 
-    fn run<const N: usize, const M: usize>(p: &mut Pool<N>) -> ([(usize, u64); M], usize) {
+    fn run<const N: usize, const M: usize>(p: &mut ArrayPool<N>) -> ([(usize, u64); M], usize) {
         let mut out = [(usize::MAX, 0u64); M];
         let n = p.take_run(&mut out);
         (out, n)
@@ -398,7 +444,7 @@ mod tests {
 
     #[test]
     fn a_run_is_the_fifo_prefix_of_consecutive_pages() {
-        let mut p: Pool<8> = Pool::new();
+        let mut p: ArrayPool<8> = ArrayPool::new();
         for page in [20u64, 21, 22, 30, 31, 5] {
             fill(&mut p, page, 1);
         }
@@ -416,7 +462,7 @@ mod tests {
 
     #[test]
     fn a_run_stops_at_its_length_and_at_a_rewrite() {
-        let mut p: Pool<8> = Pool::new();
+        let mut p: ArrayPool<8> = ArrayPool::new();
         for page in [1u64, 2, 3, 4, 5] {
             fill(&mut p, page, 1);
         }
@@ -435,7 +481,7 @@ mod tests {
         assert!(out[..n].iter().map(|x| x.1).eq([9, 10]));
         assert_ne!(out[0].0, first);
         // A page below the previous one ends a run too (descending writes are not merged).
-        let mut q: Pool<4> = Pool::new();
+        let mut q: ArrayPool<4> = ArrayPool::new();
         fill(&mut q, 8, 1);
         fill(&mut q, 7, 1);
         assert_eq!(run::<4, 4>(&mut q).1, 1);
@@ -449,7 +495,7 @@ mod tests {
 
     #[test]
     fn the_fifo_wraps_around() {
-        let mut p: Pool<3> = Pool::new();
+        let mut p: ArrayPool<3> = ArrayPool::new();
         for round in 0..10u32 {
             let (at, _) = fill(&mut p, u64::from(round), round);
             let (w, page) = p.take_next().unwrap();

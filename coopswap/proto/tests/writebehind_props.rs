@@ -5,7 +5,7 @@
 //! each page's latest content whenever the page map says its local copy is valid.
 
 use coopswap_proto::pagemap::{PageFlags, PageRecord};
-use coopswap_proto::writebehind::{Completion, Pool};
+use coopswap_proto::writebehind::{ArrayPool, Completion};
 use proptest::prelude::*;
 use std::collections::{HashMap, VecDeque};
 
@@ -42,7 +42,7 @@ proptest! {
 
     #[test]
     fn writes_land_in_order_and_complete_once(steps in proptest::collection::vec(step(), 1..120)) {
-        let mut pool: Pool<N> = Pool::new();
+        let mut pool: ArrayPool<N> = ArrayPool::new();
         let mut records: Vec<PageRecord> = (0..PAGES).map(PageRecord::new).collect();
         // content[page] = latest content written (its seq stands for it); disk[page] = what the model store holds.
         let mut disk: HashMap<u64, u32> = HashMap::new();
