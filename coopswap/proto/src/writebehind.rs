@@ -343,18 +343,22 @@ mod tests {
         assert!(Pool::with(vec![Slot::Free; 3], vec![0u16; 2]).is_none(), "FIFO shorter than the slots");
         assert!(Pool::with(Vec::<Slot>::new(), Vec::<u16>::new()).is_none(), "no slots");
         assert!(Pool::with(vec![Slot::Filling, Slot::Free], vec![0u16; 2]).is_none(), "a slot not free");
-        let mut p = Pool::with(vec![Slot::Free; 3], vec![0u16; 3]).expect("a pool");
+        let built = Pool::with(vec![Slot::Free; 3], vec![0u16; 3]);
+        assert!(built.is_some(), "three free slots and a FIFO of three make a pool");
+        let Some(mut p) = built else { return };
         assert_eq!(p.capacity(), 3);
         for page in [5u64, 6, 9] {
-            let (at, done) = p.claim().expect("a free buffer");
-            assert!(done.is_none() && p.queue(at, page, 1));
+            let claimed = p.claim();
+            assert!(matches!(claimed, Some((_, None))), "a free buffer for page {page}");
+            let Some((at, _)) = claimed else { return };
+            assert!(p.queue(at, page, 1));
         }
         assert!(p.claim().is_none(), "all three queued");
         let mut run = [(0usize, 0u64); 3];
         assert_eq!(p.take_run(&mut run), 2, "pages 5 and 6 follow each other, 9 does not");
         assert!(p.finish(run[0].0, true) && p.finish(run[1].0, true));
         assert!(p.pending(9) && !p.pending(5));
-        let (_, done) = p.claim().expect("a done buffer, reused");
+        let done = p.claim().and_then(|(_, done)| done);
         assert_eq!(done, Some(Completion { page: 5, seq: 1, ok: true }));
     }
 
