@@ -62,6 +62,7 @@ fn writebehind() -> Result<(), Failure> {
     check(p.claim().is_none(), "write-behind: a full pool must refuse")?;
     check(p.pending(7) && !p.idle(), "write-behind: page pending")?;
     check(p.take_next() == Some((a, 7)), "write-behind: oldest first")?;
+    check(p.take_next().is_none(), "write-behind: a rewrite waits while the page is being written")?;
     check(p.finish(a, true), "write-behind: finish")?;
     let again = p.claim();
     check(

@@ -145,9 +145,13 @@ impl<S: BorrowMut<[Slot]>, F: BorrowMut<[u16]>> Pool<S, F> {
         }
     }
 
-    /// The writer's next buffer, oldest first (`Queued` → `Writing`), with its page.
+    /// A writer's next buffer, oldest first (`Queued` → `Writing`), with its page. `None` when nothing is queued,
+    /// and also while an earlier write of the oldest buffer's page is still being written (by another writer): the
+    /// later write must not overtake it, so it waits at the head of the FIFO until that one finishes. Writes of
+    /// different pages may land in any order, which is what lets several writers share one pool.
     pub fn take_next(&mut self) -> Option<(usize, u64)> {
-        if self.len == 0 {
+        let head = self.head_page()?;
+        if self.writing(head) {
             return None;
         }
         let n = self.capacity();
@@ -164,10 +168,11 @@ impl<S: BorrowMut<[Slot]>, F: BorrowMut<[u16]>> Pool<S, F> {
         }
     }
 
-    /// The writer's next run, to write with one I/O: the oldest queued buffer and, after it in FIFO order, each
+    /// A writer's next run, to write with one I/O: the oldest queued buffer and, after it in FIFO order, each
     /// queued buffer whose page follows the previous one's (page + 1), up to `out.len()` buffers; each one taken is
-    /// now `Writing`. Fills `out` with (buffer, page) and returns how many (0: nothing queued). Only a prefix of the
-    /// FIFO is taken, so a later write of a page still lands after an earlier one.
+    /// now `Writing`. Fills `out` with (buffer, page) and returns how many (0: nothing queued, or the oldest one's
+    /// page is still being written). Only a prefix of the FIFO is taken, and never a page being written (see
+    /// [`Pool::take_next`]), so a later write of a page lands after an earlier one however many writers there are.
     pub fn take_run(&mut self, out: &mut [(usize, u64)]) -> usize {
         let mut n = 0usize;
         let mut last: Option<u64> = None;
@@ -198,6 +203,11 @@ impl<S: BorrowMut<[Slot]>, F: BorrowMut<[u16]>> Pool<S, F> {
             Slot::Queued { page, .. } => Some(*page),
             _ => None,
         }
+    }
+
+    /// Whether a buffer of `page` is being written.
+    fn writing(&self, page: u64) -> bool {
+        self.slots.borrow().iter().any(|s| matches!(*s, Slot::Writing { page: p, .. } if p == page))
     }
 
     /// The writer finished buffer `at` (`Writing` → `Done`). False (nothing changed) unless it was `Writing`.
@@ -375,11 +385,15 @@ mod tests {
         fill(&mut p, 11, 1);
         fill(&mut p, 10, 2);
         assert!(p.pending(10) && p.pending(11) && !p.pending(12));
-        assert_eq!(p.take_next().map(|x| x.1), Some(10));
+        let first = p.take_next();
+        assert_eq!(first.map(|x| x.1), Some(10));
         assert_eq!(p.take_next().map(|x| x.1), Some(11));
+        // The second write of 10 waits until the first is written.
+        assert_eq!(p.take_next(), None);
+        assert!(first.is_some_and(|(at, _)| p.finish(at, true)));
         assert_eq!(p.take_next().map(|x| x.1), Some(10));
         assert_eq!(p.take_next(), None);
-        assert_eq!(p.in_flight(), 3);
+        assert_eq!(p.in_flight(), 2);
     }
 
     #[test]
@@ -481,6 +495,10 @@ mod tests {
         let (out, n) = run::<8, 8>(&mut p);
         assert!(out[..n].iter().map(|x| x.1).eq([9]));
         let first = out[0].0;
+        // While the first write of page 9 is being written, a second writer gets nothing: the later write waits.
+        assert_eq!(run::<8, 8>(&mut p).1, 0);
+        assert_eq!(p.take_next(), None);
+        assert!(p.finish(first, true));
         let (out, n) = run::<8, 8>(&mut p);
         assert!(out[..n].iter().map(|x| x.1).eq([9, 10]));
         assert_ne!(out[0].0, first);
@@ -495,6 +513,43 @@ mod tests {
         fill(&mut q, 1, 1);
         assert_eq!(run::<4, 0>(&mut q).1, 0);
         assert!(q.pending(1));
+    }
+
+    #[test]
+    fn two_writers_take_different_runs_and_never_the_same_page_at_once() {
+        let mut p: ArrayPool<8> = ArrayPool::new();
+        for page in [5u64, 6, 20, 21] {
+            fill(&mut p, page, 1);
+        }
+        // Writer A takes the run 5, 6; writer B, while A writes, the next one.
+        let (a, n) = run::<8, 8>(&mut p);
+        assert!(a[..n].iter().map(|x| x.1).eq([5, 6]));
+        let (b, n) = run::<8, 8>(&mut p);
+        assert!(b[..n].iter().map(|x| x.1).eq([20, 21]));
+        // B finishes first: fine, different pages.
+        assert!(p.finish(b[0].0, true) && p.finish(b[1].0, true));
+        // Page 4, then a rewrite of 5 (A still writes the first 5), then 7: B's run stops before 5.
+        fill(&mut p, 4, 1);
+        fill(&mut p, 5, 2);
+        fill(&mut p, 7, 1);
+        let (b, n) = run::<8, 8>(&mut p);
+        assert!(b[..n].iter().map(|x| x.1).eq([4]));
+        assert_eq!(run::<8, 8>(&mut p).1, 0, "5 waits for A");
+        assert!(p.finish(a[0].0, true) && p.finish(a[1].0, true));
+        let (a, n) = run::<8, 8>(&mut p);
+        assert!(a[..n].iter().map(|x| x.1).eq([5]));
+        let (b2, n) = run::<8, 8>(&mut p);
+        assert!(b2[..n].iter().map(|x| x.1).eq([7]));
+        assert!(p.finish(b[0].0, true) && p.finish(a[0].0, true) && p.finish(b2[0].0, true));
+        let mut done = [(0u64, 0u32); 7];
+        let mut k = 0;
+        p.reap(|c| {
+            done[k] = (c.page, c.seq);
+            k += 1;
+        });
+        done.sort_unstable();
+        assert_eq!((k, done), (7, [(4, 1), (5, 1), (5, 2), (6, 1), (7, 1), (20, 1), (21, 1)]));
+        assert!(p.idle());
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Model check of the write-behind pool together with the page map: under any interleaving of the worker (write a
-//! page: claim a buffer, queue it; reap) and the writer (take the oldest buffer, or a run of consecutive pages from
-//! the oldest on; finish them in order), the writer takes buffers in the order they were queued, the worker is refused a buffer exactly when all are queued or being written, every
-//! queued write completes exactly once, and the local store (a model disk written in the writer's order) ends with
-//! each page's latest content whenever the page map says its local copy is valid.
+//! page: claim a buffer, queue it; reap) and any number of writers (take the oldest buffer, or a run of consecutive
+//! pages from the oldest on; finish any buffer being written, in any order, as several writers do), the writers take
+//! buffers in the order they were queued but never a page that is being written, the worker is refused a buffer
+//! exactly when all are queued or being written, every queued write completes exactly once, and the local store (a
+//! model disk written in the order the buffers finish) ends with each page's latest content whenever the page map
+//! says its local copy is valid.
 
 use coopswap_proto::pagemap::{PageFlags, PageRecord};
 use coopswap_proto::writebehind::{ArrayPool, Completion};
@@ -20,8 +22,8 @@ enum Step {
     Take,
     /// The writer takes the next run of at most this many buffers (consecutive pages, FIFO prefix).
     TakeRun(usize),
-    /// The writer finishes the buffer it took first (ok or failed).
-    Finish(bool),
+    /// A writer finishes one of the buffers being written (the index modulo their number; ok or failed).
+    Finish(usize, bool),
     /// The worker applies completions.
     Reap,
 }
@@ -31,8 +33,8 @@ fn step() -> impl Strategy<Value = Step> {
         3 => (0..PAGES).prop_map(Step::Write),
         2 => Just(Step::Take),
         2 => (0..=N).prop_map(Step::TakeRun),
-        2 => Just(Step::Finish(true)),
-        1 => Just(Step::Finish(false)),
+        2 => (0..N).prop_map(|i| Step::Finish(i, true)),
+        1 => (0..N).prop_map(|i| Step::Finish(i, false)),
         1 => Just(Step::Reap),
     ]
 }
@@ -73,7 +75,12 @@ proptest! {
                 }
                 Step::Take => {
                     let got = pool.take_next();
-                    let want = fifo.pop_front();
+                    // The oldest buffer, unless its page is being written.
+                    let free = |at: &usize| !writing.iter().any(|w| buffers[w].0 == buffers[at].0);
+                    let want = fifo.front().copied().filter(free);
+                    if want.is_some() {
+                        fifo.pop_front();
+                    }
                     prop_assert_eq!(got.map(|g| g.0), want);
                     if let Some((at, page)) = got {
                         prop_assert_eq!(Some(&page), buffers.get(&at).map(|b| &b.0));
@@ -88,6 +95,9 @@ proptest! {
                     while want.len() < k {
                         let Some(&at) = fifo.front() else { break };
                         let page = buffers[&at].0;
+                        if writing.iter().any(|w| buffers[w].0 == page) {
+                            break;
+                        }
                         if let Some(&(_, prev)) = want.last() {
                             if page != prev + 1 {
                                 break;
@@ -99,8 +109,9 @@ proptest! {
                     prop_assert_eq!(&out[..n], &want[..]);
                     writing.extend(want.iter().map(|w| w.0));
                 }
-                Step::Finish(ok) => {
-                    if let Some(at) = writing.pop_front() {
+                Step::Finish(i, ok) => {
+                    let len = writing.len();
+                    if let Some(at) = i.checked_rem(len).and_then(|i| writing.remove(i)) {
                         let (page, seq) = buffers[&at];
                         if ok {
                             disk.insert(page, seq);
@@ -126,12 +137,13 @@ proptest! {
             prop_assert_eq!(pool.in_flight(), fifo.len() + writing.len());
         }
         // Drain: everything completes exactly once.
-        while let Some((at, _)) = pool.take_next() {
-            prop_assert!(pool.finish(at, true));
-        }
         for at in writing.drain(..) {
             prop_assert!(pool.finish(at, true));
         }
+        while let Some((at, _)) = pool.take_next() {
+            prop_assert!(pool.finish(at, true));
+        }
+        prop_assert!(pool.idle());
         pool.reap(|c| apply(&mut records, c, &mut outstanding));
         prop_assert!(outstanding.is_empty(), "never completed: {:?}", outstanding.keys().collect::<Vec<_>>());
     }
