@@ -13,7 +13,7 @@
 # interleaved with the device order rotated each round; then a memory hog (coopswap-memcheck) with each device as
 # the only swap. Result lines (parsed by scripts/bench-coopswap):
 #   BENCH fio dev=D job=J round=R iops=F kibps=N p50_us=F p99_us=F cpu_pct=F
-#   BENCH hog dev=D round=R secs=F rc=N mib=N pswpin=N pswpout=N
+#   BENCH hog dev=D round=R secs=F rc=N mib=N pswpin=N pswpout=N cpu_user=% cpu_sys=% cpu_iowait=% cpu_idle=%
 #   BENCH info key=value…
 # Knobs on the kernel command line (--append): overcast.bench_rounds=N (3), overcast.bench_secs=N (4),
 # overcast.bench_hog_rounds=N (1), overcast.bench_hog_extra=MiB (192),
@@ -206,6 +206,14 @@ for dev in $DEVS; do
   check "mkswap-$dev" mkswap "$(devpath $dev)"
 done
 vm() { awk -v k="$1" '$1 == k {print $2}' /proc/vmstat; }
+# The guest's CPU time split over a hog (user+nice, system+irq+softirq, iowait, idle: % of the window): tells a hog
+# that waits for its swap device from one whose vCPU is the limit.
+cpu_now() { awk '$1 == "cpu" {print $2 + $3, $4 + $7 + $8, $6, $5; exit}' /proc/stat; }
+cpu_split() {
+  echo "$1 $2" | awk '{t = ($5 - $1) + ($6 - $2) + ($7 - $3) + ($8 - $4); if (t <= 0) t = 1
+    printf "cpu_user=%.1f cpu_sys=%.1f cpu_iowait=%.1f cpu_idle=%.1f", 100 * ($5 - $1) / t, 100 * ($6 - $2) / t,
+      100 * ($7 - $3) / t, 100 * ($8 - $4) / t}'
+}
 # The reserve Documentation/coopswap.md's quick start asks for when swapping over the network (the kernel's default
 # of about 2.8 MiB let the OOM killer in with swap free); the same for every device, so the comparison stays fair.
 sysctl -q vm.min_free_kbytes=16384
@@ -221,13 +229,13 @@ while [ $r -le "$HOG_ROUNDS" ]; do
     sync; echo 3 > /proc/sys/vm/drop_caches
     avail=$(awk '/MemAvailable/ {print int($2/1024)}' /proc/meminfo)
     mib=$((avail + HOG_EXTRA))
-    i0=$(vm pswpin) o0=$(vm pswpout) s0=$(awk '{print $1}' /proc/uptime)
+    i0=$(vm pswpin) o0=$(vm pswpout) s0=$(awk '{print $1}' /proc/uptime) c0=$(cpu_now)
     timeout -s KILL "$HOG_LIMIT" $B/coopswap-memcheck --mib $mib --passes 2 --seed $r >/tmp/hog.out 2>&1
     rc=$?
-    s1=$(awk '{print $1}' /proc/uptime)
+    s1=$(awk '{print $1}' /proc/uptime) c1=$(cpu_now)
     cut=$(awk -v a="$s0" -v b="$s1" -v l="$HOG_LIMIT" 'BEGIN {print (b - a >= l) ? 1 : 0}')
     [ "$cut" = 1 ] && rc=cut
-    echo "BENCH hog dev=$dev round=$r secs=$(awk -v a="$s0" -v b="$s1" 'BEGIN {printf "%.2f", b - a}') rc=$rc mib=$mib pswpin=$(($(vm pswpin) - i0)) pswpout=$(($(vm pswpout) - o0))"
+    echo "BENCH hog dev=$dev round=$r secs=$(awk -v a="$s0" -v b="$s1" 'BEGIN {printf "%.2f", b - a}') rc=$rc mib=$mib pswpin=$(($(vm pswpin) - i0)) pswpout=$(($(vm pswpout) - o0)) $(cpu_split "$c0" "$c1")"
     sed 's/^/  /' /tmp/hog.out
     [ "$rc" = 0 ] || [ "$rc" = cut ] || fail "hog-$dev-$r" "coopswap-memcheck exited $rc on $dev: $(tail -c 200 /tmp/hog.out | tr '\n' ' ')"
     check "swapoff-$dev-$r" swapoff "$path"
