@@ -565,11 +565,11 @@ impl AttributeOperations<10> for DeviceConfig {
         Ok(w.bytes_written())
     }
 
-    /// `echo 1 > local_hold` holds the local writer (a test and diagnosis knob: local copies stay behind, so what
+    /// `echo 1 > local_hold` holds the local writers (a test and diagnosis knob: local copies stay behind, so what
     /// happens when a repository fails before they are written can be shown); `echo 0` releases it.
     fn store(this: &DeviceConfig, page: &[u8]) -> Result {
         let on = bool_input(page, "local_hold")?;
-        // Not under the configuration lock: a worker waiting for a held writer must not keep the release out.
+        // Not under the configuration lock: a worker waiting for held writers must not keep the release out.
         let local = {
             let cfg = this.data.lock();
             let Some(dev) = cfg.device.as_ref() else {

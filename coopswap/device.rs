@@ -219,7 +219,7 @@ pub(crate) struct IoState {
     pub(crate) name: CString,
     records: KVVec<PageRecord>,
     store: LocalStore,
-    /// The local copies written behind (their own writer and store handle).
+    /// The local copies written behind (their own writers and store handles).
     local: Arc<LocalCopies>,
     pub(crate) repos: KVec<Repo>,
     pub(crate) infos: KVec<RepoInfo>,
@@ -476,9 +476,9 @@ pub(crate) struct Device {
 impl Drop for Device {
     fn drop(&mut self) {
         // Remove the disk first (it waits for every request, which the worker completes), then wait for the worker to
-        // leave, then for the local writer to write what is behind, so that the last references to the I/O side and
+        // leave, then for the local writers to write what is behind, so that the last references to the I/O side and
         // the workqueues are dropped here and not by a worker itself (which could not destroy its own workqueue).
-        // A held writer (local_hold) is released first: a request waiting for a local copy must finish for the disk
+        // Held writers (local_hold) are released first: a request waiting for a local copy must finish for the disk
         // to go, and what is behind is written before the device goes.
         // No automatic reconnection from here on: the timer is not armed again, a pending one is cancelled and a
         // running attempt waited for.

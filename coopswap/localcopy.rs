@@ -2,11 +2,13 @@
 
 //! The local copies, written behind (dissertation §6.2.4: the page goes to network memory, and asynchronously to
 //! the local disk). The device's worker hands each written page to [`LocalCopies::submit`], which copies it into one
-//! of [`SLOTS`] page buffers and queues it; the writer — a work item on its own `WQ_MEM_RECLAIM` queue, so that it
-//! makes progress while the worker waits for it — writes the buffers to the local store in FIFO order. Completions
-//! reach the page map when the worker next calls [`LocalCopies::reap`] (or [`LocalCopies::wait_page`] /
-//! [`LocalCopies::wait_idle`], when it needs a copy that is still being written). The buffers' state machine is
-//! coopswap/proto's `writebehind::Pool` (host-tested).
+//! of [`SLOTS`] page buffers and queues it; [`WRITERS`] writers — work items on the device's own `WQ_MEM_RECLAIM`
+//! queue, so that they make progress while the worker waits for them — each take the next run of queued buffers in
+//! FIFO order and write it to the local store, with one I/O in flight each. A later write of a page never overtakes
+//! an earlier one: a writer does not take a page that the other is writing. Completions reach the page map when the
+//! worker next calls [`LocalCopies::reap`] (or [`LocalCopies::wait_page`] / [`LocalCopies::wait_idle`], when it
+//! needs a copy that is still being written). The buffers' state machine, and that ordering rule, are
+//! coopswap/proto's `writebehind::Pool` (host-tested, with a model check of writers finishing in any order).
 //!
 //! A write the store refuses is tried again (coopswap/proto's `writebehind::Retry`: 10 ms, doubling, up to 1 s apart,
 //! 10 tries) while its buffers stay queued, so the pages stay readable and the device slows down instead of losing
@@ -15,8 +17,8 @@
 //! which cannot swap (NOIO), is not allowed to OOM-kill (no __GFP_FS), and so waits forever for the swap-out that is
 //! waiting for this writer. Tried in the lab: the hog of coopswap-swap hung with the first try outside that scope.
 //!
-//! Locks: the worker calls in with the device state lock held; the writer never takes it (it has its own handle on
-//! the store), so the worker may wait for the writer.
+//! Locks: the worker calls in with the device state lock held; the writers never take it (each has its own handle
+//! on the store), so the worker may wait for them.
 
 use super::core_logic::pagemap::PageRecord;
 use super::core_logic::wire::PAGE_SIZE;
@@ -39,6 +41,9 @@ use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 /// 1.15x the swap pages (Documentation/coopswap.md).
 pub(crate) const SLOTS: usize = 256;
 const PAGE: u64 = PAGE_SIZE as u64;
+/// Local writes in flight at once. One was not enough: a single writer managed about 100 writes a second against a
+/// local disk that allows 150 (the lab's model, Documentation/coopswap.md), and the worker waited for buffers.
+pub(crate) const WRITERS: usize = 2;
 
 /// The write-behind of one device.
 #[pin_data]
@@ -50,11 +55,12 @@ pub(crate) struct LocalCopies {
     #[pin]
     changed: CondVar,
     #[pin]
-    work: Work<LocalCopies>,
-    /// The writer's own handle on the local store (only the writer uses it).
+    work0: Work<LocalCopies, 0>,
     #[pin]
-    store: Mutex<LocalStore>,
-    /// Whether the store failed a write every try (only the writer uses it).
+    work1: Work<LocalCopies, 1>,
+    /// Each writer's own handle on the local store and run list (writer `i` uses `writers[i]` only).
+    writers: KVec<Pin<KBox<Mutex<Writer>>>>,
+    /// Whether the store failed a write every try (the writers share it).
     #[pin]
     retry: Mutex<Retry>,
     /// One buffer per slot; the pool's state says who may touch it (the worker while `Filling`, the writer while
@@ -65,42 +71,73 @@ pub(crate) struct LocalCopies {
     /// The store's path, for messages.
     path: CString,
     stats: Arc<Stats>,
-    /// `local_hold`: the writer leaves the queue alone while set.
+    /// `local_hold`: the writers leave the queue alone while set.
     held: Atomic<bool>,
 }
 
-impl_has_work! {
-    impl HasWork<Self> for LocalCopies { self.work }
+/// What one writer works with: its handle on the local store (with the store's run pages) and the list of the run
+/// it writes ([`RUN_PAGES`] entries of (buffer, page): 2 KiB, on the heap rather than the writer's stack).
+struct Writer {
+    store: LocalStore,
+    run: KVec<(usize, u64)>,
 }
 
-impl WorkItem for LocalCopies {
+impl_has_work! {
+    impl HasWork<Self, 0> for LocalCopies { self.work0 }
+    impl HasWork<Self, 1> for LocalCopies { self.work1 }
+}
+
+impl WorkItem<0> for LocalCopies {
     type Pointer = Arc<LocalCopies>;
 
     fn run(this: Arc<LocalCopies>) {
-        let mut run = [(0usize, 0u64); RUN_PAGES];
-        loop {
-            if this.held.load(Relaxed) {
-                break;
-            }
-            // Consecutive pages queued one after the other (a swap-out cluster) go out as one write.
-            let n = this.pool.lock().take_run(&mut run);
-            let Some(taken) = run.get(..n).filter(|t| !t.is_empty()) else { break };
-            let ok = this.write_tried(taken);
-            {
-                let mut pool = this.pool.lock();
-                for &(at, _) in taken {
-                    pool.finish(at, ok);
-                }
-            }
-            this.changed.notify_all();
-        }
+        this.write_queued(0);
+    }
+}
+
+impl WorkItem<1> for LocalCopies {
+    type Pointer = Arc<LocalCopies>;
+
+    fn run(this: Arc<LocalCopies>) {
+        this.write_queued(1);
     }
 }
 
 impl LocalCopies {
+    /// Writer `writer`: writes runs of queued buffers until there is none it may take (nothing queued, or the oldest
+    /// one's page is being written by the other writer, which comes back for it when it finishes its own run).
+    fn write_queued(&self, writer: usize) {
+        let Some(writer) = self.writers.get(writer) else { return };
+        let mut guard = writer.lock();
+        let Writer { store, run } = &mut *guard;
+        loop {
+            if self.held.load(Relaxed) {
+                break;
+            }
+            // Consecutive pages queued one after the other (a swap-out cluster) go out as one write.
+            let n = self.pool.lock().take_run(run);
+            let Some(taken) = run.get(..n).filter(|t| !t.is_empty()) else { break };
+            let ok = self.write_tried(store, taken);
+            {
+                let mut pool = self.pool.lock();
+                for &(at, _) in taken {
+                    pool.finish(at, ok);
+                }
+            }
+            self.changed.notify_all();
+        }
+    }
+
+    /// Starts the writers (already queued or running is fine: a running writer that found nothing to take has left
+    /// the work's pending state, so this queues it again).
+    fn kick(self: &Arc<Self>) {
+        let _ = self.wq.queue().enqueue::<_, 0>(self.clone());
+        let _ = self.wq.queue().enqueue::<_, 1>(self.clone());
+    }
+
     /// Writes `taken` (buffer, page) — consecutive pages, oldest first — to the local store, trying again while
     /// the store refuses it for a moment (see the module's description). Returns whether it was written.
-    fn write_tried(&self, taken: &[(usize, u64)]) -> bool {
+    fn write_tried(&self, store: &mut LocalStore, taken: &[(usize, u64)]) -> bool {
         let first = taken.first().map_or(0, |t| t.1);
         let last = taken.last().map_or(0, |t| t.1);
         let name = self.name.to_str().unwrap_or("coopswap");
@@ -109,7 +146,7 @@ impl LocalCopies {
         let _scope = Memalloc::enter(true);
         let mut failures = 0u32;
         loop {
-            let res = self.write_run(taken);
+            let res = self.write_run(store, taken);
             self.stats.local_ios.fetch_add(1, Relaxed);
             let err = match res {
                 Ok(()) => {
@@ -154,10 +191,9 @@ impl LocalCopies {
     }
 
     /// Writes `taken` (buffer, page) — consecutive pages, oldest first — to the local store with one I/O.
-    fn write_run(&self, taken: &[(usize, u64)]) -> Result {
+    fn write_run(&self, store: &mut LocalStore, taken: &[(usize, u64)]) -> Result {
         let pos = taken.first().and_then(|&(_, page)| page.checked_mul(PAGE)).ok_or(EINVAL)?;
-        self.store
-            .lock()
+        store
             .write_run(pos, taken.len(), |i, dst| {
                 let buf = taken.get(i).and_then(|&(at, _)| self.bufs.get(at));
                 match buf {
@@ -174,13 +210,19 @@ impl LocalCopies {
             })
     }
 
-    /// The write-behind of device `name` over the local store at `path` (opened a second time, for the writer), with
-    /// its own workqueue.
+    /// The write-behind of device `name` over the local store at `path` (opened once more for each writer), with its
+    /// own workqueue.
     pub(crate) fn new(name: &CStr, path: &CStr, stats: Arc<Stats>) -> Result<Arc<Self>> {
         let slots = KVec::from_elem(Slot::Free, SLOTS, GFP_KERNEL)?;
         let pool = Pool::with(slots, KVec::from_elem(0u16, SLOTS, GFP_KERNEL)?).ok_or(EINVAL)?;
-        let mut store = LocalStore::open(path)?;
-        store.enable_runs()?;
+        let mut writers = KVec::with_capacity(WRITERS, GFP_KERNEL)?;
+        for _ in 0..WRITERS {
+            let mut store = LocalStore::open(path)?;
+            store.enable_runs()?;
+            let run = KVec::from_elem((0usize, 0u64), RUN_PAGES, GFP_KERNEL)?;
+            let w = Writer { store, run };
+            writers.push(KBox::pin_init(new_mutex!(w, "coopswap::localcopy::writer"), GFP_KERNEL)?, GFP_KERNEL)?;
+        }
         let mut bufs = KVec::with_capacity(SLOTS, GFP_KERNEL)?;
         for _ in 0..SLOTS {
             let mut b = KVec::with_capacity(PAGE_SIZE, GFP_KERNEL)?;
@@ -195,8 +237,9 @@ impl LocalCopies {
             pin_init!(LocalCopies {
                 pool <- new_mutex!(pool, "coopswap::localcopy::pool"),
                 changed <- new_condvar!("coopswap::localcopy::changed"),
-                work <- new_work!("coopswap::localcopy::work"),
-                store <- new_mutex!(store, "coopswap::localcopy::store"),
+                work0 <- new_work!("coopswap::localcopy::work0"),
+                work1 <- new_work!("coopswap::localcopy::work1"),
+                writers,
                 retry <- new_mutex!(Retry::new(), "coopswap::localcopy::retry"),
                 bufs,
                 wq,
@@ -209,7 +252,7 @@ impl LocalCopies {
         )
     }
 
-    /// The writer's workqueue (the device flushes it when it goes away, after the last request).
+    /// The writers' workqueue (the device flushes it when it goes away, after the last request).
     pub(crate) fn queue(&self) -> &Arc<OwnedQueue> {
         &self.wq
     }
@@ -261,9 +304,7 @@ impl LocalCopies {
             }
         }
         self.stats.local_behind.fetch_add(1, Relaxed);
-        // Already queued or running is fine: a running writer that found the FIFO empty has left the work's pending
-        // state, so this queues it again.
-        let _ = self.wq.queue().enqueue(self.clone());
+        self.kick();
         Ok(())
     }
 
@@ -293,15 +334,15 @@ impl LocalCopies {
         pool.reap(|c| self.apply(records, c));
     }
 
-    /// Holds (`true`) or releases the writer (the `local_hold` knob). Released, it writes what queued up meanwhile.
+    /// Holds (`true`) or releases the writers (the `local_hold` knob). Released, they write what queued up meanwhile.
     pub(crate) fn set_held(self: &Arc<Self>, on: bool) {
         self.held.store(on, Relaxed);
         if !on {
-            let _ = self.wq.queue().enqueue(self.clone());
+            self.kick();
         }
     }
 
-    /// Whether the writer is held.
+    /// Whether the writers are held.
     pub(crate) fn held(&self) -> bool {
         self.held.load(Relaxed)
     }

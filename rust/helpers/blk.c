@@ -206,6 +206,8 @@ struct ovc_blk_store {
 	struct page *page;
 	/* The run pages (ovc_blk_store_runs), or all NULL. */
 	struct page *run[OVC_STORE_RUN];
+	/* The vector of a run write (2 KiB: not on the writer's stack). */
+	struct bio_vec bv[OVC_STORE_RUN];
 };
 
 struct ovc_blk_store *ovc_blk_store_open(const char *path, unsigned long long *size, int *direct, int *err)
@@ -309,7 +311,6 @@ void *ovc_blk_store_run_page(struct ovc_blk_store *s, unsigned int i)
 
 int ovc_blk_store_write_run(struct ovc_blk_store *s, unsigned int n, unsigned long long pos)
 {
-	struct bio_vec bv[OVC_STORE_RUN];
 	struct iov_iter it;
 	loff_t off = pos;
 	size_t len = (size_t)n * PAGE_SIZE;
@@ -319,8 +320,8 @@ int ovc_blk_store_write_run(struct ovc_blk_store *s, unsigned int n, unsigned lo
 	if (n == 0 || n > OVC_STORE_RUN || !s->run[0])
 		return -EINVAL;
 	for (i = 0; i < n; i++)
-		bvec_set_page(&bv[i], s->run[i], PAGE_SIZE, 0);
-	iov_iter_bvec(&it, ITER_SOURCE, bv, n, len);
+		bvec_set_page(&s->bv[i], s->run[i], PAGE_SIZE, 0);
+	iov_iter_bvec(&it, ITER_SOURCE, s->bv, n, len);
 	w = vfs_iter_write(s->file, &it, &off, 0);
 	if (w < 0)
 		return w;

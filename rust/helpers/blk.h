@@ -95,7 +95,7 @@ int ovc_blk_store_rw(struct ovc_blk_store *s, void *buf, unsigned int len, unsig
  * (0 or -ENOMEM; once); ovc_blk_store_run_page gives run page i (< OVC_STORE_RUN) to fill, NULL if there is none;
  * ovc_blk_store_write_run writes run pages 0..n (1 <= n <= OVC_STORE_RUN) at pos in one vfs write. 0 or -errno.
  */
-#define OVC_STORE_RUN 32
+#define OVC_STORE_RUN 128
 int ovc_blk_store_runs(struct ovc_blk_store *s);
 void *ovc_blk_store_run_page(struct ovc_blk_store *s, unsigned int i);
 int ovc_blk_store_write_run(struct ovc_blk_store *s, unsigned int n, unsigned long long pos);
