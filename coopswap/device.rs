@@ -884,8 +884,9 @@ impl IoState {
         self.records.get_mut(i).ok_or(EIO)
     }
 
-    /// Sends one repository request and remembers it; collects replies first if too many are outstanding.
-    fn send(&mut self, b: &mut Batch, p: Pending, payload: bool) -> Result {
+    /// Sends one repository request and remembers it; collects replies first if too many are outstanding. A STORE
+    /// carries `self.buf` with its CRC-32C `payload` (computed once, by the caller, for the page map too).
+    fn send(&mut self, b: &mut Batch, p: Pending, payload: Option<u32>) -> Result {
         if self.pend.len() >= MAX_PENDING {
             self.collect(b);
         }
@@ -894,13 +895,12 @@ impl IoState {
             Kind::Fetch => op::FETCH,
             Kind::Drop => op::DROP,
         };
-        let crc = if payload { crc32c(&self.buf) } else { 0 };
         let idle = self.pend.iter().all(|q| q.repo != p.repo);
         let Some(r) = self.repos.get_mut(usize::from(p.repo)) else { return Err(EIO) };
         if idle {
             r.mark = (r.sent_frames, r.sent_bytes);
         }
-        let data = if payload { Some((&self.buf[..], crc)) } else { None };
+        let data = payload.map(|crc| (&self.buf[..], crc));
         match r.send(opcode, p.tag, p.page, data) {
             Ok(()) => {
                 self.pend.push_within_capacity(p).map_err(|_| EIO)?;
@@ -942,7 +942,7 @@ impl IoState {
             let r = match rec.read_plan(&self.infos) {
                 ReadPlan::Remote { repo, .. } => {
                     let p = Pending { tag: self.tag(), repo, kind: Kind::Fetch, page, off, seq: rec.seq, ri };
-                    match self.send(b, p, false) {
+                    match self.send(b, p, None) {
                         Ok(()) => Ok(()),
                         Err(_) => self.fallback(b.rq(ri).ok_or(EIO)?, page, off),
                     }
@@ -1013,11 +1013,11 @@ impl IoState {
             let plan = self.record(page)?.begin_write(crc, repo, Some(page));
             if let Some(old) = plan.drop_stale {
                 let p = Pending { tag: self.tag(), repo: old, kind: Kind::Drop, page, off, seq: plan.seq, ri };
-                let _ = self.send(b, p, false);
+                let _ = self.send(b, p, None);
             }
             if let Some(r) = plan.store_to {
                 let p = Pending { tag: self.tag(), repo: r, kind: Kind::Store, page, off, seq: plan.seq, ri };
-                if self.send(b, p, true).is_err() {
+                if self.send(b, p, Some(crc)).is_err() {
                     self.record(page)?.complete_remote(plan.seq, StoreOutcome::Failed);
                     inc(&stats.store_failed);
                 }
@@ -1063,7 +1063,7 @@ impl IoState {
                 let alive = self.infos.get(usize::from(repo)).is_some_and(|i| i.can_read());
                 if alive {
                     let p = Pending { tag: self.tag(), repo, kind: Kind::Drop, page, off: 0, seq: 0, ri };
-                    let _ = self.send(b, p, false);
+                    let _ = self.send(b, p, None);
                 }
             }
         }
