@@ -24,15 +24,8 @@ mod repo;
 #[allow(dead_code, unreachable_pub)]
 #[path = "proto/src"]
 mod core_logic {
-    /// CRC-32C in the kernel: the kernel's library (the CPU's crc32 instruction), not the crate's table-driven
-    /// one, which the host uses and which KUnit (`crc32c_agrees_with_the_crates_own`) checks it against. Every page
-    /// written and read is checksummed, so this is on the swap path.
-    pub mod crc32c {
-        pub use crate::overcast::blk::{crc32c, crc32c_append};
-    }
-    /// The crate's own CRC-32C, for the KUnit comparison only.
     #[path = "crc32c.rs"]
-    pub mod crc32c_table;
+    pub mod crc32c;
     #[path = "mapfile.rs"]
     pub mod mapfile;
     #[path = "pagemap.rs"]
@@ -78,30 +71,6 @@ mod tests {
     fn crc32c_check_value() {
         // The standard check value of CRC-32C over "123456789".
         assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
-        assert_eq!(crc32c::crc32c(b""), 0);
-    }
-
-    /// The kernel's CRC-32C and the crate's own (what the repository server computes) agree: on a page of a
-    /// pattern, on every length and alignment up to 64 bytes, and when continued.
-    #[test]
-    fn crc32c_agrees_with_the_crates_own() -> Result<(), kernel::error::Error> {
-        use super::core_logic::crc32c_table as table;
-        let mut page = kernel::alloc::KVec::with_capacity(4096, kernel::alloc::flags::GFP_KERNEL)?;
-        let mut x = 0x1234_5678u32;
-        for _ in 0..4096 {
-            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            page.push((x >> 16) as u8, kernel::alloc::flags::GFP_KERNEL)?;
-        }
-        assert_eq!(crc32c::crc32c(&page), table::crc32c(&page));
-        for start in 0..8usize {
-            for len in 0..64usize {
-                let part = page.get(start..start + len).unwrap_or(&[]);
-                assert_eq!(crc32c::crc32c(part), table::crc32c(part));
-            }
-        }
-        let (a, b) = page.split_at(1000);
-        assert_eq!(crc32c::crc32c_append(crc32c::crc32c(a), b), table::crc32c(&page));
-        Ok(())
     }
 
     /// The protocol crate's own self-test (codec, page map, placement, export/import), run inside the kernel with

@@ -44,6 +44,8 @@ const PAGE: u64 = PAGE_SIZE as u64;
 /// Local writes in flight at once. One was not enough: a single writer managed about 100 writes a second against a
 /// local disk that allows 150 (the lab's model, Documentation/coopswap.md), and the worker waited for buffers.
 pub(crate) const WRITERS: usize = 2;
+// One work item per writer (`work0`, `work1` and their `WorkItem` impls below).
+const _: () = assert!(WRITERS == 2);
 
 /// The write-behind of one device.
 #[pin_data]
@@ -63,7 +65,7 @@ pub(crate) struct LocalCopies {
     /// Whether the store failed a write every try (the writers share it).
     #[pin]
     retry: Mutex<Retry>,
-    /// One buffer per slot; the pool's state says who may touch it (the worker while `Filling`, the writer while
+    /// One buffer per slot; the pool's state says who may touch it (the worker while `Filling`, a writer while
     /// `Writing`), so these locks are never contended.
     bufs: KVec<Pin<KBox<Mutex<KVec<u8>>>>>,
     wq: Arc<OwnedQueue>,

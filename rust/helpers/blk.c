@@ -6,7 +6,6 @@
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
 #include <linux/bvec.h>
-#include <linux/crc32.h>
 #include <linux/err.h>
 #include <linux/fs.h>
 #include <linux/gfp.h>
@@ -327,11 +326,6 @@ int ovc_blk_store_write_run(struct ovc_blk_store *s, unsigned int n, unsigned lo
 	if (w < 0)
 		return w;
 	return w == len ? 0 : -EIO;
-}
-
-unsigned int ovc_crc32c(unsigned int crc, const void *p, unsigned long len)
-{
-	return crc32c(crc, p, len);
 }
 
 int ovc_blk_store_flush(struct ovc_blk_store *s)

@@ -99,11 +99,6 @@ int ovc_blk_store_rw(struct ovc_blk_store *s, void *buf, unsigned int len, unsig
 int ovc_blk_store_runs(struct ovc_blk_store *s);
 void *ovc_blk_store_run_page(struct ovc_blk_store *s, unsigned int i);
 int ovc_blk_store_write_run(struct ovc_blk_store *s, unsigned int n, unsigned long long pos);
-/*
- * The kernel's crc32c() (the CPU's crc32 instruction or carry-less multiply where it has them): crc is the running
- * value as crc32c() takes it (no inversion here).
- */
-unsigned int ovc_crc32c(unsigned int crc, const void *p, unsigned long len);
 /* fsync of the store. 0 or -errno. */
 int ovc_blk_store_flush(struct ovc_blk_store *s);
 void ovc_blk_store_close(struct ovc_blk_store *s);

@@ -12,8 +12,7 @@
 //!   which the kernel crate's workqueue cannot do;
 //! * [`Memalloc`]: a NOIO (and optionally memalloc-reserve) allocation scope;
 //! * [`LocalStore`]: page-sized reads and writes on a file or block device (`O_DIRECT` when supported);
-//! * [`SeqFile`]: a regular file read or written sequentially (a page-map export or import);
-//! * [`crc32c`], [`crc32c_append`]: CRC-32C by the kernel's library, which uses the CPU's CRC instructions.
+//! * [`SeqFile`]: a regular file read or written sequentially (a page-map export or import).
 
 // Each module compiles the whole rust/overcast tree but uses only some of it.
 #![allow(dead_code, unreachable_pub)]
@@ -318,20 +317,6 @@ impl Drop for Memalloc {
         // SAFETY: `cookie` came from `ovc_blk_memalloc_enter` on this task (the type is not `Send`).
         unsafe { bindings::ovc_blk_memalloc_leave(self.cookie) };
     }
-}
-
-/// CRC-32C (Castagnoli, the standard one: check value `crc32c(b"123456789") == 0xE306_9283`) of `data`, by the
-/// kernel's `crc32c()`.
-pub fn crc32c(data: &[u8]) -> u32 {
-    crc32c_append(0, data)
-}
-
-/// Continues a CRC-32C: `crc32c_append(crc32c(a), b) == crc32c(a ++ b)`; start with 0.
-pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
-    // The kernel's crc32c() neither inverts at the start nor at the end; the standard CRC-32C does both.
-    // SAFETY: `data` is valid for `data.len()` readable bytes; crc32c() only reads them, in any context.
-    let raw = unsafe { bindings::ovc_crc32c(!crc, data.as_ptr().cast::<c_void>(), data.len() as _) };
-    !raw
 }
 
 /// Most pages one [`LocalStore::write_run`] writes.
