@@ -373,7 +373,9 @@ mod tests {
     }
 
     fn fill<const N: usize>(p: &mut ArrayPool<N>, page: u64, seq: u32) -> (usize, Option<Completion>) {
-        let (at, done) = p.claim().expect("a buffer");
+        let claimed = p.claim();
+        assert!(claimed.is_some(), "a buffer");
+        let (at, done) = claimed.unwrap_or((usize::MAX, None));
         assert!(p.queue(at, page, seq));
         (at, done)
     }
@@ -402,13 +404,17 @@ mod tests {
         fill(&mut p, 1, 1);
         fill(&mut p, 2, 1);
         assert_eq!(p.claim(), None);
-        let (at, page) = p.take_next().unwrap();
+        let got = p.take_next();
+        assert!(got.is_some());
+        let (at, page) = got.unwrap_or((usize::MAX, u64::MAX));
         assert_eq!(page, 1);
         // Being written is not reusable either.
         assert_eq!(p.claim(), None);
         assert!(p.finish(at, true));
         // The done buffer is reused, and its completion comes back first.
-        let (again, done) = p.claim().unwrap();
+        let claimed = p.claim();
+        assert!(claimed.is_some());
+        let (again, done) = claimed.unwrap_or((usize::MAX, None));
         assert_eq!(again, at);
         assert_eq!(done, Some(Completion { page: 1, seq: 1, ok: true }));
     }
@@ -418,8 +424,12 @@ mod tests {
         let mut p: ArrayPool<3> = ArrayPool::new();
         fill(&mut p, 5, 7);
         fill(&mut p, 6, 8);
-        let (a, _) = p.take_next().unwrap();
-        let (b, _) = p.take_next().unwrap();
+        let got = p.take_next();
+        assert!(got.is_some());
+        let (a, _) = got.unwrap_or((usize::MAX, u64::MAX));
+        let got = p.take_next();
+        assert!(got.is_some());
+        let (b, _) = got.unwrap_or((usize::MAX, u64::MAX));
         assert!(p.finish(a, true));
         assert!(p.finish(b, false));
         assert!(p.idle());
@@ -447,7 +457,9 @@ mod tests {
         assert!(!p.queue(0, 1, 1), "a free buffer cannot be queued");
         assert!(!p.finish(0, true), "a free buffer is not being written");
         assert!(!p.queue(9, 1, 1));
-        let (at, _) = p.claim().unwrap();
+        let claimed = p.claim();
+        assert!(claimed.is_some());
+        let (at, _) = claimed.unwrap_or((usize::MAX, None));
         assert!(!p.finish(at, true));
         p.release(at);
         assert_eq!(p.claim().map(|c| c.0), Some(at));
@@ -557,7 +569,9 @@ mod tests {
         let mut p: ArrayPool<3> = ArrayPool::new();
         for round in 0..10u32 {
             let (at, _) = fill(&mut p, u64::from(round), round);
-            let (w, page) = p.take_next().unwrap();
+            let got = p.take_next();
+            assert!(got.is_some());
+            let (w, page) = got.unwrap_or((usize::MAX, u64::MAX));
             assert_eq!((w, page), (at, u64::from(round)));
             assert!(p.finish(w, true));
             p.reap(|c| assert_eq!(c.seq, round));
