@@ -186,6 +186,10 @@ impl LocalCopies {
                         "{}: local store write of pages {}..={} to {} failed ({:?}, {} tries); those pages have only their repository copy until written again{}\n",
                         name, first, last, path, err, failures, then
                     );
+                    // Counted here, when it happens, not when the device next meets the completion: the request
+                    // may already have failed on another page, and the counter must not wait for the next I/O.
+                    let pages = u64::try_from(taken.len()).unwrap_or(u64::MAX);
+                    self.stats.local_write_errors.fetch_add(pages, Relaxed);
                     return false;
                 }
             }
@@ -260,10 +264,7 @@ impl LocalCopies {
     }
 
     fn apply(&self, records: &mut [PageRecord], c: Completion) {
-        if !c.ok {
-            // The writer said which pages and why when it gave up.
-            self.stats.local_write_errors.fetch_add(1, Relaxed);
-        }
+        // A failed write was counted (and logged) by the writer when it gave up.
         let rec = usize::try_from(c.page).ok().and_then(|i| records.get_mut(i));
         if let Some(rec) = rec {
             // A stale completion (the page was written again or discarded since) is ignored by the record.
