@@ -34,6 +34,8 @@ mod core_logic {
     pub mod placement;
     #[path = "selftest.rs"]
     pub mod selftest;
+    #[path = "slots.rs"]
+    pub mod slots;
     #[path = "wire.rs"]
     pub mod wire;
     #[path = "writebehind.rs"]

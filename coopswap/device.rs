@@ -24,7 +24,8 @@ use super::core_logic::mapfile::{
     ImportError, MapError, MapExporter, MapHeader, MapImporter, MapSink, RepoAddr, RepoEntry, HEADER_LEN, RECORD_LEN,
     REPO_ENTRY_LEN, TRAILER_LEN,
 };
-use super::core_logic::pagemap::{PageFlags, PageRecord, ReadPlan, StoreOutcome, NO_LOCAL, NO_REPO};
+use super::core_logic::pagemap::{PageFlags, PageRecord, ReadPlan, StoreOutcome, WritePlan, NO_LOCAL, NO_REPO};
+use super::core_logic::slots::{words_for, Slots};
 use super::core_logic::placement::{place, RepoFlags, RepoInfo, MAX_REPOS};
 use super::core_logic::wire::{op, status, Capability, ReplyHeader, PAGE_SIZE};
 use super::localcopy::LocalCopies;
@@ -218,6 +219,8 @@ impl Batch {
 pub(crate) struct IoState {
     pub(crate) name: CString,
     records: KVVec<PageRecord>,
+    /// Which local store slots hold a page's copy (`PageRecord::local`); a write takes the next free one.
+    slots: Slots<KVVec<u64>>,
     store: LocalStore,
     /// The local copies written behind (their own writers and store handles).
     local: Arc<LocalCopies>,
@@ -527,6 +530,7 @@ impl Device {
         for p in 0..pages {
             records.push(PageRecord::new(p), GFP_KERNEL)?;
         }
+        let slots = new_slots(pages)?;
         let mut buf = KVec::with_capacity(PAGE_SIZE, GFP_KERNEL)?;
         buf.resize(PAGE_SIZE, 0u8, GFP_KERNEL)?;
         let mut rbuf = KVec::with_capacity(PAGE_SIZE, GFP_KERNEL)?;
@@ -541,6 +545,7 @@ impl Device {
         let state = IoState {
             name: CString::try_from(name)?,
             records,
+            slots,
             store,
             local,
             repos,
@@ -765,19 +770,29 @@ impl IoState {
         }
     }
 
+    /// A page move that took `slot` for a page whose record was `old` did not happen: a slot the page did not have
+    /// before goes back.
+    fn give_back(&mut self, slot: Option<u64>, old: &PageRecord) {
+        if let Some(s) = slot.filter(|&s| s != old.local) {
+            let _ = self.slots.free(s);
+        }
+    }
+
     fn move_page(&mut self, idx: u16, page: u64, out: &mut DrainCount) -> Result {
         let old = *self.record(page)?;
-        let pos = page.checked_mul(PAGE).ok_or(EIO)?;
+        // The local copy stays in its slot (a page that has none gets one; given back if the move fails).
+        let slot = if old.local != NO_LOCAL { Some(old.local) } else { self.slots.alloc() };
+        let pos = slot.and_then(|s| s.checked_mul(PAGE));
         // The content: the local copy if it is the current one, else the draining repository's.
         let local_ok = old.flags.has(PageFlags::LOCAL_VALID)
-            && old.local == page
-            && self.store.read(pos, &mut self.buf).is_ok()
+            && pos.is_some_and(|pos| self.store.read(pos, &mut self.buf).is_ok())
             && crc32c(&self.buf) == old.crc;
         if !local_ok {
             let h = self.call(idx, op::FETCH, page, false)?;
             let good = h.status == status::DATA && h.value == page && h.csum == old.crc && crc32c(&self.rbuf) == old.crc;
             if !good {
                 pr_err!("{}: page {}: repository {} no longer has it and the local copy does not match; it stays unreadable\n", self.dev(), page, idx);
+                self.give_back(slot, &old);
                 self.record(page)?.remote_copy_bad();
                 out.lost += 1;
                 return Ok(());
@@ -785,9 +800,9 @@ impl IoState {
             self.buf.copy_from_slice(&self.rbuf);
         }
         let to = place(self.seed, page, &self.infos, 1u64 << u32::from(idx).min(63));
-        let plan = self.record(page)?.begin_write(old.crc, to, Some(page));
+        let plan = self.record(page)?.begin_write(old.crc, to, slot);
         // The local copy: already right, or (re)written now from the fetched content.
-        let local = local_ok || self.store.write(pos, &self.buf).is_ok();
+        let local = local_ok || pos.is_some_and(|pos| self.store.write(pos, &self.buf).is_ok());
         self.record(page)?.complete_local(plan.seq, local);
         if let Some(t) = plan.store_to {
             let outcome = match self.call(t, op::STORE, page, true) {
@@ -815,6 +830,7 @@ impl IoState {
         if !now.flags.any(PageFlags::LOCAL_VALID | PageFlags::REMOTE_VALID) {
             // Neither new copy was made: keep the page where it is (the drain cannot finish; the caller reports it).
             *self.record(page)? = old;
+            self.give_back(slot, &old);
             pr_err!("{}: page {}: could not be moved off repository {} (no other repository took it and the local store write failed)\n", self.dev(), page, idx);
             return Err(EIO);
         }
@@ -1010,7 +1026,7 @@ impl IoState {
             inc(&stats.writes);
             let crc = crc32c(&self.buf);
             let repo = place(self.seed, page, &self.infos, 0);
-            let plan = self.record(page)?.begin_write(crc, repo, Some(page));
+            let plan = self.begin_write(page, crc, repo)?;
             if let Some(old) = plan.drop_stale {
                 let p = Pending { tag: self.tag(), repo: old, kind: Kind::Drop, page, off, seq: plan.seq, ri };
                 let _ = self.send(b, p, None);
@@ -1023,12 +1039,33 @@ impl IoState {
                 }
             }
             let local = self.local.clone();
-            if local.submit(page, plan.seq, &self.buf, &mut self.records).is_err() {
+            let queued = match plan.local_to {
+                Some(slot) => local.submit(page, plan.seq, slot, &self.buf, &mut self.records).is_ok(),
+                None => false,
+            };
+            if !queued {
                 inc(&stats.local_write_errors);
                 self.record(page)?.complete_local(plan.seq, false);
             }
         }
         Ok(())
+    }
+
+    /// Begins a write of new content (`crc`) of `page`, placed on `repo`: its local copy goes to the next free store
+    /// slot (log-structured, so that writes following one another are one run for the writers whatever their pages),
+    /// and the slot of its old copy is freed. As many slots as pages: a page always finds one, since its own old slot
+    /// is freed first (no slot would only mean a broken slot map: the page then gets no local copy).
+    fn begin_write(&mut self, page: u64, crc: u32, repo: Option<u16>) -> Result<WritePlan> {
+        let i = usize::try_from(page).map_err(|_| EIO)?;
+        let rec = self.records.get_mut(i).ok_or(EIO)?;
+        if rec.local != NO_LOCAL {
+            let _ = self.slots.free(rec.local);
+        }
+        let slot = self.slots.alloc();
+        if slot.is_none() {
+            pr_err!("{}: page {}: no free local store slot ({} of {} in use); the page gets no local copy\n", self.name.to_str().unwrap_or("coopswap"), page, self.slots.used(), self.slots.capacity());
+        }
+        Ok(rec.begin_write(crc, repo, slot))
     }
 
     /// After the batch's replies are in: a write succeeds if every one of its pages has at least one copy. (Replies
@@ -1059,6 +1096,10 @@ impl IoState {
     fn discard(&mut self, b: &mut Batch, ri: usize, first: u64, count: u64, stats: &Stats) -> Result {
         for page in first..first + count {
             inc(&stats.discards);
+            let local = self.record(page)?.local;
+            if local != NO_LOCAL {
+                let _ = self.slots.free(local);
+            }
             if let Some(repo) = self.record(page)?.discard() {
                 let alive = self.infos.get(usize::from(repo)).is_some_and(|i| i.can_read());
                 if alive {
@@ -1229,12 +1270,23 @@ pub(crate) struct ImportSummary {
     pub(crate) unreadable: u64,
 }
 
+/// The slot map of a device of `pages` pages: one store slot per page, all free.
+fn new_slots(pages: u64) -> Result<Slots<KVVec<u64>>> {
+    let n = usize::try_from(words_for(pages)).map_err(|_| EINVAL)?;
+    let words = KVVec::from_elem(0u64, n, GFP_KERNEL).inspect_err(|_| {
+        pr_err!("no memory for the local store's slot map of {} pages: make the device smaller\n", pages);
+    })?;
+    Slots::with(words, pages).ok_or(EINVAL)
+}
+
 /// Collects an import tentatively: nothing of the device changes until the whole stream is checked.
 struct ImportSink {
     device_pages: u64,
     header: Option<MapHeader>,
     repos: KVec<RepoEntry>,
     records: KVVec<PageRecord>,
+    /// The store slots the map's records name (each one at most once).
+    slots: Slots<KVVec<u64>>,
 }
 
 impl MapSink for ImportSink {
@@ -1262,9 +1314,12 @@ impl MapSink for ImportSink {
     }
 
     fn record(&mut self, r: &PageRecord) -> Result {
-        // The local copy of page p is at slot p on every host (the store is migrated with the map, §6.2.4).
-        if r.local != NO_LOCAL && r.local != r.page {
-            pr_err!("page map import: page {} has its local copy in slot {}, expected {}\n", r.page, r.local, r.page);
+        // The local store is migrated with the map (§6.2.4), so the slots stay valid; each is one page's.
+        if r.local != NO_LOCAL && !self.slots.mark(r.local) {
+            pr_err!(
+                "page map import: page {} names local store slot {}, which is beyond the device's {} slots or another page's\n",
+                r.page, r.local, self.device_pages
+            );
             return Err(EINVAL);
         }
         self.records.push_within_capacity(*r).map_err(|_| EINVAL)?;
@@ -1358,6 +1413,7 @@ impl IoState {
             header: None,
             repos: KVec::with_capacity(MAX_REPOS, GFP_KERNEL)?,
             records: KVVec::new(),
+            slots: new_slots(self.records.len() as u64)?,
         };
         let mut imp = MapImporter::new();
         let mut chunk: KVec<u8> = KVec::with_capacity(PAGE_SIZE, GFP_KERNEL)?;
@@ -1387,6 +1443,7 @@ impl IoState {
             unreadable: 0,
         };
         self.seed = header.seed;
+        self.slots = sink.slots;
         for e in sink.repos.iter() {
             let repo = match Repo::connect(e.addr, e.client_id, e.cap) {
                 Ok(r) => r,

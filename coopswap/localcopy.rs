@@ -2,10 +2,11 @@
 
 //! The local copies, written behind (dissertation §6.2.4: the page goes to network memory, and asynchronously to
 //! the local disk). The device's worker hands each written page to [`LocalCopies::submit`], which copies it into one
-//! of [`SLOTS`] page buffers and queues it; [`WRITERS`] writers — work items on the device's own `WQ_MEM_RECLAIM`
-//! queue, so that they make progress while the worker waits for them — each take the next run of queued buffers in
-//! FIFO order and write it to the local store, with one I/O in flight each. A later write of a page never overtakes
-//! an earlier one: a writer does not take a page that the other is writing. Completions reach the page map when the
+//! of [`SLOTS`] page buffers and queues it with the store slot the device chose for it (log-structured: the next free
+//! slot, coopswap/proto's `slots`); [`WRITERS`] writers — work items on the device's own `WQ_MEM_RECLAIM` queue, so
+//! that they make progress while the worker waits for them — each take the next run of queued buffers for
+//! consecutive slots in FIFO order and write it to the local store, with one I/O in flight each. A later write to a
+//! slot never overtakes an earlier one: a writer does not take a slot that the other is writing. Completions reach the page map when the
 //! worker next calls [`LocalCopies::reap`] (or [`LocalCopies::wait_page`] / [`LocalCopies::wait_idle`], when it
 //! needs a copy that is still being written). The buffers' state machine, and that ordering rule, are
 //! coopswap/proto's `writebehind::Pool` (host-tested, with a model check of writers finishing in any order).
@@ -78,7 +79,7 @@ pub(crate) struct LocalCopies {
 }
 
 /// What one writer works with: its handle on the local store (with the store's run pages) and the list of the run
-/// it writes ([`RUN_PAGES`] entries of (buffer, page): 2 KiB, on the heap rather than the writer's stack).
+/// it writes ([`RUN_PAGES`] entries of (buffer, store slot): 2 KiB, on the heap rather than the writer's stack).
 struct Writer {
     store: LocalStore,
     run: KVec<(usize, u64)>,
@@ -107,7 +108,7 @@ impl WorkItem<1> for LocalCopies {
 
 impl LocalCopies {
     /// Writer `writer`: writes runs of queued buffers until there is none it may take (nothing queued, or the oldest
-    /// one's page is being written by the other writer, which comes back for it when it finishes its own run).
+    /// one's store slot is being written by the other writer, which comes back for it when it finishes its own run).
     fn write_queued(&self, writer: usize) {
         let Some(writer) = self.writers.get(writer) else { return };
         let mut guard = writer.lock();
@@ -116,7 +117,7 @@ impl LocalCopies {
             if self.held.load(Relaxed) {
                 break;
             }
-            // Consecutive pages queued one after the other (a swap-out cluster) go out as one write.
+            // Buffers queued one after the other for consecutive store slots go out as one write.
             let n = self.pool.lock().take_run(run);
             let Some(taken) = run.get(..n).filter(|t| !t.is_empty()) else { break };
             let ok = self.write_tried(store, taken);
@@ -137,8 +138,8 @@ impl LocalCopies {
         let _ = self.wq.queue().enqueue::<_, 1>(self.clone());
     }
 
-    /// Writes `taken` (buffer, page) — consecutive pages, oldest first — to the local store, trying again while
-    /// the store refuses it for a moment (see the module's description). Returns whether it was written.
+    /// Writes `taken` (buffer, store slot) — consecutive slots, oldest first — to the local store, trying again
+    /// while the store refuses it for a moment (see the module's description). Returns whether it was written.
     fn write_tried(&self, store: &mut LocalStore, taken: &[(usize, u64)]) -> bool {
         let first = taken.first().map_or(0, |t| t.1);
         let last = taken.last().map_or(0, |t| t.1);
@@ -156,7 +157,7 @@ impl LocalCopies {
                         pr_info!("{}: local store {} takes writes again\n", name, path);
                     } else if failures > 0 {
                         let tries = failures.saturating_add(1);
-                        pr_info!("{}: local store write of pages {}..={} done after {} tries\n", name, first, last, tries);
+                        pr_info!("{}: local store write of slots {}..={} done after {} tries\n", name, first, last, tries);
                     }
                     return true;
                 }
@@ -168,7 +169,7 @@ impl LocalCopies {
                 Some(ms) => {
                     if failures == 1 {
                         pr_warn!(
-                            "{}: local store write of pages {}..={} to {} failed ({:?}); trying again for up to 3 s, the pages stay readable meanwhile\n",
+                            "{}: local store write of slots {}..={} to {} failed ({:?}); trying again for up to 3 s, the pages stay readable meanwhile\n",
                             name, first, last, path, err
                         );
                     }
@@ -183,7 +184,7 @@ impl LocalCopies {
                         ""
                     };
                     pr_err!(
-                        "{}: local store write of pages {}..={} to {} failed ({:?}, {} tries); those pages have only their repository copy until written again{}\n",
+                        "{}: local store write of slots {}..={} to {} failed ({:?}, {} tries); those pages have only their repository copy until written again{}\n",
                         name, first, last, path, err, failures, then
                     );
                     // Counted here, when it happens, not when the device next meets the completion: the request
@@ -196,9 +197,9 @@ impl LocalCopies {
         }
     }
 
-    /// Writes `taken` (buffer, page) — consecutive pages, oldest first — to the local store with one I/O.
+    /// Writes `taken` (buffer, store slot) — consecutive slots, oldest first — to the local store with one I/O.
     fn write_run(&self, store: &mut LocalStore, taken: &[(usize, u64)]) -> Result {
-        let pos = taken.first().and_then(|&(_, page)| page.checked_mul(PAGE)).ok_or(EINVAL)?;
+        let pos = taken.first().and_then(|&(_, slot)| slot.checked_mul(PAGE)).ok_or(EINVAL)?;
         store
             .write_run(pos, taken.len(), |i, dst| {
                 let buf = taken.get(i).and_then(|&(at, _)| self.bufs.get(at));
@@ -272,9 +273,16 @@ impl LocalCopies {
         }
     }
 
-    /// Queues `data` (one page) as the local copy of write `seq` of `page`. Waits while every buffer is queued or
-    /// being written. Completions met on the way are applied to `records`.
-    pub(crate) fn submit(self: &Arc<Self>, page: u64, seq: u32, data: &[u8], records: &mut [PageRecord]) -> Result {
+    /// Queues `data` (one page) as the local copy of write `seq` of `page`, to go to store slot `local`. Waits while
+    /// every buffer is queued or being written. Completions met on the way are applied to `records`.
+    pub(crate) fn submit(
+        self: &Arc<Self>,
+        page: u64,
+        seq: u32,
+        local: u64,
+        data: &[u8],
+        records: &mut [PageRecord],
+    ) -> Result {
         let at = {
             let mut pool = self.pool.lock();
             loop {
@@ -301,7 +309,7 @@ impl LocalCopies {
         };
         {
             let mut pool = self.pool.lock();
-            if !copied || !pool.queue(at, page, seq) {
+            if !copied || !pool.queue(at, page, seq, local) {
                 pool.release(at);
                 return Err(EIO);
             }

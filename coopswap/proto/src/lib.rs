@@ -10,6 +10,7 @@
 //! * [`placement`]— rendezvous placement of pages over repositories, skipping dead/full/draining ones.
 //! * [`mapfile`]  — versioned, checksummed export/import stream of a device's page map (VM migration).
 //! * [`writebehind`] — the buffers of the local copies written behind the network store (§6.2.4, asynchronous).
+//! * [`slots`]    — which local-store slot each local copy goes to (log-structured: next free slot).
 //! * [`selftest`] — a core-only self-test of all of the above, runnable as one KUnit case.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -32,5 +33,6 @@ pub mod mapfile;
 pub mod pagemap;
 pub mod placement;
 pub mod selftest;
+pub mod slots;
 pub mod wire;
 pub mod writebehind;

@@ -16,6 +16,7 @@ use super::mapfile::{
 };
 use super::pagemap::{PageFlags, PageRecord, ReadPlan, StoreOutcome, NO_REPO};
 use super::placement::{place, RepoFlags, RepoInfo};
+use super::slots::Slots;
 use super::writebehind::{ArrayPool, Completion, Retry, WRITE_TRIES};
 use super::wire::{
     decode_reply, decode_request, Capability, Page, Reply, ReplyBody, ReplyHeader, Request,
@@ -49,20 +50,35 @@ pub fn run(scratch: &mut [u8]) -> Result<(), Failure> {
     placement()?;
     mapfile()?;
     writebehind()?;
+    slots()?;
     Ok(())
+}
+
+/// The local store's slots: handed out in order, wrapping to freed ones, never one twice.
+fn slots() -> Result<(), Failure> {
+    let mut m = Slots::with([u64::MAX; 2], 70).ok_or("slots: two words hold 70 slots")?;
+    for want in 0..70u64 {
+        check(m.alloc() == Some(want), "slots: handed out in order")?;
+    }
+    check(m.alloc().is_none() && m.used() == 70, "slots: all used")?;
+    check(m.free(64) && !m.free(64) && m.free(2), "slots: free once")?;
+    check(m.alloc() == Some(2) && m.alloc() == Some(64), "slots: wrap to the freed ones")?;
+    check(!m.mark(5) && !m.mark(70), "slots: a used or out-of-range slot cannot be claimed")?;
+    m.clear();
+    check(m.used() == 0 && m.alloc() == Some(0), "slots: cleared")
 }
 
 /// The write-behind pool: FIFO order, a full pool refuses, a finished buffer's completion comes back once.
 fn writebehind() -> Result<(), Failure> {
     let mut p: ArrayPool<2> = ArrayPool::new();
     let (a, none) = p.claim().ok_or("write-behind: claim of an empty pool")?;
-    check(none.is_none() && p.queue(a, 7, 1), "write-behind: queue")?;
+    check(none.is_none() && p.queue(a, 7, 1, 7), "write-behind: queue")?;
     let (b, _) = p.claim().ok_or("write-behind: second claim")?;
-    check(p.queue(b, 7, 2), "write-behind: queue a newer write of the same page")?;
+    check(p.queue(b, 7, 2, 7), "write-behind: queue a newer write to the same slot")?;
     check(p.claim().is_none(), "write-behind: a full pool must refuse")?;
     check(p.pending(7) && !p.idle(), "write-behind: page pending")?;
     check(p.take_next() == Some((a, 7)), "write-behind: oldest first")?;
-    check(p.take_next().is_none(), "write-behind: a rewrite waits while the page is being written")?;
+    check(p.take_next().is_none(), "write-behind: a later write waits while its slot is being written")?;
     check(p.finish(a, true), "write-behind: finish")?;
     let again = p.claim();
     check(
@@ -78,18 +94,18 @@ fn writebehind() -> Result<(), Failure> {
         }
     });
     check(n == 1 && seen == 1 && p.idle() && !p.pending(7), "write-behind: reap")?;
-    // Runs: consecutive pages queued one after the other are taken together, a gap ends the run.
+    // Runs: any pages queued one after the other to consecutive store slots are taken together, a gap ends the run.
     let mut q: ArrayPool<4> = ArrayPool::new();
-    for page in [10u64, 11, 12, 20] {
+    for (page, slot) in [(907u64, 10u64), (3, 11), (55, 12), (4, 20)] {
         let (at, _) = q.claim().ok_or("write-behind: claim for a run")?;
-        check(q.queue(at, page, 1), "write-behind: queue for a run")?;
+        check(q.queue(at, page, 1, slot), "write-behind: queue for a run")?;
     }
     let mut run = [(0usize, 0u64); 4];
     let n = q.take_run(&mut run);
-    let pages_ok = run.iter().take(n).map(|r| r.1).eq([10, 11, 12]);
-    check(n == 3 && pages_ok, "write-behind: a run of three consecutive pages")?;
+    let slots_ok = run.iter().take(n).map(|r| r.1).eq([10, 11, 12]);
+    check(n == 3 && slots_ok, "write-behind: a run of three consecutive slots")?;
     let n = q.take_run(&mut run);
-    check(n == 1 && run.first().map(|r| r.1) == Some(20), "write-behind: the page after a gap alone")?;
+    check(n == 1 && run.first().map(|r| r.1) == Some(20), "write-behind: the slot after a gap alone")?;
     check(q.take_run(&mut run) == 0, "write-behind: nothing left to take")?;
     // Retries of a failed local write: growing waits, then given up; a failing store gets one try per write.
     let mut r = Retry::new();

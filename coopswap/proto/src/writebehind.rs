@@ -1,7 +1,7 @@
 //! Write-behind of the local copies (§6.2.4: the page goes to network memory, and "asynchronously" to the local
-//! disk). The device's worker copies each written page into one of `N` page buffers and queues it; a separate writer
-//! writes the queued buffers to the local store in FIFO order (so a later write of a page lands after an earlier one)
-//! and marks them done; the worker applies each completion to the page map (`PageRecord::complete_local`) before it
+//! disk). The device's worker copies each written page into one of `N` page buffers and queues it with the store
+//! slot it goes to ([`super::slots`]); writers take the queued buffers in FIFO order, as runs of consecutive store
+//! slots, write them to the local store (so a later write to a slot lands after an earlier one) and mark them done; the worker applies each completion to the page map (`PageRecord::complete_local`) before it
 //! reuses the buffer. With all `N` buffers queued or being written the worker waits: memory stays bounded, which is
 //! what a device that swaps under memory pressure needs.
 //!
@@ -17,19 +17,23 @@ pub enum Slot {
     Free,
     /// Claimed by the worker, which is copying a page into it.
     Filling,
-    /// Holds `page` (write `seq`), waiting for the writer.
+    /// Holds `page` (write `seq`) for store slot `local`, waiting for a writer.
     Queued {
         /// Device page.
         page: u64,
         /// The page's write sequence number.
         seq: u32,
+        /// The local store slot it is written to.
+        local: u64,
     },
-    /// Being written by the writer.
+    /// Being written by a writer.
     Writing {
         /// Device page.
         page: u64,
         /// The page's write sequence number.
         seq: u32,
+        /// The local store slot it is written to.
+        local: u64,
     },
     /// Written (`ok`: the local store accepted it); the completion is not yet applied to the page map.
     Done {
@@ -118,9 +122,9 @@ impl<S: BorrowMut<[Slot]>, F: BorrowMut<[u16]>> Pool<S, F> {
         Some((at, done))
     }
 
-    /// Queues filled buffer `at` holding write `seq` of `page` for the writer. False (nothing changed) unless `at`
-    /// is `Filling`.
-    pub fn queue(&mut self, at: usize, page: u64, seq: u32) -> bool {
+    /// Queues filled buffer `at` holding write `seq` of `page`, to be written to store slot `local`. False (nothing
+    /// changed) unless `at` is `Filling`.
+    pub fn queue(&mut self, at: usize, page: u64, seq: u32, local: u64) -> bool {
         let n = self.capacity();
         let Ok(idx) = u16::try_from(at) else {
             return false;
@@ -133,7 +137,7 @@ impl<S: BorrowMut<[Slot]>, F: BorrowMut<[u16]>> Pool<S, F> {
             return false;
         };
         *f = idx;
-        *s = Slot::Queued { page, seq };
+        *s = Slot::Queued { page, seq, local };
         self.len = self.len.wrapping_add(1);
         true
     }
@@ -145,12 +149,13 @@ impl<S: BorrowMut<[Slot]>, F: BorrowMut<[u16]>> Pool<S, F> {
         }
     }
 
-    /// A writer's next buffer, oldest first (`Queued` → `Writing`), with its page. `None` when nothing is queued,
-    /// and also while an earlier write of the oldest buffer's page is still being written (by another writer): the
-    /// later write must not overtake it, so it waits at the head of the FIFO until that one finishes. Writes of
-    /// different pages may land in any order, which is what lets several writers share one pool.
+    /// A writer's next buffer, oldest first (`Queued` → `Writing`), with its store slot. `None` when nothing is
+    /// queued, and also while an earlier write to the oldest buffer's store slot is still being written (by another
+    /// writer): the later write must not overtake it, so it waits at the head of the FIFO until that one finishes.
+    /// That earlier write may be of the same page, or of a page whose slot was freed and handed out again. Writes to
+    /// different slots may land in any order, which is what lets several writers share one pool.
     pub fn take_next(&mut self) -> Option<(usize, u64)> {
-        let head = self.head_page()?;
+        let head = self.head_local()?;
         if self.writing(head) {
             return None;
         }
@@ -160,25 +165,26 @@ impl<S: BorrowMut<[Slot]>, F: BorrowMut<[u16]>> Pool<S, F> {
         self.len = self.len.wrapping_sub(1);
         let slot = self.slots.borrow_mut().get_mut(at)?;
         match *slot {
-            Slot::Queued { page, seq } => {
-                *slot = Slot::Writing { page, seq };
-                Some((at, page))
+            Slot::Queued { page, seq, local } => {
+                *slot = Slot::Writing { page, seq, local };
+                Some((at, local))
             }
             _ => None,
         }
     }
 
     /// A writer's next run, to write with one I/O: the oldest queued buffer and, after it in FIFO order, each
-    /// queued buffer whose page follows the previous one's (page + 1), up to `out.len()` buffers; each one taken is
-    /// now `Writing`. Fills `out` with (buffer, page) and returns how many (0: nothing queued, or the oldest one's
-    /// page is still being written). Only a prefix of the FIFO is taken, and never a page being written (see
-    /// [`Pool::take_next`]), so a later write of a page lands after an earlier one however many writers there are.
+    /// queued buffer whose store slot follows the previous one's (slot + 1), up to `out.len()` buffers; each one
+    /// taken is now `Writing`. Fills `out` with (buffer, store slot) and returns how many (0: nothing queued, or the
+    /// oldest one's slot is still being written). Only a prefix of the FIFO is taken, and never a slot being written
+    /// (see [`Pool::take_next`]), so a later write to a slot lands after an earlier one however many writers there
+    /// are.
     pub fn take_run(&mut self, out: &mut [(usize, u64)]) -> usize {
         let mut n = 0usize;
         let mut last: Option<u64> = None;
         while let Some(dst) = out.get_mut(n) {
             if let Some(prev) = last {
-                let follows = self.head_page().is_some_and(|p| prev.checked_add(1) == Some(p));
+                let follows = self.head_local().is_some_and(|p| prev.checked_add(1) == Some(p));
                 if !follows {
                     break;
                 }
@@ -193,28 +199,28 @@ impl<S: BorrowMut<[Slot]>, F: BorrowMut<[u16]>> Pool<S, F> {
         n
     }
 
-    /// The page of the oldest queued buffer.
-    fn head_page(&self) -> Option<u64> {
+    /// The store slot of the oldest queued buffer.
+    fn head_local(&self) -> Option<u64> {
         if self.len == 0 {
             return None;
         }
         let at = usize::from(*self.fifo.borrow().get(self.head)?);
         match self.slots.borrow().get(at)? {
-            Slot::Queued { page, .. } => Some(*page),
+            Slot::Queued { local, .. } => Some(*local),
             _ => None,
         }
     }
 
-    /// Whether a buffer of `page` is being written.
-    fn writing(&self, page: u64) -> bool {
-        self.slots.borrow().iter().any(|s| matches!(*s, Slot::Writing { page: p, .. } if p == page))
+    /// Whether a buffer for store slot `local` is being written.
+    fn writing(&self, local: u64) -> bool {
+        self.slots.borrow().iter().any(|s| matches!(*s, Slot::Writing { local: l, .. } if l == local))
     }
 
     /// The writer finished buffer `at` (`Writing` → `Done`). False (nothing changed) unless it was `Writing`.
     pub fn finish(&mut self, at: usize, ok: bool) -> bool {
         match self.slots.borrow_mut().get_mut(at) {
             Some(slot) => match *slot {
-                Slot::Writing { page, seq } => {
+                Slot::Writing { page, seq, .. } => {
                     *slot = Slot::Done { page, seq, ok };
                     true
                 }
@@ -361,7 +367,7 @@ mod tests {
             let claimed = p.claim();
             assert!(matches!(claimed, Some((_, None))), "a free buffer for page {page}");
             let Some((at, _)) = claimed else { return };
-            assert!(p.queue(at, page, 1));
+            assert!(p.queue(at, page, 1, page));
         }
         assert!(p.claim().is_none(), "all three queued");
         let mut run = [(0usize, 0u64); 3];
@@ -372,11 +378,17 @@ mod tests {
         assert_eq!(done, Some(Completion { page: 5, seq: 1, ok: true }));
     }
 
+    /// Queues write `seq` of `page` to store slot `page` (each page in its own slot, as before log-structuring).
     fn fill<const N: usize>(p: &mut ArrayPool<N>, page: u64, seq: u32) -> (usize, Option<Completion>) {
+        fill_at(p, page, seq, page)
+    }
+
+    /// Queues write `seq` of `page` to store slot `local`.
+    fn fill_at<const N: usize>(p: &mut ArrayPool<N>, page: u64, seq: u32, local: u64) -> (usize, Option<Completion>) {
         let claimed = p.claim();
         assert!(claimed.is_some(), "a buffer");
         let (at, done) = claimed.unwrap_or((usize::MAX, None));
-        assert!(p.queue(at, page, seq));
+        assert!(p.queue(at, page, seq, local));
         (at, done)
     }
 
@@ -454,9 +466,9 @@ mod tests {
     #[test]
     fn wrong_transitions_change_nothing() {
         let mut p: ArrayPool<2> = ArrayPool::new();
-        assert!(!p.queue(0, 1, 1), "a free buffer cannot be queued");
+        assert!(!p.queue(0, 1, 1, 1), "a free buffer cannot be queued");
         assert!(!p.finish(0, true), "a free buffer is not being written");
-        assert!(!p.queue(9, 1, 1));
+        assert!(!p.queue(9, 1, 1, 1));
         let claimed = p.claim();
         assert!(claimed.is_some());
         let (at, _) = claimed.unwrap_or((usize::MAX, None));
@@ -561,6 +573,39 @@ mod tests {
         });
         done.sort_unstable();
         assert_eq!((k, done), (7, [(4, 1), (5, 1), (5, 2), (6, 1), (7, 1), (20, 1), (21, 1)]));
+        assert!(p.idle());
+    }
+
+    #[test]
+    fn random_pages_in_consecutive_slots_are_one_run() {
+        let mut p: ArrayPool<8> = ArrayPool::new();
+        for (page, slot) in [(907u64, 40u64), (3, 41), (55, 42), (12, 43), (8, 7)] {
+            fill_at(&mut p, page, 1, slot);
+        }
+        let (out, n) = run::<8, 8>(&mut p);
+        assert!(out[..n].iter().map(|x| x.1).eq([40, 41, 42, 43]), "the run is of store slots, not pages");
+        assert!(p.pending(907) && p.pending(12) && !p.pending(40), "pending is asked by page");
+        let (out, n) = run::<8, 8>(&mut p);
+        assert!(out[..n].iter().map(|x| x.1).eq([7]));
+    }
+
+    #[test]
+    fn a_slot_handed_out_again_waits_for_the_write_still_going_to_it() {
+        let mut p: ArrayPool<8> = ArrayPool::new();
+        // Page 1 goes to slot 5; it is written again (to slot 6) and slot 5, freed, goes to page 2.
+        fill_at(&mut p, 1, 1, 5);
+        let (a, n) = run::<8, 8>(&mut p);
+        assert_eq!(n, 1);
+        fill_at(&mut p, 1, 2, 6);
+        fill_at(&mut p, 2, 1, 5);
+        // Another writer takes slot 6 but must not write page 2 into slot 5 while page 1's old write still goes there.
+        let (b, n) = run::<8, 8>(&mut p);
+        assert!(b[..n].iter().map(|x| x.1).eq([6]));
+        assert_eq!(run::<8, 8>(&mut p).1, 0);
+        assert!(p.finish(a[0].0, true));
+        let (c, n) = run::<8, 8>(&mut p);
+        assert!(c[..n].iter().map(|x| x.1).eq([5]));
+        assert!(p.finish(b[0].0, true) && p.finish(c[0].0, true));
         assert!(p.idle());
     }
 

@@ -70,7 +70,7 @@ dd if=/dev/zero of=$T/fill bs=4k 2>/dev/null
 check tiny-write-waits-for-space dd if=/tmp/tiny.data of=/dev/coopswap1 bs=128k count=1 oflag=direct
 wait
 check tiny-retried sh -c "[ $(stat1 local_write_retries) -ge 1 ] && [ $(stat1 local_write_errors) = 0 ]"
-check tiny-retry-log sh -c "dmesg | grep -q 'coopswap1: local store write of pages [0-9]*..=[0-9]* to $T/store failed (ENOSPC); trying again'"
+check tiny-retry-log sh -c "dmesg | grep -q 'coopswap1: local store write of slots [0-9]*..=[0-9]* to $T/store failed (ENOSPC); trying again'"
 check tiny-data-intact sh -c "dd if=/dev/coopswap1 bs=128k count=1 iflag=direct 2>/dev/null | cmp - /tmp/tiny.data"
 dd if=/dev/zero of=$T/fill bs=4k 2>/dev/null
 check_fails tiny-write-fails-without-space "input/output error" \
@@ -79,7 +79,7 @@ check_fails tiny-write-fails-without-space "input/output error" \
 # 32 pages then, so the count is awaited (it reaches 32 when that writer gives up too, within the 3-s window).
 settle_errors() { for _ in $(seq 50); do [ "$(stat1 local_write_errors)" -ge 32 ] && break; sleep 0.1; done; }
 settle_errors
-check tiny-gave-up sh -c "dmesg | grep -q 'coopswap1: local store write of pages [0-9]*..=[0-9]* to $T/store failed (ENOSPC, 10 tries)' && grep -q '^local_write_errors 32\$' $D1/stats"
+check tiny-gave-up sh -c "dmesg | grep -q 'coopswap1: local store write of slots [0-9]*..=[0-9]* to $T/store failed (ENOSPC, 10 tries)' && grep -q '^local_write_errors 32\$' $D1/stats"
 r1=$(stat1 local_write_retries)
 check_fails tiny-failing-store-one-try "input/output error" \
     dd if=/tmp/tiny.data of=/dev/coopswap1 bs=4k count=1 seek=64 oflag=direct
