@@ -18,6 +18,7 @@
 //!
 //! Malformed writes fail with EINVAL (EBUSY when the device state forbids them) and change nothing.
 
+use super::core_logic::slots::Layout;
 use super::device::{parse_addr, parse_token, reconnect_repo, DevIo, Device, DrainCount, Stats};
 use super::overcast::fmt::Show;
 use super::overcast::blk::{pin_module_forever, Memalloc, SeqFile};
@@ -60,7 +61,7 @@ impl AttributeOperations<0> for Config {
 
     fn show(_this: &Config, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
         let mut w = kernel::str::Formatter::new(page);
-        w.write_str("power,size_mib,store,repos,state,stats,reads,writes,map_export,map_import,local_hold,auto_reconnect\n")?;
+        w.write_str("power,size_mib,store,repos,state,stats,reads,writes,map_export,map_import,local_hold,auto_reconnect,store_layout\n")?;
         Ok(w.bytes_written())
     }
 }
@@ -95,6 +96,7 @@ impl configfs::GroupOperations for Config {
                 map_import: 9,
                 local_hold: 10,
                 auto_reconnect: 11,
+                store_layout: 12,
             ],
         };
         let disk_name = CString::try_from_fmt(fmt!("coopswap{}", index))?;
@@ -103,7 +105,14 @@ impl configfs::GroupOperations for Config {
             name.try_into()?,
             item_type,
             try_pin_init!(DeviceConfig {
-                data <- new_mutex!(DevCfg { disk_name, size_mib: 0, store: None, device: None, auto_reconnect: false }),
+                data <- new_mutex!(DevCfg {
+                    disk_name,
+                    size_mib: 0,
+                    store: None,
+                    device: None,
+                    auto_reconnect: false,
+                    layout: Layout::Fixed,
+                }),
                 stats,
             }),
         ))
@@ -124,6 +133,8 @@ struct DevCfg {
     device: Option<Device>,
     /// `auto_reconnect`, kept across power cycles.
     auto_reconnect: bool,
+    /// `store_layout`, set while off.
+    layout: Layout,
 }
 
 impl Drop for DevCfg {
@@ -186,7 +197,7 @@ impl AttributeOperations<0> for DeviceConfig {
                     pr_err!("{}: set size_mib before power\n", name.to_str()?);
                     return Err(EINVAL);
                 }
-                let dev = Device::new(&name, cfg.size_mib * 256, path, this.stats.clone(), cfg.auto_reconnect)?;
+                let dev = Device::new(&name, cfg.size_mib * 256, path, this.stats.clone(), cfg.auto_reconnect, cfg.layout)?;
                 cfg.device = Some(dev);
                 pr_info!("/dev/{} is up ({} MiB)\n", name.to_str()?, cfg.size_mib);
                 Ok(())
@@ -606,6 +617,35 @@ impl AttributeOperations<11> for DeviceConfig {
             // Repositories that failed while it was off: their waits count from their failure.
             DevIo::arm_retry(&dev.io, &mut st);
         }
+        Ok(())
+    }
+}
+
+#[vtable]
+impl AttributeOperations<12> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = kernel::str::Formatter::new(page);
+        w.write_fmt(fmt!("{}\n", this.data.lock().layout.name()))?;
+        Ok(w.bytes_written())
+    }
+
+    /// `echo log > store_layout` (only while off): each local copy goes to the next free store slot, so random
+    /// writes reach the store as runs (for a disk that charges per I/O); `fixed` (the default): page p in slot p,
+    /// rewrites in place (for a memory-backed store such as zram, or a thin file, which would otherwise keep the
+    /// stale copies).
+    fn store(this: &DeviceConfig, page: &[u8]) -> Result {
+        let layout = input(page).ok().and_then(Layout::parse).ok_or_else(|| {
+            pr_err!("store_layout takes fixed (page p in store slot p) or log (the next free slot)\n");
+            EINVAL
+        })?;
+        let mut cfg = this.data.lock();
+        if cfg.device.is_some() {
+            pr_err!("{}: store_layout can only change while the device is off\n", cfg.disk_name.to_str().unwrap_or("?"));
+            return Err(EBUSY);
+        }
+        cfg.layout = layout;
         Ok(())
     }
 }

@@ -25,7 +25,7 @@ use super::core_logic::mapfile::{
     REPO_ENTRY_LEN, TRAILER_LEN,
 };
 use super::core_logic::pagemap::{PageFlags, PageRecord, ReadPlan, StoreOutcome, WritePlan, NO_LOCAL, NO_REPO};
-use super::core_logic::slots::{words_for, Slots};
+use super::core_logic::slots::{words_for, Layout, Slots};
 use super::core_logic::placement::{place, RepoFlags, RepoInfo, MAX_REPOS};
 use super::core_logic::wire::{op, status, Capability, ReplyHeader, PAGE_SIZE};
 use super::localcopy::LocalCopies;
@@ -219,8 +219,10 @@ impl Batch {
 pub(crate) struct IoState {
     pub(crate) name: CString,
     records: KVVec<PageRecord>,
-    /// Which local store slots hold a page's copy (`PageRecord::local`); a write takes the next free one.
+    /// Which local store slots hold a page's copy (`PageRecord::local`).
     slots: Slots<KVVec<u64>>,
+    /// Where a write's local copy goes (`store_layout`): its page's slot, or the next free one.
+    layout: Layout,
     store: LocalStore,
     /// The local copies written behind (their own writers and store handles).
     local: Arc<LocalCopies>,
@@ -503,6 +505,7 @@ impl Device {
         store_path: &CStr,
         stats: Arc<Stats>,
         auto_reconnect: bool,
+        layout: Layout,
     ) -> Result<Self> {
         let store = LocalStore::open(store_path).inspect_err(|e| {
             pr_err!(
@@ -546,6 +549,7 @@ impl Device {
             name: CString::try_from(name)?,
             records,
             slots,
+            layout,
             store,
             local,
             repos,
@@ -781,7 +785,7 @@ impl IoState {
     fn move_page(&mut self, idx: u16, page: u64, out: &mut DrainCount) -> Result {
         let old = *self.record(page)?;
         // The local copy stays in its slot (a page that has none gets one; given back if the move fails).
-        let slot = if old.local != NO_LOCAL { Some(old.local) } else { self.slots.alloc() };
+        let slot = if old.local != NO_LOCAL { Some(old.local) } else { self.slots.take(self.layout, page) };
         let pos = slot.and_then(|s| s.checked_mul(PAGE));
         // The content: the local copy if it is the current one, else the draining repository's.
         let local_ok = old.flags.has(PageFlags::LOCAL_VALID)
@@ -1051,17 +1055,18 @@ impl IoState {
         Ok(())
     }
 
-    /// Begins a write of new content (`crc`) of `page`, placed on `repo`: its local copy goes to the next free store
-    /// slot (log-structured, so that writes following one another are one run for the writers whatever their pages),
-    /// and the slot of its old copy is freed. As many slots as pages: a page always finds one, since its own old slot
-    /// is freed first (no slot would only mean a broken slot map: the page then gets no local copy).
+    /// Begins a write of new content (`crc`) of `page`, placed on `repo`: the slot of its old local copy is freed and
+    /// the new copy goes where the device's layout says (`fixed`: the page's own slot; `log`: the next free one, so
+    /// that writes following one another are one run for the writers whatever their pages). As many slots as pages:
+    /// a page always finds one, since its own old slot is freed first (no slot would only mean a broken slot map: the
+    /// page then gets no local copy).
     fn begin_write(&mut self, page: u64, crc: u32, repo: Option<u16>) -> Result<WritePlan> {
         let i = usize::try_from(page).map_err(|_| EIO)?;
         let rec = self.records.get_mut(i).ok_or(EIO)?;
         if rec.local != NO_LOCAL {
             let _ = self.slots.free(rec.local);
         }
-        let slot = self.slots.alloc();
+        let slot = self.slots.take(self.layout, page);
         if slot.is_none() {
             pr_err!("{}: page {}: no free local store slot ({} of {} in use); the page gets no local copy\n", self.name.to_str().unwrap_or("coopswap"), page, self.slots.used(), self.slots.capacity());
         }

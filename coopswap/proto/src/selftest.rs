@@ -16,7 +16,7 @@ use super::mapfile::{
 };
 use super::pagemap::{PageFlags, PageRecord, ReadPlan, StoreOutcome, NO_REPO};
 use super::placement::{place, RepoFlags, RepoInfo};
-use super::slots::Slots;
+use super::slots::{Layout, Slots};
 use super::writebehind::{ArrayPool, Completion, Retry, WRITE_TRIES};
 use super::wire::{
     decode_reply, decode_request, Capability, Page, Reply, ReplyBody, ReplyHeader, Request,
@@ -65,7 +65,9 @@ fn slots() -> Result<(), Failure> {
     check(m.alloc() == Some(2) && m.alloc() == Some(64), "slots: wrap to the freed ones")?;
     check(!m.mark(5) && !m.mark(70), "slots: a used or out-of-range slot cannot be claimed")?;
     m.clear();
-    check(m.used() == 0 && m.alloc() == Some(0), "slots: cleared")
+    check(m.used() == 0 && m.alloc() == Some(0), "slots: cleared")?;
+    check(m.take(Layout::Fixed, 9) == Some(9) && m.take(Layout::Log, 9) == Some(1), "slots: fixed and log layouts")?;
+    check(Layout::parse("log\n") == Some(Layout::Log) && Layout::parse("LOG").is_none(), "slots: layout names")
 }
 
 /// The write-behind pool: FIFO order, a full pool refuses, a finished buffer's completion comes back once.

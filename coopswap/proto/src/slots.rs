@@ -1,14 +1,19 @@
-//! Where in the local store each local copy goes: a log-structured placement.
+//! Where in the local store each local copy goes ([`Layout`]).
 //!
 //! The dissertation keeps "the location of the page on disk" in each page-map entry (§6.2.4) without saying how it is
-//! chosen. Writing page `p` to slot `p` makes random swap-outs random disk writes: a disk that does 150 of those a
-//! second held a stream of 4 KiB random writes at 0.05x nbd (Documentation/coopswap.md). Here every local write goes
-//! to the next free slot after the last one handed out (next fit, wrapping), so writes that follow one another land
-//! in consecutive slots whatever their pages are, and the write-behind writers turn them into one large write.
+//! chosen. Writing page `p` to slot `p` ([`Layout::Fixed`]) makes random swap-outs random disk writes: a disk that
+//! does 150 of those a second held a stream of 4 KiB random writes at 0.05x nbd (Documentation/coopswap.md). With
+//! [`Layout::Log`] every local write goes to the next free slot after the last one handed out (next fit, wrapping),
+//! so writes that follow one another land in consecutive slots whatever their pages are, and the write-behind
+//! writers turn them into one large write. The price: a freed slot keeps its stale copy until it is handed out again,
+//! and the cursor goes round the whole store before it reuses one — a store that keeps what is written in memory
+//! (zram) or allocates it on first write (a thin file) ends up holding the device's full size. Hence a choice, not a
+//! default: `log` for a disk that charges per I/O, `fixed` for memory-backed or thin stores.
 //!
 //! A page owns at most one slot ([`PageRecord::local`](super::pagemap::PageRecord)); the device frees it when the
-//! page is written again (the new content goes to a new slot) or discarded. With as many slots as device pages a
-//! page being written always finds one: its own old slot is freed first, so at most `pages - 1` are in use.
+//! page is written again (the new content goes to the slot [`Slots::take`] gives) or discarded. With as many slots as
+//! device pages a page being written always finds one: its own old slot is freed first, so at most `pages - 1` are
+//! in use.
 //!
 //! This module is a bitmap over caller-provided words (arrays on the host, a heap vector in the kernel) and does
 //! not allocate.
@@ -16,6 +21,36 @@
 use core::borrow::BorrowMut;
 
 const BITS: u64 = u64::BITS as u64;
+
+/// How a device places its pages' local copies in the store (configfs `store_layout`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// Page `p` in slot `p` (or, when a page map imported from a `log` device gave slot `p` to another page, the next
+    /// free slot): rewrites land in place, nothing stale stays in the store.
+    #[default]
+    Fixed,
+    /// The next free slot: writes following one another are consecutive in the store, whatever their pages.
+    Log,
+}
+
+impl Layout {
+    /// `fixed` or `log` (surrounding whitespace, as `echo` adds, is ignored).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "fixed" => Some(Layout::Fixed),
+            "log" => Some(Layout::Log),
+            _ => None,
+        }
+    }
+
+    /// The name [`Layout::parse`] takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Fixed => "fixed",
+            Layout::Log => "log",
+        }
+    }
+}
 
 /// The free/used state of a local store's slots.
 #[derive(Clone, Debug)]
@@ -135,6 +170,15 @@ impl<W: BorrowMut<[u64]>> Slots<W> {
         None
     }
 
+    /// The slot for a new copy of `page` under `layout` (the page's old slot already freed), now used. `None` only
+    /// when every slot is used.
+    pub fn take(&mut self, layout: Layout, page: u64) -> Option<u64> {
+        match layout {
+            Layout::Fixed if self.mark(page) => Some(page),
+            _ => self.alloc(),
+        }
+    }
+
     /// Frees every slot (the device's map is replaced; the next search starts at slot 0).
     pub fn clear(&mut self) {
         self.words.borrow_mut().iter_mut().for_each(|w| *w = 0);
@@ -197,6 +241,27 @@ mod tests {
         assert!(Slots::with([0u64; 2], 65).is_some());
         let Some(mut empty) = map::<0>(0) else { return };
         assert_eq!(empty.alloc(), None);
+    }
+
+    #[test]
+    fn layouts_by_name_and_where_they_put_a_page() {
+        assert_eq!(Layout::parse("log\n"), Some(Layout::Log));
+        assert_eq!(Layout::parse(" fixed "), Some(Layout::Fixed));
+        for bad in ["", "LOG", "logs", "fixed log", "\u{0}"] {
+            assert_eq!(Layout::parse(bad), None, "{bad:?}");
+        }
+        for l in [Layout::Fixed, Layout::Log] {
+            assert_eq!(Layout::parse(l.name()), Some(l));
+        }
+        assert_eq!(Layout::default(), Layout::Fixed);
+        let Some(mut m) = map::<1>(8) else { return };
+        assert_eq!(m.take(Layout::Fixed, 5), Some(5));
+        assert_eq!(m.take(Layout::Log, 5), Some(0), "log: the next free slot, whatever the page");
+        assert_eq!(m.take(Layout::Log, 2), Some(1));
+        // Fixed, when the page's own slot is another page's (an imported log map): the next free one.
+        assert_eq!(m.take(Layout::Fixed, 0), Some(2));
+        assert!(m.free(5));
+        assert_eq!(m.take(Layout::Fixed, 5), Some(5), "a rewrite in place");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! page's latest content in the slot the page map names whenever the map says its local copy is valid.
 
 use coopswap_proto::pagemap::{PageFlags, PageRecord, NO_LOCAL};
-use coopswap_proto::slots::{words_for, Slots};
+use coopswap_proto::slots::{words_for, Layout, Slots};
 use coopswap_proto::writebehind::{ArrayPool, Completion};
 use proptest::prelude::*;
 use std::collections::{HashMap, VecDeque};
@@ -45,7 +45,10 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
-    fn writes_land_in_order_and_complete_once(steps in proptest::collection::vec(step(), 1..120)) {
+    fn writes_land_in_order_and_complete_once(
+        steps in proptest::collection::vec(step(), 1..120),
+        layout in prop_oneof![Just(Layout::Fixed), Just(Layout::Log)],
+    ) {
         let mut pool: ArrayPool<N> = ArrayPool::new();
         let mut records: Vec<PageRecord> = (0..PAGES).map(PageRecord::new).collect();
         // As many store slots as pages, as in the kernel: the tightest reuse of freed slots.
@@ -77,7 +80,7 @@ proptest! {
                     if old != NO_LOCAL {
                         prop_assert!(slots.free(old));
                     }
-                    let slot = slots.alloc();
+                    let slot = slots.take(layout, page);
                     prop_assert!(slot.is_some(), "a page being written always finds a slot");
                     let Some(slot) = slot else { continue };
                     let plan = records[page as usize].begin_write(0, None, Some(slot));

@@ -120,6 +120,47 @@ check stats-remote sh -c "grep -q '^remote_stores [1-9]' $D/stats && grep -q '^r
 check repo-holds-pages sh -c "grep -q '^0 127.0.0.1:7400 client 1 up pages [1-9]' $D/repos"
 cat $D/repos $D/stats
 
+# --- store_layout: fixed (page p in slot p) or log (the next free slot) -------------------------------------------
+# Device 2, 8 MiB on a file store, its own repository on port 7402. With the writers held (local_hold) fio writes 200
+# random pages at queue depth 16 (each completes once the repository has it; the local copies wait in the 256
+# buffers); released, the writers write what queued up. In place, 200 random pages are about 200 local writes;
+# log-structured they went to 200 consecutive slots: at most 2 writes of up to 128 pages. Then the repository dies
+# and fio verifies every block from the local copies, wherever the page map put them.
+D2=$C/2
+stat2() { awk -v k="$1" '$1 == k {print $2}' $D2/stats; }
+sed 's/127.0.0.1:7400/127.0.0.1:7402/' /tmp/repod.toml > /tmp/repodL.toml && chmod 600 /tmp/repodL.toml
+LFIO="fio --name=l --filename=/dev/coopswap2 --rw=randwrite --bs=4k --size=800k --direct=1 --ioengine=libaio --iodepth=16 --verify=crc32c --verify_fatal=1"
+truncate -s 8M /tmp/layout.store
+check layout-default sh -c "mkdir $D2 && [ \"\$(cat $D2/store_layout)\" = fixed ]"
+check_fails layout-garbage "invalid" sh -c "echo sideways > $D2/store_layout"
+check_fails layout-binary "invalid" sh -c "printf 'log\\000x' | dd of=$D2/store_layout 2>&1"
+check layout-bad-input-changed-nothing sh -c "[ \"\$(cat $D2/store_layout)\" = fixed ]"
+# layout_round LAYOUT: the round above; leaves the number of local writes it took in /tmp/layout-LAYOUT.ios.
+layout_round() {
+  $B/coopswap-repod --config /tmp/repodL.toml >/tmp/repodL.log 2>&1 &
+  RL=$!
+  wait_repod 7402 || return 1
+  { [ -d $D2 ] || mkdir $D2; } && echo $1 > $D2/store_layout && echo 8 > $D2/size_mib && echo /tmp/layout.store > $D2/store &&
+    echo 1 > $D2/power && echo "add 127.0.0.1:7402 1 $TOKEN" > $D2/repos && echo 1 > $D2/local_hold || return 1
+  ios=$(stat2 local_ios)
+  $LFIO --do_verify=0 --output=/tmp/fio-layout.out || return 1
+  echo 0 > $D2/local_hold
+  i=0; while ! grep -qx 'local_queue 0' $D2/state && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  echo $(($(stat2 local_ios) - ios)) > /tmp/layout-$1.ios
+  kill -9 $RL; wait $RL 2>/dev/null
+  $LFIO --verify_only=1 --output=/tmp/fio-layout-verify.out || return 1
+  [ "$(stat2 io_errors)" = 0 ] && [ "$(stat2 local_write_errors)" = 0 ] || return 1
+  echo 0 > $D2/power && rmdir $D2
+}
+check layout-fixed-round layout_round fixed
+check layout-fixed-in-place sh -c "[ \$(cat /tmp/layout-fixed.ios) -ge 180 ]"
+check layout-log-round layout_round log
+check layout-log-runs sh -c "[ \$(cat /tmp/layout-log.ios) -le 4 ]"
+echo "coopswap: 200 random pages took $(cat /tmp/layout-fixed.ios) local writes in place, $(cat /tmp/layout-log.ios) log-structured"
+check_fails layout-while-on "busy" sh -c "mkdir $D2 && echo 8 > $D2/size_mib && echo /tmp/layout.store > $D2/store && echo 1 > $D2/power && echo log > $D2/store_layout"
+check layout-teardown sh -c "echo 0 > $D2/power && rmdir $D2"
+rm -f /tmp/layout.store
+
 # --- the repository dies: every block still correct, read from the local copy ------------------------------------
 check fio-write-again $FIO --do_verify=0 --output=/tmp/fio3.out
 kill -9 $REPOD 2>/dev/null; wait $REPOD 2>/dev/null
