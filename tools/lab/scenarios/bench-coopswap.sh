@@ -18,7 +18,8 @@
 # Knobs on the kernel command line (--append): overcast.bench_rounds=N (3), overcast.bench_secs=N (4),
 # overcast.bench_hog_rounds=N (1), overcast.bench_hog_extra=MiB (192),
 # overcast.bench_hog_limit=SECS (600: a hog still running then is killed and reported with rc=cut), overcast.bench_devs="d1 d2 …" (all),
-# overcast.bench_shape=1 (also shape the link to 1 Gbit/s with tc tbf on both hosts and repeat the fio rounds).
+# overcast.bench_shape=1 (also shape the link to 1 Gbit/s with tc tbf on both hosts and repeat the fio rounds),
+# overcast.bench_layout=log|fixed (log): coopswap's store_layout on the modelled disk (coopswap-z's zram store stays fixed).
 . /overcast/tests/lib.sh
 M=/overcast/modules
 B=/overcast/bin
@@ -40,6 +41,7 @@ HOG_EXTRA=$(opt hog_extra 192)
 HOG_LIMIT=$(opt hog_limit 600)
 SHAPE=$(opt shape 0)
 DEVS=$(opt devs "coopswap,coopswap-z,nbd,disk,zram" | tr ',' ' ')
+LAYOUT=$(opt layout log)
 barrier() { check "barrier-$1" overcast-barrier "$1" "${2:-300}"; }
 shape() { # shape on|off: tc tbf 1 Gbit/s on eth0 (the paper's network)
   if [ "$1" = on ]; then
@@ -87,7 +89,7 @@ fi
 
 # --- host A: the devices --------------------------------------------------------------------------------------------
 mount -t configfs none /sys/kernel/config 2>/dev/null
-echo "BENCH info mem_total_mib=$(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) cpus=$(nproc) rounds=$ROUNDS secs=$SECS hog_rounds=$HOG_ROUNDS hog_extra_mib=$HOG_EXTRA hog_limit_s=$HOG_LIMIT shape=$SHAPE"
+echo "BENCH info mem_total_mib=$(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) cpus=$(nproc) rounds=$ROUNDS secs=$SECS hog_rounds=$HOG_ROUNDS hog_extra_mib=$HOG_EXTRA hog_limit_s=$HOG_LIMIT shape=$SHAPE store_layout=$LAYOUT"
 bydisk() { # the /dev/vdX whose virtio serial is $1
   for s in /sys/block/vd*/serial; do
     [ "$(cat "$s" 2>/dev/null)" = "$1" ] && { d=${s%/serial}; echo /dev/${d##*/}; return 0; }
@@ -107,7 +109,7 @@ check zram1-size sh -c "echo ${SIZE_MIB}M > /sys/block/zram1/disksize"
 echo "BENCH info zram_comp=$(cat /sys/block/zram0/comp_algorithm | tr ' ' '\n' | sed -n 's/^\[\(.*\)\]$/\1/p')"
 
 check insmod-coopswap insmod $M/coopswap.ko
-check configure-coopswap0 sh -c "mkdir $C/0 && echo $SIZE_MIB > $C/0/size_mib && echo $STORE > $C/0/store && echo 1 > $C/0/power"
+check configure-coopswap0 sh -c "mkdir $C/0 && echo $LAYOUT > $C/0/store_layout && echo $SIZE_MIB > $C/0/size_mib && echo $STORE > $C/0/store && echo 1 > $C/0/power"
 check configure-coopswap1 sh -c "mkdir $C/1 && echo $SIZE_MIB > $C/1/size_mib && echo /dev/zram1 > $C/1/store && echo 1 > $C/1/power"
 barrier bench-ready 600
 check repo-add-0 sh -c "echo 'add $PEER:9400 10 $TOKEN0' > $C/0/repos && grep -q '^0 $PEER:9400 client 10 up' $C/0/repos"
