@@ -860,6 +860,8 @@ impl IoState {
                 b.fail(ri, e);
             }
         }
+        // The batch's local copies are queued: the writers take them (as runs) while the replies come in.
+        self.local.start();
         self.collect(b);
         for ri in 0..b.len {
             if let Some(info) = b.info(ri).filter(|i| i.op == RqOp::Write) {

@@ -76,6 +76,8 @@ pub(crate) struct LocalCopies {
     stats: Arc<Stats>,
     /// `local_hold`: the writers leave the queue alone while set.
     held: Atomic<bool>,
+    /// Buffers were queued since the writers were last started ([`LocalCopies::start`]).
+    unstarted: Atomic<bool>,
 }
 
 /// What one writer works with: its handle on the local store (with the store's run pages) and the list of the run
@@ -254,6 +256,7 @@ impl LocalCopies {
                 path,
                 stats,
                 held: Atomic::new(false),
+                unstarted: Atomic::new(false),
             }),
             GFP_KERNEL,
         )
@@ -294,6 +297,8 @@ impl LocalCopies {
                         break at;
                     }
                     None => {
+                        // Every buffer is queued or being written: the writers must be running.
+                        self.kick();
                         self.stats.local_waits.fetch_add(1, Relaxed);
                         self.changed.wait(&mut pool);
                     }
@@ -315,8 +320,17 @@ impl LocalCopies {
             }
         }
         self.stats.local_behind.fetch_add(1, Relaxed);
-        self.kick();
+        self.unstarted.store(true, Relaxed);
         Ok(())
+    }
+
+    /// Starts the writers if buffers were queued since they were last started. The worker calls it once a batch's
+    /// writes are queued (not per page: on the lab's one-vCPU guests a writer woken for each page took the CPU from
+    /// the worker, and took its run before the batch's next pages were there to merge).
+    pub(crate) fn start(self: &Arc<Self>) {
+        if self.unstarted.xchg(false, Relaxed) {
+            self.kick();
+        }
     }
 
     /// Applies the completions of finished local writes to `records`.
@@ -326,7 +340,8 @@ impl LocalCopies {
     }
 
     /// Waits until no local write of `page` is queued or in progress, then applies the completions.
-    pub(crate) fn wait_page(&self, page: u64, records: &mut [PageRecord]) {
+    pub(crate) fn wait_page(self: &Arc<Self>, page: u64, records: &mut [PageRecord]) {
+        self.start();
         let mut pool = self.pool.lock();
         while pool.pending(page) {
             self.stats.local_waits.fetch_add(1, Relaxed);
@@ -336,7 +351,8 @@ impl LocalCopies {
     }
 
     /// Waits until every queued local write is done, then applies the completions (a flush, a drain, an export).
-    pub(crate) fn wait_idle(&self, records: &mut [PageRecord]) {
+    pub(crate) fn wait_idle(self: &Arc<Self>, records: &mut [PageRecord]) {
+        self.start();
         let mut pool = self.pool.lock();
         while !pool.idle() {
             self.stats.local_waits.fetch_add(1, Relaxed);
