@@ -61,7 +61,8 @@ impl AttributeOperations<0> for Config {
 
     fn show(_this: &Config, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
         let mut w = kernel::str::Formatter::new(page);
-        w.write_str("power,size_mib,store,repos,state,stats,reads,writes,map_export,map_import,local_hold,auto_reconnect,store_layout\n")?;
+        w.write_str("power,size_mib,store,repos,state,stats,reads,writes,map_export,map_import,local_hold,")?;
+        w.write_str("auto_reconnect,store_layout\n")?;
         Ok(w.bytes_written())
     }
 }
@@ -197,7 +198,8 @@ impl AttributeOperations<0> for DeviceConfig {
                     pr_err!("{}: set size_mib before power\n", name.to_str()?);
                     return Err(EINVAL);
                 }
-                let dev = Device::new(&name, cfg.size_mib * 256, path, this.stats.clone(), cfg.auto_reconnect, cfg.layout)?;
+                let stats = this.stats.clone();
+                let dev = Device::new(&name, cfg.size_mib * 256, path, stats, cfg.auto_reconnect, cfg.layout)?;
                 cfg.device = Some(dev);
                 pr_info!("/dev/{} is up ({} MiB)\n", name.to_str()?, cfg.size_mib);
                 Ok(())

@@ -1070,7 +1070,13 @@ impl IoState {
         }
         let slot = self.slots.take(self.layout, page);
         if slot.is_none() {
-            pr_err!("{}: page {}: no free local store slot ({} of {} in use); the page gets no local copy\n", self.name.to_str().unwrap_or("coopswap"), page, self.slots.used(), self.slots.capacity());
+            pr_err!(
+                "{}: page {}: no free local store slot ({} of {} in use); the page gets no local copy\n",
+                self.name.to_str().unwrap_or("coopswap"),
+                page,
+                self.slots.used(),
+                self.slots.capacity()
+            );
         }
         Ok(rec.begin_write(crc, repo, slot))
     }

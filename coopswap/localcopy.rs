@@ -2,12 +2,12 @@
 
 //! The local copies, written behind (dissertation §6.2.4: the page goes to network memory, and asynchronously to
 //! the local disk). The device's worker hands each written page to [`LocalCopies::submit`], which copies it into one
-//! of [`SLOTS`] page buffers and queues it with the store slot the device chose for it (log-structured: the next free
-//! slot, coopswap/proto's `slots`); [`WRITERS`] writers — work items on the device's own `WQ_MEM_RECLAIM` queue, so
-//! that they make progress while the worker waits for them — each take the next run of queued buffers for
-//! consecutive slots in FIFO order and write it to the local store, with one I/O in flight each. A later write to a
-//! slot never overtakes an earlier one: a writer does not take a slot that the other is writing. Completions reach the page map when the
-//! worker next calls [`LocalCopies::reap`] (or [`LocalCopies::wait_page`] / [`LocalCopies::wait_idle`], when it
+//! of [`SLOTS`] page buffers and queues it with the store slot the device chose for it (coopswap/proto's `slots`:
+//! the page's own, or with `store_layout log` the next free one); [`WRITERS`] writers — work items on the device's
+//! own `WQ_MEM_RECLAIM` queue, so that they make progress while the worker waits for them — each take the next run
+//! of queued buffers for consecutive slots in FIFO order and write it to the local store, with one I/O in flight
+//! each. A later write to a slot never overtakes an earlier one: a writer does not take a slot that the other is
+//! writing. Completions reach the page map when the worker next calls [`LocalCopies::reap`] (or [`LocalCopies::wait_page`] / [`LocalCopies::wait_idle`], when it
 //! needs a copy that is still being written). The buffers' state machine, and that ordering rule, are
 //! coopswap/proto's `writebehind::Pool` (host-tested, with a model check of writers finishing in any order).
 //!
