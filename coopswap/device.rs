@@ -1045,10 +1045,9 @@ impl IoState {
                 }
             }
             let local = self.local.clone();
-            let queued = match plan.local_to {
-                Some(slot) => local.submit(page, plan.seq, slot, &self.buf, &mut self.records).is_ok(),
-                None => false,
-            };
+            let queued = plan
+                .local_to
+                .is_some_and(|slot| local.submit(page, plan.seq, slot, &self.buf, &mut self.records).is_ok());
             if !queued {
                 inc(&stats.local_write_errors);
                 self.record(page)?.complete_local(plan.seq, false);
@@ -1065,9 +1064,8 @@ impl IoState {
     fn begin_write(&mut self, page: u64, crc: u32, repo: Option<u16>) -> Result<WritePlan> {
         let i = usize::try_from(page).map_err(|_| EIO)?;
         let rec = self.records.get_mut(i).ok_or(EIO)?;
-        if rec.local != NO_LOCAL {
-            let _ = self.slots.free(rec.local);
-        }
+        // `NO_LOCAL` is no slot: freeing it changes nothing.
+        let _ = self.slots.free(rec.local);
         let slot = self.slots.take(self.layout, page);
         if slot.is_none() {
             pr_err!(
@@ -1110,9 +1108,7 @@ impl IoState {
         for page in first..first + count {
             inc(&stats.discards);
             let local = self.record(page)?.local;
-            if local != NO_LOCAL {
-                let _ = self.slots.free(local);
-            }
+            let _ = self.slots.free(local);
             if let Some(repo) = self.record(page)?.discard() {
                 let alive = self.infos.get(usize::from(repo)).is_some_and(|i| i.can_read());
                 if alive {
