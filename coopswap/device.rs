@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The block device `/dev/coopswap<N>` (dissertation §6.2.4): blk-mq requests are handed to a per-device worker on a
-//! `WQ_MEM_RECLAIM` workqueue, which serves them in batches of up to [`BATCH`] requests that touch disjoint pages:
-//! the repository requests of the whole batch are sent (pipelined on the connections) before any reply is awaited, so
-//! that a queue depth above 1 overlaps the network round trips, as nbd does. Write-through:
+//! `WQ_MEM_RECLAIM` workqueue, which keeps a window of up to [`WINDOW`] requests that touch disjoint pages in
+//! service: a request's repository requests are sent (pipelined on the connections) as soon as it is admitted, the
+//! replies are collected one at a time, and each request completes when its own replies are in, so that new requests
+//! go out while earlier ones are answered and a queue depth above 1 overlaps the network round trips, as nbd does.
+//! Write-through:
 //!
 //! * **write**: each 4 KiB page goes, when a repository is placed for it, to that repository (the STOREs of one
 //!   request are pipelined on the connections, then their replies collected) *and* to the local store, written
@@ -47,8 +49,10 @@ use kernel::workqueue::{impl_has_delayed_work, impl_has_work, new_delayed_work, 
 pub(crate) const QUEUE_DEPTH: usize = 64;
 /// Most repository requests outstanding before the worker collects replies.
 const MAX_PENDING: usize = 256;
-/// Most requests the worker serves together. They complete together, when the last reply of the batch is in.
-pub(crate) const BATCH: usize = 16;
+/// Most requests in service at once (pairwise disjoint pages); each completes when its own replies are in.
+const WINDOW: usize = 32;
+/// Most requests the worker admits under the device's lock before it lets the window empty and releases the lock.
+const ROUND: usize = 256;
 const PAGE: u64 = PAGE_SIZE as u64;
 
 /// Cumulative counters of a device, in 4 KiB pages unless named otherwise. They survive power cycles.
@@ -158,43 +162,66 @@ struct Pending {
     /// Offset of the page in the request (FETCH: where the data goes).
     off: u32,
     seq: u32,
-    /// Index of the request in the batch.
+    /// Index of the request in the window.
     ri: usize,
 }
 
-/// Requests served together: pairwise disjoint page ranges, so no page has two requests in flight.
-struct Batch {
-    rqs: [Option<ARef<mq::Request<CoopDev>>>; BATCH],
-    infos: [RqInfo; BATCH],
-    res: [Result; BATCH],
-    len: usize,
+/// The requests in service: pairwise disjoint page ranges, so no page has two requests in flight. Each completes as
+/// soon as its own repository replies are in.
+struct Window {
+    rqs: [Option<ARef<mq::Request<CoopDev>>>; WINDOW],
+    infos: [RqInfo; WINDOW],
+    res: [Result; WINDOW],
+    /// Repository requests outstanding per request (its STOREs, FETCHes and DROPs whose replies are not applied).
+    out: [u32; WINDOW],
+    busy: usize,
 }
 
-impl Batch {
+impl Window {
     fn new() -> Self {
         let none = RqInfo { op: RqOp::Other, pos: 0, len: 0, no_unmap: false };
-        Self { rqs: [const { None }; BATCH], infos: [none; BATCH], res: [const { Ok(()) }; BATCH], len: 0 }
+        Self {
+            rqs: [const { None }; WINDOW],
+            infos: [none; WINDOW],
+            res: [const { Ok(()) }; WINDOW],
+            out: [0; WINDOW],
+            busy: 0,
+        }
     }
 
-    fn is_full(&self) -> bool {
-        self.len >= BATCH
-    }
-
-    /// Whether `info` touches a byte that a request already in the batch touches.
+    /// Whether `info` touches a byte that a request in service touches.
     fn overlaps(&self, info: &RqInfo) -> bool {
         let end = info.pos.saturating_add(u64::from(info.len));
-        self.infos.iter().take(self.len).any(|o| {
+        self.rqs.iter().zip(self.infos.iter()).filter(|(r, _)| r.is_some()).any(|(_, o)| {
             let oend = o.pos.saturating_add(u64::from(o.len));
             info.len > 0 && o.len > 0 && info.pos < oend && o.pos < end
         })
     }
 
-    fn push(&mut self, rq: ARef<mq::Request<CoopDev>>, info: RqInfo) {
-        if let (Some(slot), Some(i)) = (self.rqs.get_mut(self.len), self.infos.get_mut(self.len)) {
+    /// Puts `rq` into a free place; returns its index, or gives `rq` back when the window is full.
+    fn insert(
+        &mut self,
+        rq: ARef<mq::Request<CoopDev>>,
+        info: RqInfo,
+    ) -> Result<usize, ARef<mq::Request<CoopDev>>> {
+        let Some(ri) = self.rqs.iter().position(Option::is_none) else { return Err(rq) };
+        if let (Some(slot), Some(i), Some(r), Some(o)) =
+            (self.rqs.get_mut(ri), self.infos.get_mut(ri), self.res.get_mut(ri), self.out.get_mut(ri))
+        {
             *slot = Some(rq);
             *i = info;
-            self.len += 1;
+            *r = Ok(());
+            *o = 0;
+            self.busy += 1;
         }
+        Ok(ri)
+    }
+
+    /// Takes request `ri` out of the window, with its result.
+    fn remove(&mut self, ri: usize) -> Option<(ARef<mq::Request<CoopDev>>, Result)> {
+        let rq = self.rqs.get_mut(ri).and_then(Option::take)?;
+        self.busy -= 1;
+        Some((rq, self.res.get(ri).copied().unwrap_or(Err(EIO))))
     }
 
     fn rq(&self, ri: usize) -> Option<&mq::Request<CoopDev>> {
@@ -381,31 +408,10 @@ impl WorkItem for DevIo {
     type Pointer = Arc<DevIo>;
 
     fn run(this: Arc<DevIo>) {
-        // A request that overlaps one of the batch being formed waits for the next batch.
+        // A request that overlaps one in service waits (first in the queue) until that one is done.
         let mut carry: Option<(ARef<mq::Request<CoopDev>>, RqInfo)> = None;
-        loop {
-            let mut batch = Batch::new();
-            if let Some((rq, info)) = carry.take() {
-                batch.push(rq, info);
-            }
-            {
-                let mut ring = this.ring.lock();
-                while !batch.is_full() {
-                    let Some(rq) = ring.pop() else { break };
-                    let info = blk::rq_info(&rq);
-                    if batch.overlaps(&info) {
-                        carry = Some((rq, info));
-                        break;
-                    }
-                    batch.push(rq, info);
-                }
-            }
-            if batch.len == 0 {
-                break;
-            }
-            this.serve(batch);
-        }
-        // A repository that failed in these batches: its first automatic attempt is due after its wait.
+        while this.serve(&mut carry) {}
+        // A repository that failed meanwhile: its first automatic attempt is due after its wait.
         let mut st = this.state.lock();
         if st.retry_unarmed {
             DevIo::arm_retry(&this, &mut st);
@@ -426,19 +432,72 @@ impl DevIo {
         this.retry_wq.rearm_delayed::<DevIo, 1>(this.clone(), delay);
     }
 
-    fn serve(&self, mut batch: Batch) {
-        let writes = batch.infos.iter().take(batch.len).any(|i| i.op == RqOp::Write);
-        // Swap-out must make progress when memory is short: no I/O from our allocations, reserves for writes.
-        let _scope = Memalloc::enter(writes);
-        self.state.lock().handle(&mut batch);
-        for (slot, res) in batch.rqs.iter_mut().zip(batch.res.iter()).take(batch.len) {
-            let Some(rq) = slot.take() else { continue };
-            if let Err(rq) = blk::rq_end(rq, *res) {
-                // Cannot happen: the worker holds the only reference. Complete it rather than leak it.
-                pr_err!("a request had extra references when it finished; completing it anyway\n");
-                drop(rq);
+    /// One round under the device's lock: admits requests from the ring while the window has room (each one's
+    /// repository requests are sent at once, pipelined behind those in flight), completes each request as soon as its
+    /// own replies are in, and collects one reply at a time in between, so that new requests go out while earlier
+    /// ones are answered (as nbd does). The round ends when the window is empty and the ring is, or after [`ROUND`]
+    /// admissions: the lock is then released with nothing outstanding (configfs takes it between rounds). Returns
+    /// whether it admitted a request.
+    fn serve(&self, carry: &mut Option<(ARef<mq::Request<CoopDev>>, RqInfo)>) -> bool {
+        // Swap-out must make progress when memory is short: no I/O from our allocations; reserves once a write is in.
+        let _noio = Memalloc::enter(false);
+        let mut reserves: Option<Memalloc> = None;
+        let mut w = Window::new();
+        let mut admitted = 0usize;
+        let mut st = self.state.lock();
+        loop {
+            let mut fresh = 0u64;
+            if admitted < ROUND {
+                let mut ring = self.ring.lock();
+                while admitted < ROUND && w.busy < WINDOW {
+                    let (rq, info) = match carry.take() {
+                        Some(c) => c,
+                        None => match ring.pop() {
+                            Some(rq) => {
+                                let info = blk::rq_info(&rq);
+                                (rq, info)
+                            }
+                            None => break,
+                        },
+                    };
+                    if w.overlaps(&info) {
+                        *carry = Some((rq, info));
+                        break;
+                    }
+                    match w.insert(rq, info) {
+                        Ok(ri) => {
+                            fresh |= 1 << ri;
+                            admitted += 1;
+                        }
+                        Err(rq) => {
+                            *carry = Some((rq, info));
+                            break;
+                        }
+                    }
+                }
+            }
+            if fresh != 0 {
+                let write = |ri: usize| fresh & (1 << ri) != 0 && w.info(ri).is_some_and(|i| i.op == RqOp::Write);
+                if reserves.is_none() && (0..WINDOW).any(write) {
+                    reserves = Some(Memalloc::enter(true));
+                }
+                st.begin(&mut w, fresh);
+            }
+            st.finish(&mut w);
+            if w.busy == 0 {
+                if fresh == 0 {
+                    break;
+                }
+                continue;
+            }
+            if !st.collect_step(&mut w) {
+                // Cannot happen (a request in service waits for a reply): complete them rather than wait forever.
+                pr_err!("{}: requests in service with no repository request outstanding; completing them\n", st.dev());
+                w.out = [0; WINDOW];
+                st.finish(&mut w);
             }
         }
+        admitted > 0
     }
 }
 
@@ -689,7 +748,7 @@ impl IoState {
         self.infos.get(usize::from(idx)).is_some_and(|i| i.flags.0 & RepoFlags::DRAINING != 0 && i.can_read())
     }
 
-    /// Moves up to `max` pages off draining repository `idx` (called with the state lock held, between batches: no
+    /// Moves up to `max` pages off draining repository `idx` (called with the state lock held, between rounds: no
     /// repository request is outstanding). Each page's content comes from its local copy when that matches the
     /// recorded CRC, else from `idx` itself (FETCH); it is stored on the repository placement now picks (the draining
     /// one excluded) or, when none can take it, kept in the local store only; then dropped at `idx`. The page map is
@@ -754,7 +813,7 @@ impl IoState {
         self.records.len() as u64
     }
 
-    /// One request/reply on repository `idx` outside a batch (the drain's; nothing else is outstanding there).
+    /// One request/reply on repository `idx` outside a round (the drain's; nothing else is outstanding there).
     fn call(&mut self, idx: u16, opcode: u8, page: u64, payload: bool) -> Result<ReplyHeader> {
         let tag = self.tag();
         let crc = if payload { crc32c(&self.buf) } else { 0 };
@@ -850,35 +909,45 @@ impl IoState {
         Ok(())
     }
 
-    /// Serves a batch: starts every request (sends its repository requests, does its local I/O), collects every
-    /// reply, then decides each write's outcome. The results are in `b.res`.
-    fn handle(&mut self, b: &mut Batch) {
+    /// Starts the requests of `w` named in `fresh` (a bit per index): sends their repository requests, does their
+    /// local I/O, queues their local copies. A request that cannot start fails in `w`.
+    fn begin(&mut self, w: &mut Window, fresh: u64) {
         let stats = self.stats.clone();
         self.local.reap(&mut self.records);
-        for ri in 0..b.len {
-            if let Err(e) = self.start(b, ri, &stats) {
-                b.fail(ri, e);
+        for ri in (0..WINDOW).filter(|ri| fresh & (1 << ri) != 0) {
+            if let Err(e) = self.start(w, ri, &stats) {
+                w.fail(ri, e);
             }
         }
-        // The batch's local copies are queued: the writers take them (as runs) while the replies come in.
+        // The local copies are queued: the writers take them (as runs) while the replies come in.
         self.local.start();
-        self.collect(b);
-        for ri in 0..b.len {
-            if let Some(info) = b.info(ri).filter(|i| i.op == RqOp::Write) {
+    }
+
+    /// Completes every request of `w` whose replies are all in; a write's outcome is decided here (`finish_write`).
+    fn finish(&mut self, w: &mut Window) {
+        for ri in 0..WINDOW {
+            if w.rq(ri).is_none() || w.out.get(ri) != Some(&0) {
+                continue;
+            }
+            if let Some(info) = w.info(ri).filter(|i| i.op == RqOp::Write) {
                 if let Err(e) = self.finish_write(&info) {
-                    b.fail(ri, e);
+                    w.fail(ri, e);
                 }
             }
-        }
-        for r in b.res.iter().take(b.len) {
-            if r.is_err() {
-                inc(&stats.io_errors);
+            let Some((rq, res)) = w.remove(ri) else { continue };
+            if res.is_err() {
+                inc(&self.stats.io_errors);
+            }
+            if let Err(rq) = blk::rq_end(rq, res) {
+                // Cannot happen: the worker holds the only reference. Complete it rather than leak it.
+                pr_err!("{}: a request had extra references when it finished; completing it anyway\n", self.dev());
+                drop(rq);
             }
         }
     }
 
-    fn start(&mut self, b: &mut Batch, ri: usize, stats: &Stats) -> Result {
-        let info = b.info(ri).ok_or(EIO)?;
+    fn start(&mut self, w: &mut Window, ri: usize, stats: &Stats) -> Result {
+        let info = w.info(ri).ok_or(EIO)?;
         if info.op == RqOp::Flush {
             // Everything written before the flush is in the local store, then the store's cache is flushed.
             self.local.wait_idle(&mut self.records);
@@ -894,9 +963,9 @@ impl IoState {
             _ => return Err(EIO),
         }
         match info.op {
-            RqOp::Read => self.read(b, ri, first, count, stats),
-            RqOp::Write => self.write(b, ri, first, count, stats),
-            RqOp::Discard | RqOp::WriteZeroes => self.discard(b, ri, first, count, stats),
+            RqOp::Read => self.read(w, ri, first, count, stats),
+            RqOp::Write => self.write(w, ri, first, count, stats),
+            RqOp::Discard | RqOp::WriteZeroes => self.discard(w, ri, first, count, stats),
             _ => Err(EOPNOTSUPP),
         }
     }
@@ -908,10 +977,9 @@ impl IoState {
 
     /// Sends one repository request and remembers it; collects replies first if too many are outstanding. A STORE
     /// carries `self.buf` with its CRC-32C `payload` (computed once, by the caller, for the page map too).
-    fn send(&mut self, b: &mut Batch, p: Pending, payload: Option<u32>) -> Result {
-        if self.pend.len() >= MAX_PENDING {
-            self.collect(b);
-        }
+    fn send(&mut self, w: &mut Window, p: Pending, payload: Option<u32>) -> Result {
+        // Replies applied here may answer other requests: they complete when the worker next looks (`finish`).
+        while self.pend.len() >= MAX_PENDING && self.collect_step(w) {}
         let opcode = match p.kind {
             Kind::Store => op::STORE,
             Kind::Fetch => op::FETCH,
@@ -926,6 +994,9 @@ impl IoState {
         match r.send(opcode, p.tag, p.page, data) {
             Ok(()) => {
                 self.pend.push_within_capacity(p).map_err(|_| EIO)?;
+                if let Some(n) = w.out.get_mut(p.ri) {
+                    *n += 1;
+                }
                 Ok(())
             }
             Err(e) => {
@@ -954,7 +1025,7 @@ impl IoState {
     }
 
     /// Starts a read: FETCHes are sent (their replies are applied by `collect`), local and zero pages are copied now.
-    fn read(&mut self, b: &mut Batch, ri: usize, first: u64, count: u64, stats: &Stats) -> Result {
+    fn read(&mut self, w: &mut Window, ri: usize, first: u64, count: u64, stats: &Stats) -> Result {
         let mut res = Ok(());
         for i in 0..count {
             let page = first + i;
@@ -964,21 +1035,21 @@ impl IoState {
             let r = match rec.read_plan(&self.infos) {
                 ReadPlan::Remote { repo, .. } => {
                     let p = Pending { tag: self.tag(), repo, kind: Kind::Fetch, page, off, seq: rec.seq, ri };
-                    match self.send(b, p, None) {
+                    match self.send(w, p, None) {
                         Ok(()) => Ok(()),
-                        Err(_) => self.fallback(b.rq(ri).ok_or(EIO)?, page, off),
+                        Err(_) => self.fallback(w.rq(ri).ok_or(EIO)?, page, off),
                     }
                 }
-                ReadPlan::Local { slot } => self.read_local(b.rq(ri).ok_or(EIO)?, slot, off),
+                ReadPlan::Local { slot } => self.read_local(w.rq(ri).ok_or(EIO)?, slot, off),
                 ReadPlan::Unmapped => {
                     self.rbuf.fill(0);
                     inc(&stats.zero_reads);
-                    let rq = b.rq(ri).ok_or(EIO)?;
+                    let rq = w.rq(ri).ok_or(EIO)?;
                     if blk::rq_write_data(rq, off, &self.rbuf) == PAGE_SIZE { Ok(()) } else { Err(EIO) }
                 }
                 // The only copy is the local one, still being written behind (its repository failed meanwhile).
                 ReadPlan::Wait if rec.flags.has(PageFlags::LOCAL_INFLIGHT) => {
-                    let rq = b.rq(ri).ok_or(EIO)?;
+                    let rq = w.rq(ri).ok_or(EIO)?;
                     self.read_behind(rq, page, off)
                 }
                 ReadPlan::Wait | ReadPlan::Lost => {
@@ -1022,11 +1093,11 @@ impl IoState {
 
     /// Starts a write: each page is sent to its repository (STORE, reply applied by `collect`) and queued for the
     /// local store (written behind). `finish_write` decides the outcome once the replies are in.
-    fn write(&mut self, b: &mut Batch, ri: usize, first: u64, count: u64, stats: &Stats) -> Result {
+    fn write(&mut self, w: &mut Window, ri: usize, first: u64, count: u64, stats: &Stats) -> Result {
         for i in 0..count {
             let page = first + i;
             let off = u32::try_from(i * PAGE).map_err(|_| EIO)?;
-            if blk::rq_read_data(b.rq(ri).ok_or(EIO)?, off, &mut self.buf) != PAGE_SIZE {
+            if blk::rq_read_data(w.rq(ri).ok_or(EIO)?, off, &mut self.buf) != PAGE_SIZE {
                 return Err(EIO);
             }
             inc(&stats.writes);
@@ -1035,11 +1106,11 @@ impl IoState {
             let plan = self.begin_write(page, crc, repo)?;
             if let Some(old) = plan.drop_stale {
                 let p = Pending { tag: self.tag(), repo: old, kind: Kind::Drop, page, off, seq: plan.seq, ri };
-                let _ = self.send(b, p, None);
+                let _ = self.send(w, p, None);
             }
             if let Some(r) = plan.store_to {
                 let p = Pending { tag: self.tag(), repo: r, kind: Kind::Store, page, off, seq: plan.seq, ri };
-                if self.send(b, p, Some(crc)).is_err() {
+                if self.send(w, p, Some(crc)).is_err() {
                     self.record(page)?.complete_remote(plan.seq, StoreOutcome::Failed);
                     inc(&stats.store_failed);
                 }
@@ -1079,7 +1150,7 @@ impl IoState {
         Ok(rec.begin_write(crc, repo, slot))
     }
 
-    /// After the batch's replies are in: a write succeeds if every one of its pages has at least one copy. (Replies
+    /// After the request's replies are in: a write succeeds if every one of its pages has at least one copy. (Replies
     /// that failed only lose the remote copy; the local copy holds the page.)
     fn finish_write(&mut self, info: &RqInfo) -> Result {
         let first = info.pos / PAGE;
@@ -1104,7 +1175,7 @@ impl IoState {
         Ok(())
     }
 
-    fn discard(&mut self, b: &mut Batch, ri: usize, first: u64, count: u64, stats: &Stats) -> Result {
+    fn discard(&mut self, w: &mut Window, ri: usize, first: u64, count: u64, stats: &Stats) -> Result {
         for page in first..first + count {
             inc(&stats.discards);
             let local = self.record(page)?.local;
@@ -1113,65 +1184,68 @@ impl IoState {
                 let alive = self.infos.get(usize::from(repo)).is_some_and(|i| i.can_read());
                 if alive {
                     let p = Pending { tag: self.tag(), repo, kind: Kind::Drop, page, off: 0, seq: 0, ri };
-                    let _ = self.send(b, p, None);
+                    let _ = self.send(w, p, None);
                 }
             }
         }
         Ok(())
     }
 
-    /// Collects the replies of every outstanding request (in any order, matched by tag) and applies them. A read
-    /// whose page can be served by neither copy fails its request in `b`; writes are judged by `finish_write`.
-    fn collect(&mut self, b: &mut Batch) {
-        while let Some(first) = self.pend.first().copied() {
-            let repo = first.repo;
-            let got = match self.repos.get_mut(usize::from(repo)) {
-                Some(r) if r.conn.is_some() => r.recv(&mut self.rbuf).map_err(|e| e.to_errno()),
-                _ => Err(-(ENOTCONN.to_errno())),
-            };
-            match got {
-                Ok(h) => {
-                    let at = self.pend.iter().position(|p| p.repo == repo && p.tag == h.tag);
-                    match at {
-                        Some(at) => {
-                            if let Ok(p) = self.pend.remove(at) {
-                                self.apply_to(b, p, Some(h));
-                            }
-                        }
-                        None => {
-                            pr_err!(
-                                "{}: repository {} sent a reply (status {}, tag {}, code {}) that matches no request in flight ({} in flight)\n",
-                                self.dev(), repo, h.status, h.tag, h.code, self.pend.len()
-                            );
-                            self.repo_down(repo, "reply with an unknown tag")
-                        }
+    /// Awaits the next reply from the repository of the oldest outstanding request (replies come in any order,
+    /// matched by tag) and applies it; if that connection failed, fails every request outstanding on it. A read whose
+    /// page can be served by neither copy fails its request in `w`; writes are judged by `finish_write`. Returns
+    /// `false` if nothing was outstanding.
+    fn collect_step(&mut self, w: &mut Window) -> bool {
+        let Some(first) = self.pend.first().copied() else { return false };
+        let repo = first.repo;
+        let got = match self.repos.get_mut(usize::from(repo)) {
+            Some(r) if r.conn.is_some() => r.recv(&mut self.rbuf).map_err(|e| e.to_errno()),
+            _ => Err(-(ENOTCONN.to_errno())),
+        };
+        match got {
+            Ok(h) => match self.pend.iter().position(|p| p.repo == repo && p.tag == h.tag) {
+                Some(at) => {
+                    if let Ok(p) = self.pend.remove(at) {
+                        self.apply_to(w, p, Some(h));
                     }
                 }
-                Err(e) => {
-                    if self.infos.get(usize::from(repo)).is_some_and(|i| i.can_read()) {
-                        self.repo_down(repo, if e == ETIMEDOUT.to_errno() { "timed out" } else { "connection lost" });
-                    }
-                    // Every request outstanding on this repository failed.
-                    while let Some(at) = self.pend.iter().position(|p| p.repo == repo) {
-                        match self.pend.remove(at) {
-                            Ok(p) => self.apply_to(b, p, None),
-                            Err(_) => break,
-                        }
+                None => {
+                    pr_err!(
+                        "{}: repository {} sent a reply (status {}, tag {}, code {}) that matches no request in flight ({} in flight)\n",
+                        self.dev(), repo, h.status, h.tag, h.code, self.pend.len()
+                    );
+                    // Its requests fail at the next step (the connection is closed).
+                    self.repo_down(repo, "reply with an unknown tag")
+                }
+            },
+            Err(e) => {
+                if self.infos.get(usize::from(repo)).is_some_and(|i| i.can_read()) {
+                    self.repo_down(repo, if e == ETIMEDOUT.to_errno() { "timed out" } else { "connection lost" });
+                }
+                // Every request outstanding on this repository failed.
+                while let Some(at) = self.pend.iter().position(|p| p.repo == repo) {
+                    match self.pend.remove(at) {
+                        Ok(p) => self.apply_to(w, p, None),
+                        Err(_) => break,
                     }
                 }
             }
         }
+        true
     }
 
-    /// Applies one reply to its request of the batch; a FETCH that cannot be served fails its (read) request.
-    fn apply_to(&mut self, b: &mut Batch, p: Pending, h: Option<ReplyHeader>) {
-        let res = match b.rq(p.ri) {
+    /// Applies one reply to its request in service; a FETCH that cannot be served fails its (read) request.
+    fn apply_to(&mut self, w: &mut Window, p: Pending, h: Option<ReplyHeader>) {
+        if let Some(n) = w.out.get_mut(p.ri) {
+            *n = n.saturating_sub(1);
+        }
+        let res = match w.rq(p.ri) {
             Some(rq) => self.apply(rq, p, h),
             None => Err(EIO),
         };
         if let Err(e) = res {
             if p.kind == Kind::Fetch {
-                b.fail(p.ri, e);
+                w.fail(p.ri, e);
             }
         }
     }

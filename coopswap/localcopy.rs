@@ -325,9 +325,9 @@ impl LocalCopies {
         Ok(())
     }
 
-    /// Starts the writers if buffers were queued since they were last started. The worker calls it once a batch's
-    /// writes are queued rather than once per page: fewer wakeups, and a writer finds the batch's pages there to
-    /// merge. (bench-coopswap measured the same random-write throughput either way, within its noise.)
+    /// Starts the writers if buffers were queued since they were last started. The worker calls it once the writes
+    /// it admitted together are queued rather than once per page: fewer wakeups, and a writer finds their pages there
+    /// to merge. (bench-coopswap measured the same random-write throughput either way, within its noise.)
     pub(crate) fn start(self: &Arc<Self>) {
         if self.unstarted.xchg(false, Relaxed) {
             self.kick();
