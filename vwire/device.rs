@@ -10,12 +10,20 @@ use crate::datapath::{classify_tx, TxVerdict};
 use crate::header::HEADER_LEN;
 use crate::manager::Manager;
 use crate::overcast::net::{NetDevHandler, NetDevRef, RxError, Skb};
-use crate::overcast::udp::{TxError, UdpSockRef};
+use crate::overcast::udp::{DstCache, TxError, UdpSockRef};
 use core::net::SocketAddr;
+use kernel::sync::Arc;
 
 /// What to do with one frame, decided under the data lock and done after it.
 enum Plan {
-    Encapsulate { sock: UdpSockRef, dev: NetDevRef, remote: SocketAddr, header: [u8; HEADER_LEN], df: bool },
+    Encapsulate {
+        sock: UdpSockRef,
+        dev: NetDevRef,
+        route: Option<Arc<DstCache>>,
+        remote: SocketAddr,
+        header: [u8; HEADER_LEN],
+        df: bool,
+    },
     Handoff { dev: NetDevRef, peer: usize, peer_dev: NetDevRef },
     Drop,
 }
@@ -29,9 +37,10 @@ impl NetDevHandler for Manager {
             let io = d.io.get(slot);
             let dev = io.and_then(|io| io.dev.clone());
             let sock = io.and_then(|io| io.sock.clone());
+            let route = io.and_then(|io| io.route.clone());
             match (classify_tx(&d.table, slot, frame_len), dev) {
                 (TxVerdict::Encapsulate { remote, header, fits_path, .. }, Some(dev)) => match sock {
-                    Some(sock) => Plan::Encapsulate { sock, dev, remote, header, df: fits_path },
+                    Some(sock) => Plan::Encapsulate { sock, dev, route, remote, header, df: fits_path },
                     None => {
                         d.count_drop(Some(slot), DropReason::IfaceDown);
                         Plan::Drop
@@ -58,8 +67,8 @@ impl NetDevHandler for Manager {
         };
         match plan {
             Plan::Drop => drop(skb),
-            Plan::Encapsulate { sock, dev, remote, header, df } => {
-                let res = sock.xmit(skb, 0, &header, &remote, df, Some(&dev));
+            Plan::Encapsulate { sock, dev, route, remote, header, df } => {
+                let res = sock.xmit(skb, 0, &header, &remote, df, Some(&dev), route.as_deref());
                 let mut d = self.data.lock();
                 match res {
                     Ok(()) => {

@@ -22,7 +22,7 @@ use kernel::sync::{Arc, Mutex, SpinLockIrq};
 use crate::overcast::fmt::Show;
 use crate::overcast::net::{DelQueue, Link, LinkHandler, LinkParams, NetDev, NetDevRef, NewDev, Rtnl, RtnlGuard};
 use crate::overcast::procfs::{ProcDir, ProcFile};
-use crate::overcast::udp::{self, UdpSock, UdpSockRef};
+use crate::overcast::udp::{self, DstCache, UdpSock, UdpSockRef};
 use crate::proc::EndpointHandler;
 use crate::{addr, cmd, index, mtu, status, table};
 
@@ -65,6 +65,8 @@ pub(crate) struct SlotIo {
     pub(crate) dev: Option<NetDevRef>,
     /// The socket of the entry's local address: frames are sent from it.
     pub(crate) sock: Option<UdpSockRef>,
+    /// The route to the entry's remote address (a new cache when it is repointed; one of an old address is unused).
+    pub(crate) route: Option<Arc<DstCache>>,
 }
 
 /// What the data path reads and counts, under `Manager::data`.
@@ -359,9 +361,10 @@ impl Manager {
             }
             self.data.lock().table.set_ifname(slot, ifname);
         }
+        let route = Some(Arc::new(DstCache::new(c.remote)?, GFP_KERNEL)?);
         let mut d = self.data.lock();
         if let Some(io) = d.io.get_mut(slot) {
-            *io = SlotIo { dev, sock };
+            *io = SlotIo { dev, sock, route };
         }
         d.rebuild_index();
         Ok(())
@@ -504,16 +507,20 @@ impl Manager {
             slot.ok().and_then(|s| d.table.get(s)).map(|e| e.local())
         };
         let pmtu = local.map(|l| path_mtu(&l, &r.remote));
-        let (slot, new_mtu) = {
+        let route = Arc::new(DstCache::new(r.remote)?, GFP_KERNEL)?;
+        let (slot, new_mtu, old_route) = {
             let mut d = self.data.lock();
             let slot = d.table.repoint(id, r.local.as_ref(), r.remote).map_err(|e| {
                 pr_err!("repoint {} \"{}\": {}\n", id.get(), Shown(input), Show(&e));
                 errno(e.errno())
             })?;
+            // The old route goes after the lock (a frame in flight may still hold it: then it is freed after it).
+            let old_route = d.io.get_mut(slot).and_then(|io| io.route.replace(route));
             let old = d.table.get(slot).map_or(0, |e| e.mtu());
             let new = pmtu.and_then(|p| d.table.set_path_mtu(slot, p).ok()).unwrap_or(old);
-            (slot, (new != old && new != 0).then_some(new))
+            (slot, (new != old && new != 0).then_some(new), old_route)
         };
+        drop(old_route);
         if let (Some(mtu), Some(Some(d))) = (new_mtu, ctl.devs.get(slot)) {
             if let Err(e) = d.dev.set_mtu(rtnl, mtu) {
                 pr_err!("repoint {}: cannot set the interface MTU to {} ({:?})\n", id.get(), mtu, e);

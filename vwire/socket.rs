@@ -10,12 +10,13 @@ use crate::datapath::{classify_rx_indexed, RxVerdict};
 use crate::header::HEADER_LEN;
 use crate::manager::Manager;
 use crate::overcast::net::{NetDevRef, RxError};
-use crate::overcast::udp::{RxDatagram, UdpHandler, UdpSockRef, UDP_HLEN};
+use crate::overcast::udp::{DstCache, RxDatagram, UdpHandler, UdpSockRef, UDP_HLEN};
 use core::net::SocketAddr;
+use kernel::sync::Arc;
 
 enum Plan {
     Deliver { slot: usize, dev: NetDevRef },
-    Forward { slot: usize, sock: UdpSockRef, remote: SocketAddr },
+    Forward { slot: usize, sock: UdpSockRef, route: Option<Arc<DstCache>>, remote: SocketAddr },
     Drop,
 }
 
@@ -36,7 +37,10 @@ impl UdpHandler for Manager {
                         }
                     },
                     RxVerdict::Forward { slot, remote } => match d.io.get(slot).and_then(|io| io.sock.clone()) {
-                        Some(sock) => Plan::Forward { slot, sock, remote },
+                        Some(sock) => {
+                            let route = d.io.get(slot).and_then(|io| io.route.clone());
+                            Plan::Forward { slot, sock, route, remote }
+                        }
                         None => {
                             d.count_drop(Some(slot), DropReason::IfaceDown);
                             Plan::Drop
@@ -66,8 +70,8 @@ impl UdpHandler for Manager {
                     Err(RxError::NoBuffer | RxError::Other(_)) => d.count_drop(Some(slot), DropReason::NoMemory),
                 }
             }
-            Plan::Forward { slot, sock, remote } => {
-                let res = sock.xmit(dgram.into_skb(), UDP_HLEN, &[], &remote, false, None);
+            Plan::Forward { slot, sock, route, remote } => {
+                let res = sock.xmit(dgram.into_skb(), UDP_HLEN, &[], &remote, false, None, route.as_deref());
                 let mut d = self.data.lock();
                 match res {
                     Ok(()) => {

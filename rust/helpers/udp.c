@@ -13,6 +13,7 @@
 #include <linux/slab.h>
 #include <linux/udp.h>
 #include <net/gro.h>
+#include <net/dst_cache.h>
 #include <net/inet_sock.h>
 #include <net/ip.h>
 #include <net/ip_tunnels.h>
@@ -250,8 +251,34 @@ static int ovc_udp_prepare(struct sk_buff **pskb, unsigned int pull, const unsig
 	return 0;
 }
 
+struct ovc_dst_cache {
+	struct dst_cache c;
+};
+
+struct ovc_dst_cache *ovc_dst_cache_new(void)
+{
+	struct ovc_dst_cache *c = kzalloc(sizeof(*c), GFP_KERNEL);
+
+	if (!c)
+		return NULL;
+	if (dst_cache_init(&c->c, GFP_KERNEL)) {
+		kfree(c);
+		return NULL;
+	}
+	return c;
+}
+
+void ovc_dst_cache_free(struct ovc_dst_cache *c)
+{
+	if (!c)
+		return;
+	dst_cache_destroy(&c->c);
+	kfree(c);
+}
+
 int ovc_udp_xmit(struct sock *sk, struct sk_buff *skb, unsigned int pull, const unsigned char *hdr,
-		 unsigned int hdr_len, const struct ovc_sockaddr *dst, int df, struct net_device *dev)
+		 unsigned int hdr_len, const struct ovc_sockaddr *dst, int df, struct net_device *dev,
+		 struct ovc_dst_cache *cache)
 {
 	struct net *net = sock_net(sk);
 	/* The interface lives in another namespace than the socket: the frame crosses, drop its namespace's state. */
@@ -279,7 +306,17 @@ int ovc_udp_xmit(struct sock *sk, struct sk_buff *skb, unsigned int pull, const 
 		fl4.fl4_sport = inet->inet_sport;
 		fl4.fl4_dport = htons(dst->port);
 		fl4.flowi4_mark = skb->mark;
-		rt = ip_route_output_key(net, &fl4);
+		if (skb->mark)
+			cache = NULL;
+		/* The per-CPU cache wants bottom halves off (they are in ndo_start_xmit and the receive path). */
+		local_bh_disable();
+		rt = cache ? dst_cache_get_ip4(&cache->c, &fl4.saddr) : NULL;
+		if (!rt) {
+			rt = ip_route_output_key(net, &fl4);
+			if (!IS_ERR(rt) && cache)
+				dst_cache_set_ip4(&cache->c, &rt->dst, fl4.saddr);
+		}
+		local_bh_enable();
 		if (IS_ERR(rt)) {
 			err = -ENETUNREACH;
 			goto drop;
@@ -333,7 +370,16 @@ int ovc_udp_xmit(struct sock *sk, struct sk_buff *skb, unsigned int pull, const 
 		fl6.fl6_sport = inet_sk(sk)->inet_sport;
 		fl6.fl6_dport = htons(dst->port);
 		fl6.flowi6_mark = skb->mark;
-		ndst = ip6_dst_lookup_flow(net, sk, &fl6, NULL);
+		if (skb->mark)
+			cache = NULL;
+		local_bh_disable();
+		ndst = cache ? dst_cache_get_ip6(&cache->c, &fl6.saddr) : NULL;
+		if (!ndst) {
+			ndst = ip6_dst_lookup_flow(net, sk, &fl6, NULL);
+			if (!IS_ERR(ndst) && cache)
+				dst_cache_set_ip6(&cache->c, ndst, &fl6.saddr);
+		}
+		local_bh_enable();
 		if (IS_ERR(ndst)) {
 			err = -ENETUNREACH;
 			goto drop;

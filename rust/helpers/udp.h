@@ -10,6 +10,7 @@ struct sk_buff;
 struct sock;
 struct net_device;
 struct ovc_udp_sock;
+struct ovc_dst_cache;
 
 /* An IPv4 or IPv6 UDP address. family: 4 or 6; port in host order; addr: 4 (IPv4) or 16 bytes, network order. */
 struct ovc_sockaddr {
@@ -57,6 +58,15 @@ void ovc_sk_hold(struct sock *sk);
 void ovc_sk_put(struct sock *sk);
 
 /*
+ * A route cache for the datagrams sent to one destination, as the kernel's VXLAN keeps one per remote (struct
+ * dst_cache: per CPU, checked against the routing table's generation and the route's validity on every use, so a
+ * route or path-MTU change is seen at the next frame). NULL when out of memory. Process context. Free it only when
+ * no ovc_udp_xmit() can use it any more.
+ */
+struct ovc_dst_cache *ovc_dst_cache_new(void);
+void ovc_dst_cache_free(struct ovc_dst_cache *c);
+
+/*
  * Sends skb as one UDP datagram from sk's bound address and port to `dst`: removes `pull` bytes from the front of
  * skb (a received UDP header, when relaying), prepends the hdr_len bytes at hdr (the tunnel header), then UDP and
  * IP (DF set when df != 0). dev (may be NULL) is the interface the frame came from, for its statistics and to
@@ -64,10 +74,12 @@ void ovc_sk_put(struct sock *sk);
  * that sent it gets an ICMP "fragmentation needed"/"packet too big" out of dev (when dev is a bridge port), as from
  * a VXLAN device. Consumes skb on every path. Returns 0, or a negative errno when the frame was dropped
  * (-ENETUNREACH no route, -ELOOP route into dev, -ENOMEM no headroom, -EMSGSIZE over the route's MTU,
- * -EAFNOSUPPORT family differs from sk's).
+ * -EAFNOSUPPORT family differs from sk's). cache (may be NULL) is the route cache of `dst` and of nothing else: the
+ * route is taken from it, or looked up and kept there (not for a marked skb, whose mark may select another route).
  */
 int ovc_udp_xmit(struct sock *sk, struct sk_buff *skb, unsigned int pull, const unsigned char *hdr,
-		 unsigned int hdr_len, const struct ovc_sockaddr *dst, int df, struct net_device *dev);
+		 unsigned int hdr_len, const struct ovc_sockaddr *dst, int df, struct net_device *dev,
+		 struct ovc_dst_cache *cache);
 /* MTU of the route from local to remote (0 when there is none). Process context. */
 unsigned int ovc_udp_path_mtu(const struct ovc_sockaddr *local, const struct ovc_sockaddr *remote);
 

@@ -195,10 +195,47 @@ impl Drop for UdpSockRef {
     }
 }
 
+/// The route of the datagrams sent to one destination, kept between frames (as the kernel's VXLAN keeps one per
+/// remote) so that [`UdpSockRef::xmit`] does not look it up for every frame. Per CPU; a change of the routing table
+/// or of the path MTU is seen at the next frame. It belongs to its destination: given to `xmit` with another one, it
+/// is not used.
+pub struct DstCache {
+    c: NonNull<bindings::ovc_dst_cache>,
+    dst: SocketAddr,
+}
+
+// SAFETY: the cache is per CPU and used by the helper with bottom halves off; it is freed only in `drop`.
+unsafe impl Send for DstCache {}
+// SAFETY: as above.
+unsafe impl Sync for DstCache {}
+
+impl DstCache {
+    /// An empty cache for datagrams to `dst`. Sleeps.
+    pub fn new(dst: SocketAddr) -> Result<Self> {
+        // SAFETY: no precondition (process context, which `Sleeps` says).
+        let c = unsafe { bindings::ovc_dst_cache_new() };
+        Ok(Self { c: NonNull::new(c).ok_or(ENOMEM)?, dst })
+    }
+
+    /// The destination it caches the route of.
+    pub fn dst(&self) -> &SocketAddr {
+        &self.dst
+    }
+}
+
+impl Drop for DstCache {
+    fn drop(&mut self) {
+        // SAFETY: `c` came from `ovc_dst_cache_new` and is freed once, here; no `xmit` uses it (it borrows `self`).
+        unsafe { bindings::ovc_dst_cache_free(self.c.as_ptr()) };
+    }
+}
+
 impl UdpSockRef {
     /// Sends `skb` in one UDP datagram from the socket's address to `dst`: first removes `pull` bytes (a received
     /// datagram's UDP header, when relaying), then prepends `header`, UDP and IP (don't-fragment when `df`). `dev` is
-    /// the interface the frame was sent through (statistics, loop check). Consumes `skb`.
+    /// the interface the frame was sent through (statistics, loop check). The route comes from `cache` when it is
+    /// `dst`'s (else it is looked up). Consumes `skb`.
+    #[allow(clippy::too_many_arguments)]
     pub fn xmit(
         &self,
         skb: Skb,
@@ -207,11 +244,14 @@ impl UdpSockRef {
         dst: &SocketAddr,
         df: bool,
         dev: Option<&NetDevRef>,
+        cache: Option<&DstCache>,
     ) -> core::result::Result<(), TxError> {
         let addr = to_c(dst);
         let dev = dev.map_or(core::ptr::null_mut(), NetDevRef::as_ptr);
-        // SAFETY: the socket and `dev` are held; `header` and `addr` are valid for the call; the buffer's
-        // ownership passes to the helper, which consumes it on every path.
+        let cache = cache.filter(|c| c.dst == *dst).map_or(core::ptr::null_mut(), |c| c.c.as_ptr());
+        // SAFETY: the socket and `dev` are held; `header` and `addr` are valid for the call; `cache` is null or a
+        // live cache of `dst` (borrowed for the call); the buffer's ownership passes to the helper, which consumes
+        // it on every path.
         let err = unsafe {
             bindings::ovc_udp_xmit(
                 self.0.as_ptr(),
@@ -222,6 +262,7 @@ impl UdpSockRef {
                 &addr,
                 i32::from(df),
                 dev,
+                cache,
             )
         };
         match err {
