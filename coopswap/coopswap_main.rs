@@ -36,6 +36,8 @@ mod core_logic {
     pub mod selftest;
     #[path = "slots.rs"]
     pub mod slots;
+    #[path = "window.rs"]
+    pub mod window;
     #[path = "wire.rs"]
     pub mod wire;
     #[path = "writebehind.rs"]

@@ -29,6 +29,7 @@ use super::core_logic::mapfile::{
 use super::core_logic::pagemap::{PageFlags, PageRecord, ReadPlan, StoreOutcome, WritePlan, NO_LOCAL, NO_REPO};
 use super::core_logic::slots::{words_for, Layout, Slots};
 use super::core_logic::placement::{place, RepoFlags, RepoInfo, MAX_REPOS};
+use super::core_logic::window::{Span, Window, WINDOW};
 use super::core_logic::wire::{op, status, Capability, ReplyHeader, PAGE_SIZE};
 use super::localcopy::LocalCopies;
 use super::overcast::blk::{self, Disk, LocalStore, Memalloc, OwnedQueue, RqInfo, RqOp, SeqFile};
@@ -49,8 +50,6 @@ use kernel::workqueue::{impl_has_delayed_work, impl_has_work, new_delayed_work, 
 pub(crate) const QUEUE_DEPTH: usize = 64;
 /// Most repository requests outstanding before the worker collects replies.
 const MAX_PENDING: usize = 256;
-/// Most requests in service at once (pairwise disjoint pages); each completes when its own replies are in.
-const WINDOW: usize = 32;
 /// Most requests the worker admits under the device's lock before it lets the window empty and releases the lock.
 const ROUND: usize = 256;
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -166,79 +165,21 @@ struct Pending {
     ri: usize,
 }
 
-/// The requests in service: pairwise disjoint page ranges, so no page has two requests in flight. Each completes as
-/// soon as its own repository replies are in.
-struct Window {
-    rqs: [Option<ARef<mq::Request<CoopDev>>>; WINDOW],
-    infos: [RqInfo; WINDOW],
-    res: [Result; WINDOW],
-    /// Repository requests outstanding per request (its STOREs, FETCHes and DROPs whose replies are not applied).
-    out: [u32; WINDOW],
-    busy: usize,
+/// The requests in service (`core_logic::window`), with what the worker needs of each.
+type InService = Window<(ARef<mq::Request<CoopDev>>, RqInfo), Error>;
+
+trait InServiceExt {
+    fn rq(&self, ri: usize) -> Option<&mq::Request<CoopDev>>;
+    fn info(&self, ri: usize) -> Option<RqInfo>;
 }
 
-impl Window {
-    fn new() -> Self {
-        let none = RqInfo { op: RqOp::Other, pos: 0, len: 0, no_unmap: false };
-        Self {
-            rqs: [const { None }; WINDOW],
-            infos: [none; WINDOW],
-            res: [const { Ok(()) }; WINDOW],
-            out: [0; WINDOW],
-            busy: 0,
-        }
-    }
-
-    /// Whether `info` touches a byte that a request in service touches.
-    fn overlaps(&self, info: &RqInfo) -> bool {
-        let end = info.pos.saturating_add(u64::from(info.len));
-        self.rqs.iter().zip(self.infos.iter()).filter(|(r, _)| r.is_some()).any(|(_, o)| {
-            let oend = o.pos.saturating_add(u64::from(o.len));
-            info.len > 0 && o.len > 0 && info.pos < oend && o.pos < end
-        })
-    }
-
-    /// Puts `rq` into a free place; returns its index, or gives `rq` back when the window is full.
-    fn insert(
-        &mut self,
-        rq: ARef<mq::Request<CoopDev>>,
-        info: RqInfo,
-    ) -> Result<usize, ARef<mq::Request<CoopDev>>> {
-        let Some(ri) = self.rqs.iter().position(Option::is_none) else { return Err(rq) };
-        if let (Some(slot), Some(i), Some(r), Some(o)) =
-            (self.rqs.get_mut(ri), self.infos.get_mut(ri), self.res.get_mut(ri), self.out.get_mut(ri))
-        {
-            *slot = Some(rq);
-            *i = info;
-            *r = Ok(());
-            *o = 0;
-            self.busy += 1;
-        }
-        Ok(ri)
-    }
-
-    /// Takes request `ri` out of the window, with its result.
-    fn remove(&mut self, ri: usize) -> Option<(ARef<mq::Request<CoopDev>>, Result)> {
-        let rq = self.rqs.get_mut(ri).and_then(Option::take)?;
-        self.busy -= 1;
-        Some((rq, self.res.get(ri).copied().unwrap_or(Err(EIO))))
-    }
-
+impl InServiceExt for InService {
     fn rq(&self, ri: usize) -> Option<&mq::Request<CoopDev>> {
-        self.rqs.get(ri).and_then(|r| r.as_deref())
+        self.get(ri).map(|(rq, _)| &**rq)
     }
 
     fn info(&self, ri: usize) -> Option<RqInfo> {
-        self.infos.get(ri).copied()
-    }
-
-    /// Records a failure of request `ri` (the first error is kept).
-    fn fail(&mut self, ri: usize, e: Error) {
-        if let Some(r) = self.res.get_mut(ri) {
-            if r.is_ok() {
-                *r = Err(e);
-            }
-        }
+        self.get(ri).map(|(_, info)| *info)
     }
 }
 
@@ -442,14 +383,14 @@ impl DevIo {
         // Swap-out must make progress when memory is short: no I/O from our allocations; reserves once a write is in.
         let _noio = Memalloc::enter(false);
         let mut reserves: Option<Memalloc> = None;
-        let mut w = Window::new();
+        let mut w = InService::new();
         let mut admitted = 0usize;
         let mut st = self.state.lock();
         loop {
             let mut fresh = 0u64;
             if admitted < ROUND {
                 let mut ring = self.ring.lock();
-                while admitted < ROUND && w.busy < WINDOW {
+                while admitted < ROUND && w.busy() < WINDOW {
                     let (rq, info) = match carry.take() {
                         Some(c) => c,
                         None => match ring.pop() {
@@ -460,17 +401,14 @@ impl DevIo {
                             None => break,
                         },
                     };
-                    if w.overlaps(&info) {
-                        *carry = Some((rq, info));
-                        break;
-                    }
-                    match w.insert(rq, info) {
+                    // Refused when it overlaps a request in service: it stays first in line.
+                    match w.admit((rq, info), Span { pos: info.pos, len: info.len }) {
                         Ok(ri) => {
                             fresh |= 1 << ri;
                             admitted += 1;
                         }
-                        Err(rq) => {
-                            *carry = Some((rq, info));
+                        Err((first, _)) => {
+                            *carry = Some(first);
                             break;
                         }
                     }
@@ -484,7 +422,7 @@ impl DevIo {
                 st.begin(&mut w, fresh);
             }
             st.finish(&mut w);
-            if w.busy == 0 {
+            if w.is_empty() {
                 if fresh == 0 {
                     break;
                 }
@@ -493,7 +431,7 @@ impl DevIo {
             if !st.collect_step(&mut w) {
                 // Cannot happen (a request in service waits for a reply): complete them rather than wait forever.
                 pr_err!("{}: requests in service with no repository request outstanding; completing them\n", st.dev());
-                w.out = [0; WINDOW];
+                w.forget_replies();
                 st.finish(&mut w);
             }
         }
@@ -911,7 +849,7 @@ impl IoState {
 
     /// Starts the requests of `w` named in `fresh` (a bit per index): sends their repository requests, does their
     /// local I/O, queues their local copies. A request that cannot start fails in `w`.
-    fn begin(&mut self, w: &mut Window, fresh: u64) {
+    fn begin(&mut self, w: &mut InService, fresh: u64) {
         let stats = self.stats.clone();
         self.local.reap(&mut self.records);
         for ri in (0..WINDOW).filter(|ri| fresh & (1 << ri) != 0) {
@@ -924,17 +862,16 @@ impl IoState {
     }
 
     /// Completes every request of `w` whose replies are all in; a write's outcome is decided here (`finish_write`).
-    fn finish(&mut self, w: &mut Window) {
-        for ri in 0..WINDOW {
-            if w.rq(ri).is_none() || w.out.get(ri) != Some(&0) {
-                continue;
-            }
+    fn finish(&mut self, w: &mut InService) {
+        let mut from = 0;
+        while let Some(ri) = w.next_answered(from) {
+            from = ri + 1;
             if let Some(info) = w.info(ri).filter(|i| i.op == RqOp::Write) {
                 if let Err(e) = self.finish_write(&info) {
                     w.fail(ri, e);
                 }
             }
-            let Some((rq, res)) = w.remove(ri) else { continue };
+            let Some(((rq, _), res)) = w.complete(ri) else { continue };
             if res.is_err() {
                 inc(&self.stats.io_errors);
             }
@@ -946,7 +883,7 @@ impl IoState {
         }
     }
 
-    fn start(&mut self, w: &mut Window, ri: usize, stats: &Stats) -> Result {
+    fn start(&mut self, w: &mut InService, ri: usize, stats: &Stats) -> Result {
         let info = w.info(ri).ok_or(EIO)?;
         if info.op == RqOp::Flush {
             // Everything written before the flush is in the local store, then the store's cache is flushed.
@@ -977,7 +914,7 @@ impl IoState {
 
     /// Sends one repository request and remembers it; collects replies first if too many are outstanding. A STORE
     /// carries `self.buf` with its CRC-32C `payload` (computed once, by the caller, for the page map too).
-    fn send(&mut self, w: &mut Window, p: Pending, payload: Option<u32>) -> Result {
+    fn send(&mut self, w: &mut InService, p: Pending, payload: Option<u32>) -> Result {
         // Replies applied here may answer other requests: they complete when the worker next looks (`finish`).
         while self.pend.len() >= MAX_PENDING && self.collect_step(w) {}
         let opcode = match p.kind {
@@ -994,9 +931,7 @@ impl IoState {
         match r.send(opcode, p.tag, p.page, data) {
             Ok(()) => {
                 self.pend.push_within_capacity(p).map_err(|_| EIO)?;
-                if let Some(n) = w.out.get_mut(p.ri) {
-                    *n += 1;
-                }
+                w.sent(p.ri);
                 Ok(())
             }
             Err(e) => {
@@ -1025,7 +960,7 @@ impl IoState {
     }
 
     /// Starts a read: FETCHes are sent (their replies are applied by `collect`), local and zero pages are copied now.
-    fn read(&mut self, w: &mut Window, ri: usize, first: u64, count: u64, stats: &Stats) -> Result {
+    fn read(&mut self, w: &mut InService, ri: usize, first: u64, count: u64, stats: &Stats) -> Result {
         let mut res = Ok(());
         for i in 0..count {
             let page = first + i;
@@ -1093,7 +1028,7 @@ impl IoState {
 
     /// Starts a write: each page is sent to its repository (STORE, reply applied by `collect`) and queued for the
     /// local store (written behind). `finish_write` decides the outcome once the replies are in.
-    fn write(&mut self, w: &mut Window, ri: usize, first: u64, count: u64, stats: &Stats) -> Result {
+    fn write(&mut self, w: &mut InService, ri: usize, first: u64, count: u64, stats: &Stats) -> Result {
         for i in 0..count {
             let page = first + i;
             let off = u32::try_from(i * PAGE).map_err(|_| EIO)?;
@@ -1175,7 +1110,7 @@ impl IoState {
         Ok(())
     }
 
-    fn discard(&mut self, w: &mut Window, ri: usize, first: u64, count: u64, stats: &Stats) -> Result {
+    fn discard(&mut self, w: &mut InService, ri: usize, first: u64, count: u64, stats: &Stats) -> Result {
         for page in first..first + count {
             inc(&stats.discards);
             let local = self.record(page)?.local;
@@ -1195,7 +1130,7 @@ impl IoState {
     /// matched by tag) and applies it; if that connection failed, fails every request outstanding on it. A read whose
     /// page can be served by neither copy fails its request in `w`; writes are judged by `finish_write`. Returns
     /// `false` if nothing was outstanding.
-    fn collect_step(&mut self, w: &mut Window) -> bool {
+    fn collect_step(&mut self, w: &mut InService) -> bool {
         let Some(first) = self.pend.first().copied() else { return false };
         let repo = first.repo;
         let got = match self.repos.get_mut(usize::from(repo)) {
@@ -1235,10 +1170,8 @@ impl IoState {
     }
 
     /// Applies one reply to its request in service; a FETCH that cannot be served fails its (read) request.
-    fn apply_to(&mut self, w: &mut Window, p: Pending, h: Option<ReplyHeader>) {
-        if let Some(n) = w.out.get_mut(p.ri) {
-            *n = n.saturating_sub(1);
-        }
+    fn apply_to(&mut self, w: &mut InService, p: Pending, h: Option<ReplyHeader>) {
+        w.answered(p.ri);
         let res = match w.rq(p.ri) {
             Some(rq) => self.apply(rq, p, h),
             None => Err(EIO),

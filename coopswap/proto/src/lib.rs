@@ -11,6 +11,7 @@
 //! * [`mapfile`]  — versioned, checksummed export/import stream of a device's page map (VM migration).
 //! * [`writebehind`] — the buffers of the local copies written behind the network store (§6.2.4, asynchronous).
 //! * [`slots`]    — which local-store slot each local copy goes to (log-structured: next free slot).
+//! * [`window`]   — the block requests a device has in service, each completed when its own replies are in.
 //! * [`selftest`] — a core-only self-test of all of the above, runnable as one KUnit case.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -34,5 +35,6 @@ pub mod pagemap;
 pub mod placement;
 pub mod selftest;
 pub mod slots;
+pub mod window;
 pub mod wire;
 pub mod writebehind;

@@ -17,6 +17,7 @@ use super::mapfile::{
 use super::pagemap::{PageFlags, PageRecord, ReadPlan, StoreOutcome, NO_REPO};
 use super::placement::{place, RepoFlags, RepoInfo};
 use super::slots::{Layout, Slots};
+use super::window::{Refused, Span, Window};
 use super::writebehind::{ArrayPool, Completion, Retry, WRITE_TRIES};
 use super::wire::{
     decode_reply, decode_request, Capability, Page, Reply, ReplyBody, ReplyHeader, Request,
@@ -51,7 +52,30 @@ pub fn run(scratch: &mut [u8]) -> Result<(), Failure> {
     mapfile()?;
     writebehind()?;
     slots()?;
+    window()?;
     Ok(())
+}
+
+/// The requests in service: an overlapping one waits, each completes when its own replies are in, first error kept.
+fn window() -> Result<(), Failure> {
+    // Unit requests: the window's places then take about 800 bytes of this frame.
+    let mut w: Window<(), u8> = Window::new();
+    let a = w.admit((), Span { pos: 0, len: 8192 }).map_err(|_| "window: first request admitted")?;
+    let refused = w.admit((), Span { pos: 4096, len: 4096 });
+    check(matches!(refused, Err(((), Refused::Overlaps))), "window: an overlapping request waits")?;
+    let b = w.admit((), Span { pos: 8192, len: 4096 }).map_err(|_| "window: a disjoint request admitted")?;
+    w.sent(a);
+    w.sent(a);
+    w.sent(b);
+    w.answered(a);
+    w.answered(b);
+    check(w.next_answered(0) == Some(b), "window: b completes without waiting for a's replies")?;
+    w.fail(b, 5);
+    w.fail(b, 6);
+    check(w.complete(b) == Some(((), Err(5))), "window: the first error kept")?;
+    w.answered(a);
+    check(w.next_answered(0) == Some(a) && w.complete(a) == Some(((), Ok(()))), "window: a completes last")?;
+    check(w.is_empty() && w.complete(a).is_none(), "window: each completes once")
 }
 
 /// The local store's slots: handed out in order, wrapping to freed ones, never one twice.
